@@ -1,0 +1,61 @@
+// The control API's wire shapes, shared by the daemon (server.ts) and the CLI (client.ts).
+// REST over HTTP on the node's api.listen address; every request carries
+// `Authorization: Bearer <secret from control.secret>`. Errors come back as
+// `{ "error": { "code", "message", "hint"? } }` with the HTTP status of the error table.
+
+export interface ArchiveView {
+  id: string;
+  path: string;
+  kind: "file" | "block";
+  sizeBytes: number;
+  reservedBytes: number;
+  writtenBytes: number;
+  freeBytes: number;
+  unitCount: number;
+  state: "online" | "missing" | "error";
+  error?: string;
+}
+
+export interface TargetView {
+  iqn: string;
+  alias?: string;
+  luns: number[];
+  sessions: number;
+}
+
+export interface LunView {
+  uuid: string;
+  target: string;
+  lun: number;
+  name: string;
+  sizeBytes: number;
+  blockBytes: number;
+  stripeBytes: number;
+  segmentBytes: number;
+  redundancy: string;
+  writeCache: boolean;
+  writtenBytes: number;
+  url: string;
+}
+
+export interface StatusView {
+  node: { id: string; name: string; clusterId: string; version: string; pid: number; uptimeSeconds: number };
+  daemon: "running";
+  portal: string;
+  api: string;
+  metadata: { backend: string; endpoints: string[] };
+  archives: ArchiveView[];
+  targets: TargetView[];
+  luns: LunView[];
+  io: { readOps: number; writeOps: number; readBytes: number; writeBytes: number; flushes: number; errors: number };
+}
+
+export interface LunCreateRequest {
+  target: string;
+  sizeBytes: number;
+  lun?: number;
+  name?: string;
+  blockBytes?: number;
+  stripeBytes?: number;
+  segmentBytes?: number;
+}

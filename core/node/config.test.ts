@@ -1,0 +1,40 @@
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { configKeys, defaultConfig, parseConfig, renderConfig } from "./config.ts";
+import { QstoraError } from "../util/errors.ts";
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof QstoraError) return `${e.code}: ${e.message}`;
+    throw e;
+  }
+  return undefined;
+}
+
+describe("config", () => {
+  test("renderConfig() output parses back to the same config", () => {
+    const c = defaultConfig({ name: "n1", address: "127.0.0.5" });
+    expect(parseConfig(renderConfig(c))).toEqual(c);
+  });
+  test("parseConfig() names an unknown key", () => {
+    expect(codeOf(() => parseConfig('[portal]\nlisten = "127.0.0.1:3260"\nlsten = 1\n'))).toContain('unknown key "portal.lsten"');
+  });
+  test("parseConfig() names a key with a bad value", () => {
+    expect(codeOf(() => parseConfig('[portal]\nlisten = "nope"\n'))).toContain('"portal.listen" must be');
+    expect(codeOf(() => parseConfig('[log]\nlevel = "loud"\n'))).toContain('"log.level" must be one of');
+  });
+  test("parseConfig() rejects text that is not TOML", () => {
+    expect(codeOf(() => parseConfig("[[["))).toContain("CONFIG_INVALID");
+  });
+  test("parseConfig() derives listeners from node.address", () => {
+    const c = parseConfig('[node]\nname = "a"\naddress = "127.0.0.9"\n');
+    expect(c.portal.listen).toBe("127.0.0.9:3260");
+    expect(c.api.listen).toBe("127.0.0.9:7325");
+  });
+  test("docs/CONFIG.md documents every key", () => {
+    const doc = readFileSync(new URL("../../docs/CONFIG.md", import.meta.url), "utf8");
+    for (const key of configKeys) expect(doc).toContain(`\`${key.path}\``);
+  });
+});

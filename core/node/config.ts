@@ -1,0 +1,112 @@
+// The node's configuration file, <data-dir>/qstora.toml: its keys, defaults, validation and
+// rendering. Every key is declared once in `configKeys` (docs/CONFIG.md documents each; a test
+// checks that). Pure: parsing and rendering text, no file access.
+import { parse, stringify } from "smol-toml";
+import { QstoraError } from "../util/errors.ts";
+
+export type LogLevelName = "debug" | "info" | "warn" | "error";
+
+export interface NodeConfig {
+  node: { name: string; address: string };
+  portal: { listen: string };
+  api: { listen: string };
+  metadata: { backend: "embedded" | "etcd"; endpoints: string[]; listen: string };
+  log: { level: LogLevelName };
+}
+
+export const portDefaults = { portal: 3260, api: 7325, metadata: 7327 } as const;
+
+export interface ConfigKey {
+  readonly path: string;
+  readonly description: string;
+  readonly check: (value: unknown) => string | null;
+}
+
+const isString = (v: unknown): string | null => (typeof v === "string" && v.length > 0 ? null : "must be a non-empty string");
+const isHostPort = (v: unknown): string | null => (typeof v === "string" && parseHostPort(v) !== null ? null : 'must be "ADDRESS:PORT", e.g. "127.0.0.1:3260"');
+const isAddress = (v: unknown): string | null => (typeof v === "string" && /^[0-9a-zA-Z.:-]+$/.test(v) ? null : "must be an IP address or host name");
+const oneOf = (...allowed: string[]) => (v: unknown): string | null => (typeof v === "string" && allowed.includes(v) ? null : `must be one of ${allowed.map((a) => `"${a}"`).join(", ")}`);
+const isUrlList = (v: unknown): string | null =>
+  Array.isArray(v) && v.every((u) => typeof u === "string" && /^https?:\/\/[^/\s]+\/?$/.test(u)) ? null : 'must be a list of URLs like ["http://10.0.0.1:2379"]';
+
+export const configKeys: readonly ConfigKey[] = [
+  { path: "node.name", description: "The node's name, shown by status; defaults to the host name.", check: isString },
+  { path: "node.address", description: "The address every listener of this node uses unless its own key says otherwise.", check: isAddress },
+  { path: "portal.listen", description: "The iSCSI portal, ADDRESS:PORT (default: node.address:3260).", check: isHostPort },
+  { path: "api.listen", description: "The control API (REST, token-authenticated) used by the CLI, ADDRESS:PORT (default: node.address:7325).", check: isHostPort },
+  { path: "metadata.backend", description: '"embedded" (antietcd inside the daemon) or "etcd" (an external etcd cluster).', check: oneOf("embedded", "etcd") },
+  { path: "metadata.endpoints", description: "For the etcd backend: the client URLs of the etcd cluster.", check: isUrlList },
+  { path: "metadata.listen", description: "For the embedded backend: where antietcd listens, ADDRESS:PORT (default: node.address:7327).", check: isHostPort },
+  { path: "log.level", description: 'Least severity written to qstora.log: "debug", "info", "warn" or "error".', check: oneOf("debug", "info", "warn", "error") },
+];
+
+export function parseHostPort(text: string): { host: string; port: number } | null {
+  const m = /^\[?([0-9a-zA-Z.:-]+?)\]?:(\d{1,5})$/.exec(text);
+  if (!m) return null;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return null;
+  return { host: m[1] as string, port };
+}
+
+export function defaultConfig(options: { name: string; address?: string }): NodeConfig {
+  const address = options.address ?? "127.0.0.1";
+  return {
+    node: { name: options.name, address },
+    portal: { listen: `${address}:${portDefaults.portal}` },
+    api: { listen: `${address}:${portDefaults.api}` },
+    metadata: { backend: "embedded", endpoints: [], listen: `${address}:${portDefaults.metadata}` },
+    log: { level: "info" },
+  };
+}
+
+function lookup(doc: Record<string, unknown>, path: string): unknown {
+  let node: unknown = doc;
+  for (const part of path.split(".")) {
+    if (typeof node !== "object" || node === null) return undefined;
+    node = (node as Record<string, unknown>)[part];
+  }
+  return node;
+}
+
+/** Parses and validates qstora.toml text. Unknown keys and bad values throw CONFIG_INVALID naming the key. */
+export function parseConfig(text: string, file = "qstora.toml"): NodeConfig {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parse(text) as Record<string, unknown>;
+  } catch (e) {
+    const reason = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    throw new QstoraError("CONFIG_INVALID", `${file} is not valid TOML: ${reason}`, "Fix the file, or move it away and run `qstora init` again.");
+  }
+  const known = new Set(configKeys.map((k) => k.path));
+  const walk = (obj: Record<string, unknown>, prefix: string): void => {
+    for (const [k, v] of Object.entries(obj)) {
+      const path = prefix === "" ? k : `${prefix}.${k}`;
+      if (typeof v === "object" && v !== null && !Array.isArray(v) && !known.has(path)) walk(v as Record<string, unknown>, path);
+      else if (!known.has(path)) throw new QstoraError("CONFIG_INVALID", `${file}: unknown key "${path}"`, "See docs/CONFIG.md for the keys qstora knows.");
+    }
+  };
+  walk(doc, "");
+  const name = lookup(doc, "node.name");
+  const address = lookup(doc, "node.address");
+  const base = defaultConfig({
+    name: typeof name === "string" ? name : "node",
+    ...(typeof address === "string" ? { address } : {}),
+  });
+  for (const key of configKeys) {
+    const value = lookup(doc, key.path);
+    if (value === undefined) continue;
+    const problem = key.check(value);
+    if (problem !== null) throw new QstoraError("CONFIG_INVALID", `${file}: "${key.path}" ${problem} (found ${JSON.stringify(value)})`);
+    const [section, field] = key.path.split(".") as [keyof NodeConfig, string];
+    (base[section] as Record<string, unknown>)[field] = value;
+  }
+  if (base.metadata.backend === "etcd" && base.metadata.endpoints.length === 0) {
+    throw new QstoraError("CONFIG_INVALID", `${file}: "metadata.endpoints" must list at least one URL when metadata.backend is "etcd"`);
+  }
+  return base;
+}
+
+export function renderConfig(config: NodeConfig): string {
+  const header = "# qstora node configuration. Every key is described in docs/CONFIG.md.\n# Changes take effect at the next `qstora restart`.\n\n";
+  return header + stringify(config) + "\n";
+}

@@ -1,0 +1,146 @@
+// A LUN as a BlockDevice over segment units (single copy per segment for now; replication comes
+// with core/replica). Maps each I/O onto segments with layout.ts and asks a UnitProvider for the
+// unit that stores each segment, creating units on first write (thin provisioning).
+//
+// Ordering contract: a write returns only after every piece is in its unit (page cache at least);
+// with FUA, or when the LUN's write cache is off, only after the units' archives are flushed.
+// flush() returns only when every write acknowledged before it is durable.
+// Never returns data that failed its checksum: such a read fails with MEDIUM_ERROR.
+import type { BlockDevice, BlockDeviceInfo, IoResult, IoFailure } from "./block-device.ts";
+import { capacityOf, mapExtent, segmentUnitBytes, type VolumeLayout } from "./layout.ts";
+import { assert } from "../util/assert.ts";
+
+/** What a volume needs from the storage below: units by segment, created on demand. */
+export interface SegmentStore {
+  read(offsetBytes: number, lengthBytes: number, into: Uint8Array): IoResult<Uint8Array>;
+  write(offsetBytes: number, data: Uint8Array): IoResult<void>;
+  unmap(offsetBytes: number, lengthBytes: number): IoResult<void>;
+}
+export interface UnitProvider {
+  /** The unit holding `segment` of `volumeId`, or undefined if it was never written. */
+  find(volumeId: string, segment: number): SegmentStore | undefined;
+  /** Creates the unit for a segment at its first write. */
+  allocate(volumeId: string, segment: number, sizeBytes: number): IoResult<SegmentStore>;
+  /** Makes every write so far durable on the units of `volumeId`. */
+  flush(volumeId: string): IoResult<void>;
+}
+
+export interface VolumeSpec {
+  readonly uuid: string;
+  readonly name: string;
+  readonly sizeBytes: number;
+  readonly blockBytes: number;
+  readonly layout: VolumeLayout;
+  readonly writeCache: boolean;
+}
+
+export interface IoCounters {
+  readOps: number;
+  writeOps: number;
+  readBytes: number;
+  writeBytes: number;
+  flushes: number;
+  errors: number;
+}
+
+export function newIoCounters(): IoCounters {
+  return { readOps: 0, writeOps: 0, readBytes: 0, writeBytes: 0, flushes: 0, errors: 0 };
+}
+
+const OK_VOID: IoResult<void> = { ok: true, value: undefined };
+
+export class Volume implements BlockDevice {
+  private spec: VolumeSpec;
+  readonly counters: IoCounters = newIoCounters();
+
+  constructor(
+    spec: VolumeSpec,
+    private readonly units: UnitProvider,
+  ) {
+    assert(capacityOf(spec.layout) >= spec.sizeBytes, "layout smaller than the volume");
+    this.spec = spec;
+  }
+
+  /** Swaps in a new spec (resize, write cache); the layout may only have grown. */
+  update(spec: VolumeSpec): void {
+    assert(spec.uuid === this.spec.uuid);
+    assert(capacityOf(spec.layout) >= spec.sizeBytes);
+    this.spec = spec;
+  }
+
+  info(): BlockDeviceInfo {
+    return {
+      uuid: this.spec.uuid,
+      name: this.spec.name,
+      sizeBytes: this.spec.sizeBytes,
+      blockBytes: this.spec.blockBytes,
+      physicalBlockBytes: 4096,
+      writeCache: this.spec.writeCache,
+      thin: true,
+    };
+  }
+
+  private checkRange(offsetBytes: number, lengthBytes: number): void {
+    assert(offsetBytes >= 0 && lengthBytes >= 0);
+    assert(offsetBytes % this.spec.blockBytes === 0 && lengthBytes % this.spec.blockBytes === 0, "unaligned I/O");
+    assert(offsetBytes + lengthBytes <= this.spec.sizeBytes, "I/O beyond the end of the volume");
+  }
+
+  private fail(f: IoFailure, pieceLunOffset: number): IoFailure {
+    this.counters.errors++;
+    return f.offsetBytes === undefined ? f : { ...f, offsetBytes: pieceLunOffset + f.offsetBytes };
+  }
+
+  read(offsetBytes: number, lengthBytes: number): IoResult<Uint8Array> {
+    this.checkRange(offsetBytes, lengthBytes);
+    const out = new Uint8Array(lengthBytes);
+    for (const p of mapExtent(this.spec.layout, offsetBytes, lengthBytes)) {
+      const unit = this.units.find(this.spec.uuid, p.segment);
+      if (unit === undefined) continue; // never written: zeros
+      const r = unit.read(p.segmentOffsetBytes, p.lengthBytes, out.subarray(p.bufferOffsetBytes, p.bufferOffsetBytes + p.lengthBytes));
+      if (!r.ok) {
+        // The unit reports offsets inside the segment; convert to the LUN offset of the piece.
+        return this.fail(r.offsetBytes === undefined ? r : { ...r, offsetBytes: r.offsetBytes - p.segmentOffsetBytes }, offsetBytes + p.bufferOffsetBytes);
+      }
+    }
+    this.counters.readOps++;
+    this.counters.readBytes += lengthBytes;
+    return { ok: true, value: out };
+  }
+
+  write(offsetBytes: number, data: Uint8Array, options: { fua: boolean }): IoResult<void> {
+    this.checkRange(offsetBytes, data.length);
+    for (const p of mapExtent(this.spec.layout, offsetBytes, data.length)) {
+      let unit = this.units.find(this.spec.uuid, p.segment);
+      if (unit === undefined) {
+        const created = this.units.allocate(this.spec.uuid, p.segment, segmentUnitBytes(this.spec.layout, p.segment));
+        if (!created.ok) return this.fail(created, offsetBytes);
+        unit = created.value;
+      }
+      const w = unit.write(p.segmentOffsetBytes, data.subarray(p.bufferOffsetBytes, p.bufferOffsetBytes + p.lengthBytes));
+      if (!w.ok) return this.fail(w, offsetBytes);
+    }
+    this.counters.writeOps++;
+    this.counters.writeBytes += data.length;
+    if (options.fua || !this.spec.writeCache) return this.flush();
+    return OK_VOID;
+  }
+
+  flush(): IoResult<void> {
+    this.counters.flushes++;
+    const r = this.units.flush(this.spec.uuid);
+    if (!r.ok) this.counters.errors++;
+    return r;
+  }
+
+  unmap(offsetBytes: number, lengthBytes: number): IoResult<void> {
+    this.checkRange(offsetBytes, lengthBytes);
+    for (const p of mapExtent(this.spec.layout, offsetBytes, lengthBytes)) {
+      const unit = this.units.find(this.spec.uuid, p.segment);
+      if (unit === undefined) continue;
+      const r = unit.unmap(p.segmentOffsetBytes, p.lengthBytes);
+      if (!r.ok) return this.fail(r, offsetBytes);
+    }
+    return OK_VOID;
+  }
+}
