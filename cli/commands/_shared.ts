@@ -1,0 +1,68 @@
+// Argument fragments and output helpers shared by every command (nuxt/cli's _shared.ts idea).
+// Commands stay thin: parse, call core/, print.
+import { consola } from "consola";
+import type { ArgsDef } from "citty";
+import { defaultDataDir } from "../../core/node/paths.ts";
+import { dataDirPaths, type DataDirPaths } from "../../core/node/paths.ts";
+import { controlClient } from "../../core/node/lifecycle.ts";
+import type { ControlClient } from "../../core/control/client.ts";
+
+export const dataDirArg = {
+  "data-dir": {
+    type: "string",
+    description: "Data directory of the node (default: $QSTORA_DATA_DIR, else ~/.qstora, or /var/lib/qstora for root)",
+    valueHint: "DIR",
+  },
+} as const satisfies ArgsDef;
+
+export const jsonArg = {
+  json: { type: "boolean", description: "Print machine-readable JSON", default: false },
+} as const satisfies ArgsDef;
+
+export const commonArgs = { ...dataDirArg, ...jsonArg } as const;
+
+export function pathsFrom(args: { "data-dir"?: string | undefined }): DataDirPaths {
+  return dataDirPaths(args["data-dir"] ?? defaultDataDir());
+}
+
+export function clientFrom(args: { "data-dir"?: string | undefined }): ControlClient {
+  return controlClient(pathsFrom(args));
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Prints rows as an aligned table with a header; prints `empty` when there are none. */
+export function printTable(headers: string[], rows: string[][], empty: string): void {
+  if (rows.length === 0) {
+    consola.log(empty);
+    return;
+  }
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
+  process.stdout.write(`${line(headers)}\n${rows.map(line).join("\n")}\n`);
+}
+
+/** All values of a repeatable --flag from the raw arguments (citty keeps only one). */
+export function repeated(rawArgs: string[], flag: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i] as string;
+    if (a === `--${flag}`) {
+      const v = rawArgs[i + 1];
+      if (v !== undefined) out.push(v);
+      i++;
+    } else if (a.startsWith(`--${flag}=`)) out.push(a.slice(flag.length + 3));
+  }
+  return out;
+}
+
+let longRunning = false;
+/** Called by commands that leave a daemon running in this process (serve, init --foreground). */
+export function markLongRunning(): void {
+  longRunning = true;
+}
+export function isLongRunning(): boolean {
+  return longRunning;
+}

@@ -1,0 +1,160 @@
+// Starting, stopping and initialising a node from the CLI's side: spawning the daemon in the
+// background, waiting until it answers, and creating a data directory. The daemon itself is in
+// daemon.ts; this file runs in the short-lived CLI process.
+import { spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { ControlClient } from "../control/client.ts";
+import type { StatusView } from "../control/protocol.ts";
+import { Archive } from "../archive/archive.ts";
+import { QstoraError, isErrorCode } from "../util/errors.ts";
+import { defaultConfig, parseHostPort, renderConfig, type NodeConfig } from "./config.ts";
+import { readConfigFile, type Bootstrap } from "./daemon.ts";
+import { createSecret, newId, readSecret, writeIdentity, type NodeIdentity } from "./identity.ts";
+import { isDataDirLocked, readPid } from "./lock.ts";
+import { dataDirPaths, type DataDirPaths } from "./paths.ts";
+
+export const startTimeoutMs = 30_000;
+export const stopTimeoutMs = 60_000;
+const pollIntervalMs = 100;
+
+export function controlClient(paths: DataDirPaths): ControlClient {
+  const config = readConfigFile(paths);
+  const hp = parseHostPort(config.api.listen);
+  if (hp === null) throw new QstoraError("CONFIG_INVALID", `"api.listen" in ${paths.config} is not ADDRESS:PORT`);
+  const host = hp.host === "0.0.0.0" ? "127.0.0.1" : hp.host === "::" ? "[::1]" : hp.host.includes(":") ? `[${hp.host}]` : hp.host;
+  return new ControlClient(`http://${host}:${hp.port}`, readSecret(paths.secret));
+}
+
+/** The command line that runs this same program: the compiled executable, or bun + script. */
+export function selfCommand(): string[] {
+  const main = Bun.main;
+  return main.startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, main];
+}
+
+function lastStartFailure(paths: DataDirPaths, sinceBytes: number): QstoraError | null {
+  let text = "";
+  try {
+    text = readFileSync(paths.log, "utf8").slice(sinceBytes);
+  } catch {
+    return null;
+  }
+  const lines = text.split("\n").filter((l) => l.includes(" start failed ") || l.includes("uncaught"));
+  const line = lines[lines.length - 1];
+  if (line === undefined) return null;
+  const code = /code=(\w+)/.exec(line)?.[1];
+  const error = /error=("(?:[^"\\]|\\.)*"|\S+)/.exec(line)?.[1];
+  const hint = /hint=("(?:[^"\\]|\\.)*"|\S+)/.exec(line)?.[1];
+  const unquote = (s: string | undefined): string | undefined => (s === undefined ? undefined : s.startsWith('"') ? (JSON.parse(s) as string) : s);
+  return new QstoraError(isErrorCode(code) ? code : "INTERNAL", `the daemon did not start: ${unquote(error) ?? line}`, unquote(hint) ?? `See ${paths.log}.`);
+}
+
+/** Starts the daemon in the background and waits until its control API answers. */
+export async function startBackground(paths: DataDirPaths): Promise<StatusView> {
+  if (isDataDirLocked(paths.lock)) {
+    throw new QstoraError("ALREADY_EXISTS", `the daemon is already running on ${paths.root} (pid ${readPid(paths.pid) ?? "?"})`, "See `qstora status`.");
+  }
+  const client = controlClient(paths);
+  const logBytes = existsSync(paths.log) ? statSync(paths.log).size : 0;
+  const out = openSync(paths.log, "a", 0o600);
+  const [cmd, ...args] = selfCommand();
+  const child = spawn(cmd as string, [...args, "serve", "--data-dir", paths.root], { detached: true, stdio: ["ignore", out, out], env: process.env });
+  let exited: number | null = null;
+  child.on("exit", (code) => {
+    exited = code ?? 1;
+  });
+  child.unref();
+  const deadline = Date.now() + startTimeoutMs;
+  while (Date.now() < deadline) {
+    await Bun.sleep(pollIntervalMs);
+    if (exited !== null) {
+      throw lastStartFailure(paths, logBytes) ?? new QstoraError("INTERNAL", `the daemon exited with status ${exited} while starting`, `See ${paths.log}.`);
+    }
+    try {
+      return await client.call<StatusView>("GET", "/v1/status", undefined, { timeoutMs: 2000 });
+    } catch (e) {
+      if (e instanceof QstoraError && (e.code === "DAEMON_UNAVAILABLE" || e.code === "TIMEOUT")) continue;
+      throw e;
+    }
+  }
+  throw new QstoraError("TIMEOUT", `the daemon did not answer within ${startTimeoutMs / 1000} s`, `See ${paths.log}.`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Asks the daemon to stop (SIGTERM semantics) and waits for it to exit. */
+export async function stopDaemon(paths: DataDirPaths): Promise<{ wasRunning: boolean }> {
+  if (!isDataDirLocked(paths.lock)) return { wasRunning: false };
+  const pid = readPid(paths.pid);
+  if (pid !== null && processAlive(pid)) process.kill(pid, "SIGTERM");
+  else await controlClient(paths).call("POST", "/v1/shutdown");
+  const deadline = Date.now() + stopTimeoutMs;
+  while (Date.now() < deadline) {
+    if (!isDataDirLocked(paths.lock)) return { wasRunning: true };
+    await Bun.sleep(pollIntervalMs);
+  }
+  throw new QstoraError("TIMEOUT", `the daemon (pid ${pid ?? "?"}) did not stop within ${stopTimeoutMs / 1000} s`, pid === null ? `See ${paths.log}.` : `Look at ${paths.log}; as a last resort: kill -9 ${pid} (acknowledged writes survive it).`);
+}
+
+export interface InitOptions {
+  dataDir: string;
+  archives: Array<{ path: string; sizeBytes?: number }>;
+  name: string;
+  address?: string;
+  portal?: string;
+  etcd?: string[];
+}
+
+/** Creates a node's data directory and formats its archives; leaves nothing behind on failure. */
+export function initDataDir(options: InitOptions): { paths: DataDirPaths; identity: NodeIdentity; config: NodeConfig } {
+  const paths = dataDirPaths(options.dataDir);
+  if (existsSync(paths.identity) || existsSync(paths.config)) {
+    throw new QstoraError("ALREADY_INITIALIZED", `${paths.root} already holds a qstora node`, "Use `qstora start`, or choose another --data-dir.");
+  }
+  if (options.archives.length === 0) throw new QstoraError("USAGE", "init needs at least one --archive PATH[:SIZE]");
+  const config = defaultConfig({ name: options.name, ...(options.address === undefined ? {} : { address: options.address }) });
+  if (options.portal !== undefined) {
+    if (parseHostPort(options.portal) === null) throw new QstoraError("INVALID_ARGUMENT", `--portal "${options.portal}" is not ADDRESS:PORT`, "For example --portal 127.0.0.1:3260.");
+    config.portal.listen = options.portal;
+  }
+  if (options.etcd !== undefined) {
+    const bad = options.etcd.find((u) => !/^https?:\/\/[^/\s]+\/?$/.test(u));
+    if (bad !== undefined || options.etcd.length === 0) throw new QstoraError("INVALID_ARGUMENT", `--etcd "${bad ?? ""}" is not a URL`, "For example --etcd http://10.0.0.1:2379,http://10.0.0.2:2379.");
+    config.metadata = { ...config.metadata, backend: "etcd", endpoints: options.etcd };
+  }
+  const createdDir = !existsSync(paths.root);
+  const createdFiles: string[] = [];
+  const opened: Archive[] = [];
+  const identity: NodeIdentity = { clusterId: newId(), nodeId: newId(), name: options.name, createdAt: new Date().toISOString() };
+  try {
+    mkdirSync(paths.root, { recursive: true, mode: 0o700 });
+    chmodSync(paths.root, 0o700);
+    for (const spec of options.archives) {
+      const existed = existsSync(spec.path);
+      const archive = Archive.create({ path: spec.path, clusterId: identity.clusterId, ...(spec.sizeBytes === undefined ? {} : { sizeBytes: spec.sizeBytes }) });
+      opened.push(archive);
+      if (!existed) createdFiles.push(spec.path);
+    }
+    writeFileSync(paths.config, renderConfig(config), { mode: 0o644, flag: "wx" });
+    createdFiles.push(paths.config);
+    createSecret(paths.secret);
+    createdFiles.push(paths.secret);
+    const boot: Bootstrap = { archives: options.archives.map((a) => a.path) };
+    writeFileSync(paths.bootstrap, JSON.stringify(boot), { mode: 0o600 });
+    createdFiles.push(paths.bootstrap);
+    writeIdentity(paths.identity, identity); // last: its presence means "initialised"
+  } catch (e) {
+    for (const a of opened) a.close();
+    for (const f of createdFiles) rmSync(f, { force: true });
+    if (createdDir) rmSync(paths.root, { recursive: true, force: true });
+    throw e;
+  }
+  for (const a of opened) a.close();
+  return { paths, identity, config };
+}

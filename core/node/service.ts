@@ -1,0 +1,400 @@
+// The node's management logic: archives, targets and LUNs, kept in the metadata store and
+// mirrored in memory for the data path. The control API calls it; the iSCSI server reads
+// targets and LUNs through it (TargetRegistry). One mutation at a time (a promise chain), and
+// every create is a compare-and-swap on the key's absence, so two requests can't both win.
+//
+// Ordering contract: a record is written to the metadata store before the object serves I/O,
+// and a LUN's data is deleted only after its record is gone (a crash in between leaves orphan
+// units, never a LUN pointing at missing data).
+import { existsSync, realpathSync, statSync } from "node:fs";
+import type { MetaStore } from "../meta/store.ts";
+import { Archive } from "../archive/archive.ts";
+import type { BlockDevice } from "../volume/block-device.ts";
+import { createLayout, growLayout } from "../volume/layout.ts";
+import { Volume, newIoCounters, type IoCounters } from "../volume/volume.ts";
+import type { ArchiveView, LunCreateRequest, LunView, TargetView } from "../control/protocol.ts";
+import { QstoraError } from "../util/errors.ts";
+import { formatSize } from "../util/size.ts";
+import type { Logger } from "../util/log.ts";
+import { LocalUnits } from "./local-units.ts";
+import { checkIscsiName, checkLunName, checkLunNumber } from "./names.ts";
+import { keys, type ArchiveRecord, type LunRecord, type TargetRecord } from "./records.ts";
+import type { NodeIdentity } from "./identity.ts";
+
+export const lunDefaults = { blockBytes: 512, stripeBytes: 1 << 20, segmentBytes: 1 << 30 } as const;
+const targetsPerNodeMax = 4096;
+const lunsPerTargetMax = 1024;
+
+export interface TargetEntry {
+  iqn: string;
+  alias?: string;
+  luns: Map<number, BlockDevice>;
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+function parseRecord<T>(text: string): T {
+  return JSON.parse(text) as T;
+}
+
+export class NodeService {
+  readonly units = new LocalUnits();
+  private readonly archiveRecords = new Map<string, ArchiveRecord>();
+  private readonly archiveErrors = new Map<string, string>();
+  private readonly targets = new Map<string, TargetRecord>();
+  private readonly luns = new Map<string, LunRecord>();
+  private readonly volumes = new Map<string, Volume>();
+  private readonly targetCache = new Map<string, TargetEntry>();
+  private mutations: Promise<unknown> = Promise.resolve();
+  private readonly retiredCounters: IoCounters = newIoCounters();
+
+  constructor(
+    private readonly meta: MetaStore,
+    readonly identity: NodeIdentity,
+    private readonly portal: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Loads the node's state from the metadata store and opens its archives. */
+  async load(): Promise<void> {
+    for (const kv of await this.meta.list(keys.archives)) {
+      const rec = parseRecord<ArchiveRecord>(kv.value);
+      if (rec.nodeId !== this.identity.nodeId) continue;
+      this.archiveRecords.set(rec.id, rec);
+      this.openArchive(rec);
+    }
+    for (const kv of await this.meta.list(keys.targets)) {
+      const rec = parseRecord<TargetRecord>(kv.value);
+      this.targets.set(rec.iqn, rec);
+    }
+    for (const kv of await this.meta.list(keys.luns)) {
+      const rec = parseRecord<LunRecord>(kv.value);
+      this.luns.set(rec.uuid, rec);
+      this.volumes.set(rec.uuid, new Volume(this.volumeSpec(rec), this.units));
+    }
+    this.rebuildTargetCache();
+    this.logger.info("state loaded", { archives: this.archiveRecords.size, targets: this.targets.size, luns: this.luns.size });
+  }
+
+  private openArchive(rec: ArchiveRecord): void {
+    try {
+      const archive = Archive.open(rec.path, { clusterId: this.identity.clusterId });
+      if (archive.id !== rec.id) {
+        archive.close();
+        throw new QstoraError("ARCHIVE_INVALID", `${rec.path} now holds archive ${archive.id}, not ${rec.id}`);
+      }
+      this.units.addArchive(archive);
+      this.archiveErrors.delete(rec.id);
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      this.archiveErrors.set(rec.id, message);
+      this.logger.error("archive not available", { id: rec.id, path: rec.path, error: message });
+    }
+  }
+
+  private volumeSpec(rec: LunRecord): ConstructorParameters<typeof Volume>[0] {
+    return { uuid: rec.uuid, name: rec.name, sizeBytes: rec.sizeBytes, blockBytes: rec.blockBytes, layout: rec.layout, writeCache: rec.writeCache };
+  }
+
+  private rebuildTargetCache(): void {
+    this.targetCache.clear();
+    for (const t of this.targets.values()) {
+      this.targetCache.set(t.iqn, { iqn: t.iqn, ...(t.alias === undefined ? {} : { alias: t.alias }), luns: new Map() });
+    }
+    for (const l of this.luns.values()) {
+      const volume = this.volumes.get(l.uuid);
+      const entry = this.targetCache.get(l.target);
+      if (volume !== undefined && entry !== undefined) entry.luns.set(l.lun, volume);
+    }
+  }
+
+  /** Runs mutations one at a time. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.mutations.then(fn, fn);
+    this.mutations = next.catch(() => undefined);
+    return next;
+  }
+
+  private async createRecord(key: string, value: unknown, what: string): Promise<void> {
+    const r = await this.meta.txn({
+      compare: [{ key, target: "VERSION", result: "EQUAL", value: 0 }],
+      success: [{ put: { key, value: JSON.stringify(value) } }],
+    });
+    if (!r.succeeded) throw new QstoraError("ALREADY_EXISTS", `${what} exists already`);
+  }
+
+  // ---- TargetRegistry (read by the iSCSI server; must stay synchronous and cheap) ----
+
+  listTargets(): Array<{ iqn: string; alias?: string }> {
+    return [...this.targetCache.values()].map((t) => (t.alias === undefined ? { iqn: t.iqn } : { iqn: t.iqn, alias: t.alias }));
+  }
+
+  lookupTarget(iqn: string): TargetEntry | undefined {
+    return this.targetCache.get(iqn);
+  }
+
+  // ---- archives ----
+
+  archiveViews(): ArchiveView[] {
+    return [...this.archiveRecords.values()].map((rec) => {
+      const archive = this.units.archive(rec.id);
+      if (archive === undefined) {
+        const error = this.archiveErrors.get(rec.id) ?? "not open";
+        return { id: rec.id, path: rec.path, kind: rec.kind, sizeBytes: rec.sizeBytes, reservedBytes: 0, writtenBytes: 0, freeBytes: 0, unitCount: 0, state: existsSync(rec.path) ? "error" : "missing", error };
+      }
+      const i = archive.info();
+      return { id: rec.id, path: rec.path, kind: i.kind, sizeBytes: i.sizeBytes, reservedBytes: i.reservedBytes, writtenBytes: i.writtenBytes, freeBytes: i.freeBytes, unitCount: i.unitCount, state: "online" };
+    });
+  }
+
+  addArchive(spec: { path: string; sizeBytes?: number }): Promise<ArchiveView> {
+    return this.serial(async () => {
+      for (const rec of this.archiveRecords.values()) {
+        if (rec.path === spec.path) throw new QstoraError("ALREADY_EXISTS", `${spec.path} is already archive ${rec.id} of this node`);
+      }
+      const archive = Archive.create({ path: spec.path, clusterId: this.identity.clusterId, ...(spec.sizeBytes === undefined ? {} : { sizeBytes: spec.sizeBytes }) });
+      const info = archive.info();
+      const rec: ArchiveRecord = { id: archive.id, nodeId: this.identity.nodeId, path: spec.path, kind: info.kind, sizeBytes: info.sizeBytes, addedAt: now() };
+      try {
+        await this.createRecord(keys.archive(rec.id), rec, `archive ${rec.id}`);
+      } catch (e) {
+        archive.close();
+        throw e;
+      }
+      this.archiveRecords.set(rec.id, rec);
+      this.units.addArchive(archive);
+      this.logger.info("archive added", { id: rec.id, path: rec.path, size: info.sizeBytes });
+      return this.archiveViews().find((a) => a.id === rec.id) as ArchiveView;
+    });
+  }
+
+  /** Registers archives that init formatted before the metadata store was running. */
+  async adoptArchive(path: string): Promise<void> {
+    const archive = Archive.open(path, { clusterId: this.identity.clusterId });
+    const info = archive.info();
+    const rec: ArchiveRecord = { id: archive.id, nodeId: this.identity.nodeId, path, kind: info.kind, sizeBytes: info.sizeBytes, addedAt: now() };
+    await this.meta.put(keys.archive(rec.id), JSON.stringify(rec));
+    if (this.units.archive(rec.id) === undefined) this.units.addArchive(archive);
+    else archive.close();
+    this.archiveRecords.set(rec.id, rec);
+  }
+
+  removeArchive(id: string): Promise<void> {
+    return this.serial(async () => {
+      const rec = this.archiveRecords.get(id) ?? [...this.archiveRecords.values()].find((r) => r.path === id);
+      if (rec === undefined) throw new QstoraError("NOT_FOUND", `no archive ${id} on this node`, "List them with `qstora archive list`.");
+      const archive = this.units.archive(rec.id);
+      const unitCount = archive?.info().unitCount ?? 0;
+      if (unitCount > 0) {
+        throw new QstoraError("IN_USE", `archive ${rec.id} holds ${unitCount} segment unit(s) of LUN data`, "Delete the LUNs stored there first (moving data off an archive comes with rebalance).");
+      }
+      await this.meta.delete(keys.archive(rec.id));
+      this.units.removeArchive(rec.id);
+      this.archiveRecords.delete(rec.id);
+      this.archiveErrors.delete(rec.id);
+      this.logger.info("archive removed", { id: rec.id, path: rec.path });
+    });
+  }
+
+  // ---- targets ----
+
+  targetViews(sessionsOf: (iqn: string) => number = () => 0): TargetView[] {
+    return [...this.targets.values()]
+      .sort((a, b) => a.iqn.localeCompare(b.iqn))
+      .map((t) => ({
+        iqn: t.iqn,
+        ...(t.alias === undefined ? {} : { alias: t.alias }),
+        luns: [...this.luns.values()].filter((l) => l.target === t.iqn).map((l) => l.lun).sort((a, b) => a - b),
+        sessions: sessionsOf(t.iqn),
+      }));
+  }
+
+  createTarget(spec: { iqn: string; alias?: string }): Promise<TargetView> {
+    return this.serial(async () => {
+      const iqn = checkIscsiName(spec.iqn);
+      if (this.targets.has(iqn)) throw new QstoraError("ALREADY_EXISTS", `target ${iqn} exists already`);
+      if (this.targets.size >= targetsPerNodeMax) throw new QstoraError("NO_SPACE", `a node serves at most ${targetsPerNodeMax} targets`);
+      const rec: TargetRecord = { iqn, ...(spec.alias === undefined ? {} : { alias: spec.alias }), createdAt: now() };
+      await this.createRecord(keys.target(iqn), rec, `target ${iqn}`);
+      this.targets.set(iqn, rec);
+      this.rebuildTargetCache();
+      this.logger.info("target created", { iqn });
+      return this.targetViews().find((t) => t.iqn === iqn) as TargetView;
+    });
+  }
+
+  deleteTarget(iqnText: string, options: { force: boolean }): Promise<{ deletedLuns: number }> {
+    return this.serial(async () => {
+      const iqn = iqnText.trim().toLowerCase();
+      if (!this.targets.has(iqn)) throw new QstoraError("NOT_FOUND", `no target ${iqnText}`, "List them with `qstora target list`.");
+      const luns = [...this.luns.values()].filter((l) => l.target === iqn);
+      if (luns.length > 0 && !options.force) {
+        throw new QstoraError("IN_USE", `target ${iqn} has ${luns.length} LUN(s)`, "Delete them first, or add --force to delete the target with its LUNs and their data.");
+      }
+      for (const l of luns) await this.dropLun(l);
+      await this.meta.delete(keys.target(iqn));
+      this.targets.delete(iqn);
+      this.rebuildTargetCache();
+      this.logger.info("target deleted", { iqn, luns: luns.length });
+      return { deletedLuns: luns.length };
+    });
+  }
+
+  // ---- LUNs ----
+
+  private lunView(rec: LunRecord): LunView {
+    return {
+      uuid: rec.uuid,
+      target: rec.target,
+      lun: rec.lun,
+      name: rec.name,
+      sizeBytes: rec.sizeBytes,
+      blockBytes: rec.blockBytes,
+      stripeBytes: rec.layout.stripeBytes,
+      segmentBytes: rec.layout.segmentBytes,
+      redundancy: rec.redundancy,
+      writeCache: rec.writeCache,
+      writtenBytes: this.units.writtenBytesOf(rec.uuid),
+      url: `iscsi://${this.portal}/${rec.target}/${rec.lun}`,
+    };
+  }
+
+  lunViews(): LunView[] {
+    return [...this.luns.values()].sort((a, b) => a.target.localeCompare(b.target) || a.lun - b.lun).map((l) => this.lunView(l));
+  }
+
+  private findLun(target: string, lunText: string | number): LunRecord {
+    const iqn = target.trim().toLowerCase();
+    const lun = checkLunNumber(lunText);
+    const rec = [...this.luns.values()].find((l) => l.target === iqn && l.lun === lun);
+    if (rec === undefined) throw new QstoraError("NOT_FOUND", `target ${iqn} has no LUN ${lun}`, "List them with `qstora lun list`.");
+    return rec;
+  }
+
+  private freeBytes(): number {
+    return this.archiveViews().reduce((sum, a) => sum + a.freeBytes, 0);
+  }
+
+  private checkSize(sizeBytes: number, blockBytes: number): void {
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) throw new QstoraError("INVALID_ARGUMENT", `LUN size must be positive (got ${sizeBytes})`);
+    if (sizeBytes % blockBytes !== 0) throw new QstoraError("INVALID_ARGUMENT", `LUN size must be a multiple of the block size ${blockBytes}`);
+    const free = this.freeBytes();
+    if (sizeBytes > free) {
+      throw new QstoraError("NO_SPACE", `LUN size ${formatSize(sizeBytes)} is more than the ${formatSize(free)} free in this node's archives`, "Add an archive with `qstora archive add PATH:SIZE`, or choose a smaller size.");
+    }
+  }
+
+  createLun(req: LunCreateRequest): Promise<LunView> {
+    return this.serial(async () => {
+      const target = req.target.trim().toLowerCase();
+      if (!this.targets.has(target)) throw new QstoraError("NOT_FOUND", `no target ${req.target}`, "Create it with `qstora target create IQN`.");
+      const blockBytes = req.blockBytes ?? lunDefaults.blockBytes;
+      if (blockBytes !== 512 && blockBytes !== 4096) throw new QstoraError("INVALID_ARGUMENT", "block size must be 512 or 4096");
+      const stripeBytes = req.stripeBytes ?? lunDefaults.stripeBytes;
+      const segmentBytes = req.segmentBytes ?? lunDefaults.segmentBytes;
+      if (stripeBytes <= 0 || stripeBytes % 4096 !== 0) throw new QstoraError("INVALID_ARGUMENT", "stripe size must be a positive multiple of 4 KiB");
+      if (segmentBytes < stripeBytes || segmentBytes % stripeBytes !== 0) throw new QstoraError("INVALID_ARGUMENT", "segment size must be a multiple of the stripe size");
+      this.checkSize(req.sizeBytes, blockBytes);
+      const taken = [...this.luns.values()].filter((l) => l.target === target);
+      if (taken.length >= lunsPerTargetMax) throw new QstoraError("NO_SPACE", `a target has at most ${lunsPerTargetMax} LUNs`);
+      let lun: number;
+      if (req.lun === undefined) {
+        lun = 0;
+        while (taken.some((l) => l.lun === lun)) lun++;
+      } else {
+        lun = checkLunNumber(req.lun);
+        if (taken.some((l) => l.lun === lun)) throw new QstoraError("ALREADY_EXISTS", `target ${target} already has LUN ${lun}`, "Pick another --lun, or leave it out to take the next free number.");
+      }
+      const uuid = crypto.randomUUID();
+      const rec: LunRecord = {
+        uuid,
+        target,
+        lun,
+        name: checkLunName(req.name ?? `lun${lun}`),
+        sizeBytes: req.sizeBytes,
+        blockBytes,
+        layout: createLayout({ sizeBytes: req.sizeBytes, stripeBytes, segmentBytes }),
+        redundancy: "none",
+        writeCache: true,
+        createdAt: now(),
+      };
+      await this.createRecord(keys.lun(uuid), rec, `LUN ${uuid}`);
+      this.luns.set(uuid, rec);
+      this.volumes.set(uuid, new Volume(this.volumeSpec(rec), this.units));
+      this.rebuildTargetCache();
+      this.logger.info("LUN created", { target, lun, uuid, size: rec.sizeBytes });
+      return this.lunView(rec);
+    });
+  }
+
+  private async dropLun(rec: LunRecord): Promise<void> {
+    await this.meta.delete(keys.lun(rec.uuid));
+    this.luns.delete(rec.uuid);
+    const volume = this.volumes.get(rec.uuid);
+    if (volume !== undefined) this.addRetired(volume.counters);
+    this.volumes.delete(rec.uuid);
+    this.rebuildTargetCache();
+    this.units.dropVolume(rec.uuid);
+  }
+
+  private addRetired(c: IoCounters): void {
+    for (const k of Object.keys(c) as Array<keyof IoCounters>) this.retiredCounters[k] += c[k];
+  }
+
+  deleteLun(target: string, lun: string | number): Promise<void> {
+    return this.serial(async () => {
+      const rec = this.findLun(target, lun);
+      await this.dropLun(rec);
+      this.logger.info("LUN deleted", { target: rec.target, lun: rec.lun, uuid: rec.uuid });
+    });
+  }
+
+  resizeLun(target: string, lun: string | number, sizeBytes: number): Promise<LunView> {
+    return this.serial(async () => {
+      const rec = this.findLun(target, lun);
+      if (sizeBytes < rec.sizeBytes) {
+        throw new QstoraError("INVALID_ARGUMENT", `shrinking LUN ${rec.lun} from ${formatSize(rec.sizeBytes)} to ${formatSize(sizeBytes)} would discard data`, "qstora only grows LUNs; create a smaller LUN and copy the data instead.");
+      }
+      if (sizeBytes === rec.sizeBytes) return this.lunView(rec);
+      this.checkSize(sizeBytes - rec.sizeBytes, rec.blockBytes);
+      const next: LunRecord = { ...rec, sizeBytes, layout: growLayout(rec.layout, sizeBytes) };
+      await this.meta.put(keys.lun(rec.uuid), JSON.stringify(next));
+      this.luns.set(rec.uuid, next);
+      this.volumes.get(rec.uuid)?.update(this.volumeSpec(next));
+      this.logger.info("LUN resized", { target: rec.target, lun: rec.lun, size: sizeBytes });
+      return this.lunView(next);
+    });
+  }
+
+  ioTotals(): IoCounters {
+    const total = { ...this.retiredCounters };
+    for (const v of this.volumes.values()) for (const k of Object.keys(total) as Array<keyof IoCounters>) total[k] += v.counters[k];
+    return total;
+  }
+
+  /** Flushes every archive and closes them. */
+  close(): void {
+    const r = this.units.flushAll();
+    if (!r.ok) this.logger.error("flush at shutdown failed", { error: r.message });
+    this.units.closeAll();
+  }
+}
+
+/** Resolves an archive argument PATH[:SIZE] relative to the caller's directory. */
+export function parseArchiveSpec(text: string, parseSize: (t: string) => number, cwd: string): { path: string; sizeBytes?: number } {
+  const m = /^(.*):([0-9.]+[bBkKmMgGtTpP]?(?:i?[bB])?)$/.exec(text);
+  const rawPath = m ? (m[1] as string) : text;
+  if (rawPath === "") throw new QstoraError("INVALID_ARGUMENT", `archive "${text}" has no path`, "Write PATH or PATH:SIZE, e.g. /srv/qstora/a1.img:20G.");
+  const path = rawPath.startsWith("/") ? rawPath : `${cwd}/${rawPath}`;
+  let resolved = path;
+  if (existsSync(path)) resolved = realpathSync(path);
+  if (!m) {
+    if (!existsSync(resolved)) throw new QstoraError("INVALID_ARGUMENT", `archive ${path} does not exist`, "To create a file archive, give its size: PATH:SIZE, e.g. a1.img:20G.");
+    return { path: resolved };
+  }
+  const sizeBytes = parseSize(m[2] as string);
+  if (existsSync(resolved) && statSync(resolved).isBlockDevice()) throw new QstoraError("INVALID_ARGUMENT", `${path} is a block device: its size is the device's`, "Leave out :SIZE.");
+  return { path: resolved, sizeBytes };
+}
