@@ -1,0 +1,113 @@
+// Test helpers that drive the real executable (dist/qstora) the way an operator would: a data
+// directory in /tmp, a loopback address of its own (127.x.y.z) so that every node uses the
+// standard ports, and real clients. Nothing here imports the daemon's code.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const repoRoot = resolve(import.meta.dir, "../..");
+export const qstoraBin = join(repoRoot, "dist/qstora");
+export const sharedTools = [resolve(repoRoot, "../shared/tools"), "/work/shared/tools"].find((d) => existsSync(join(d, "iscsi-load.c"))) ?? resolve(repoRoot, "../shared/tools");
+export const iscsiLoadBin = join(repoRoot, "test/.cache/iscsi-load");
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(cmd: string[], options: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {}): RunResult {
+  const p = Bun.spawnSync(cmd, {
+    env: { ...process.env, ...options.env },
+    cwd: options.cwd ?? repoRoot,
+    stdout: "pipe",
+    stderr: "pipe",
+    timeout: options.timeoutMs ?? 120_000,
+  });
+  return { code: p.exitCode ?? -1, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+}
+
+/** A loopback address no other test file is likely to use at the same time. */
+export function randomLoopback(): string {
+  const b = () => 1 + Math.floor(Math.random() * 250);
+  return `127.${b()}.${b()}.${b()}`;
+}
+
+export class TestNode {
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly address: string;
+
+  constructor(prefix = "qstora-test-") {
+    this.dir = mkdtempSync(join(tmpdir(), prefix));
+    this.dataDir = join(this.dir, "data");
+    this.address = randomLoopback();
+  }
+
+  get portal(): string {
+    return `${this.address}:3260`;
+  }
+
+  url(iqn: string, lun = 0): string {
+    return `iscsi://${this.portal}/${iqn}/${lun}`;
+  }
+
+  /** Runs `qstora ARGS --data-dir DIR`. */
+  q(...args: string[]): RunResult {
+    return run([qstoraBin, ...args, "--data-dir", this.dataDir]);
+  }
+
+  qJson<T>(...args: string[]): T {
+    const r = this.q(...args, "--json");
+    if (r.code !== 0) throw new Error(`qstora ${args.join(" ")} failed (${r.code}): ${r.stderr}${r.stdout}`);
+    return JSON.parse(r.stdout) as T;
+  }
+
+  init(archives: string[] = [`${this.dir}/a1.img:2G`], extra: string[] = []): RunResult {
+    return run([qstoraBin, "init", ...archives.flatMap((a) => ["--archive", a]), "--address", this.address, "--name", "test", "--data-dir", this.dataDir, ...extra]);
+  }
+
+  /** init + a target + a LUN; returns the LUN's URL. */
+  initWithLun(size = "1G", iqn = "iqn.2026-11.org.qstora:test"): string {
+    const r = this.init();
+    if (r.code !== 0) throw new Error(`init failed: ${r.stderr}${r.stdout}`);
+    this.ok("target", "create", iqn);
+    this.ok("lun", "create", "--target", iqn, "--size", size);
+    return this.url(iqn, 0);
+  }
+
+  ok(...args: string[]): RunResult {
+    const r = this.q(...args);
+    if (r.code !== 0) throw new Error(`qstora ${args.join(" ")} failed (${r.code}): ${r.stderr}${r.stdout}`);
+    return r;
+  }
+
+  pid(): number | null {
+    try {
+      const pid = Number.parseInt(readFileSync(join(this.dataDir, "qstora.pid"), "utf8"), 10);
+      return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+    } catch {
+      return null;
+    }
+  }
+
+  kill9(): void {
+    const pid = this.pid();
+    if (pid !== null) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+
+  /** Stops the daemon (kill -9 if stop fails) and removes every file. */
+  cleanup(): void {
+    if (existsSync(this.dataDir)) {
+      const r = this.q("stop");
+      if (r.code !== 0) this.kill9();
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

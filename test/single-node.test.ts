@@ -1,0 +1,104 @@
+// Acceptance of the single-node path (issue 2), driving dist/qstora with real clients:
+// libiscsi's conformance suite, qemu-img over iscsi://, and iscsi-load's verifying load, also
+// across a SIGKILL of the daemon.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { TestNode, iscsiLoadBin, run, sharedTools } from "./helpers/node.ts";
+
+const iqn = "iqn.2026-11.org.qstora:accept";
+const compliance = join(sharedTools, "compliance.sh");
+
+function sha256(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
+}
+
+interface LoadResult {
+  ios: number;
+  errors: number;
+  verify_failures: number;
+  checked: number;
+  flushes: number;
+  iops: number;
+}
+
+function lastJsonLine<T>(text: string): T {
+  const line = text.trim().split("\n").filter((l) => l.startsWith("{")).pop();
+  if (line === undefined) throw new Error(`no JSON in output: ${text}`);
+  return JSON.parse(line) as T;
+}
+
+describe("single node with real initiators", () => {
+  const node = new TestNode("qstora-accept-");
+  let url = "";
+
+  beforeAll(() => {
+    url = node.initWithLun("1G", iqn);
+  });
+  afterAll(() => node.cleanup());
+
+  const suites = ["ALL.Mandatory", "ALL.Inquiry", "ALL.ReadCapacity10", "ALL.ReadCapacity16", "ALL.Read10", "ALL.Read16", "ALL.Write10", "ALL.Write16", "ALL.TestUnitReady", "ALL.ReportLUNs", "ALL.iSCSISendTargets", "ALL.iSCSINop"];
+  for (const suite of suites) {
+    test(`libiscsi conformance ${suite} has no failures`, () => {
+      const r = run(["bash", compliance, "-t", suite, url], { timeoutMs: 600_000 });
+      const counts = lastJsonLine<{ clean: number; skipped: number; failed: number; total: number }>(r.stdout);
+      console.log(`${suite}: ${JSON.stringify(counts)}`);
+      if (counts.failed > 0) console.log(r.stdout);
+      expect(counts.failed).toBe(0);
+      expect(counts.total).toBeGreaterThan(0);
+    }, 600_000);
+  }
+
+  test("qemu-img copies 256 MiB in and out unchanged, also after stop and start", () => {
+    const src = join(node.dir, "random.raw");
+    writeFileSync(src, randomBytes(256 << 20));
+    const back = join(node.dir, "back.raw");
+    let r = run(["qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", src, url], { timeoutMs: 300_000 });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const readBack = () => {
+      // The whole 1 GiB LUN comes back; the first 256 MiB must be the random data.
+      const rr = run(["qemu-img", "convert", "-O", "raw", url, back], { timeoutMs: 300_000 });
+      expect(rr.stderr).toBe("");
+      expect(rr.code).toBe(0);
+      return createHash("sha256").update(readFileSync(back).subarray(0, 256 << 20)).digest("hex");
+    };
+    const want = sha256(src);
+    expect(readBack()).toBe(want);
+    node.ok("stop");
+    node.ok("start");
+    expect(readBack()).toBe(want);
+    r = run(["qemu-img", "info", url]);
+    expect(r.stdout).toContain("1 GiB");
+  }, 600_000);
+
+  test("iscsi-load randrw with verification runs 60 s without a failure", () => {
+    const r = run([iscsiLoadBin, "-m", "randrw", "-V", "-F", "1", "-t", "60", "-R", "256M", url], { timeoutMs: 180_000 });
+    const res = lastJsonLine<LoadResult>(r.stdout);
+    console.log(`randrw 60 s: ${JSON.stringify(res)}`);
+    expect(res.errors).toBe(0);
+    expect(res.verify_failures).toBe(0);
+    expect(res.ios).toBeGreaterThan(1000);
+    expect(r.code).toBe(0);
+  }, 240_000);
+
+  test("after SIGKILL mid-run and a restart, every flushed write is there", async () => {
+    const history = join(node.dir, "history.bin");
+    const load = Bun.spawn([iscsiLoadBin, "-m", "randrw", "-V", "-F", "1", "-t", "30", "-R", "128M", "-S", history, url], { stdout: "pipe", stderr: "pipe" });
+    await Bun.sleep(8000);
+    node.kill9();
+    await load.exited;
+    const out = await new Response(load.stdout).text();
+    console.log(`load at kill: ${out.trim()}`);
+    const before = lastJsonLine<LoadResult>(out);
+    expect(before.flushes).toBeGreaterThan(2);
+    node.ok("start");
+    const r = run([iscsiLoadBin, "-m", "verify", "-L", history, "-C", "flushed", "-R", "128M", url], { timeoutMs: 300_000 });
+    const res = lastJsonLine<LoadResult>(r.stdout);
+    console.log(`verify after crash: ${JSON.stringify(res)}`);
+    expect(res.verify_failures).toBe(0);
+    expect(res.errors).toBe(0);
+    expect(res.checked).toBeGreaterThan(0);
+  }, 400_000);
+});
