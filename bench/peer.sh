@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# npm run bench: a fresh single-node LUN from dist/qstora, measured side by side with tgt by
+# ../shared/tools/peer-bench.sh (which prints the ours/tgt table on stderr and JSON on stdout).
+# Extra arguments go to peer-bench.sh (e.g. -t 5 -r 1 -w randread4k).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x dist/qstora ] || node_modules/.bin/bun pkg/build.ts
+TOOLS=../shared/tools
+[ -f "$TOOLS/peer-bench.sh" ] || TOOLS=/work/shared/tools
+DIR=$(mktemp -d /tmp/qstora-bench.XXXXXX)
+ADDR=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))
+IQN=iqn.2026-11.org.qstora:bench
+cleanup() { dist/qstora stop --data-dir "$DIR/data" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+dist/qstora init --archive "$DIR/a1.img:4G" --address "$ADDR" --data-dir "$DIR/data" >/dev/null
+dist/qstora target create $IQN --data-dir "$DIR/data" >/dev/null
+dist/qstora lun create --target $IQN --size 2G --data-dir "$DIR/data" >/dev/null
+bash "$TOOLS/peer-bench.sh" "$@" "iscsi://$ADDR:3260/$IQN/0"
