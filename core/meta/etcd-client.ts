@@ -407,6 +407,10 @@ export class EtcdClient implements MetaStore {
     }
   }
 
+  log(message: string, fields: Record<string, string | number | undefined>): void {
+    this.logger.debug(message, fields);
+  }
+
   isClosed(): boolean {
     return this.closed;
   }
@@ -548,6 +552,7 @@ class WatchLoop implements Watch {
       }
       this.disconnect = undefined;
       if (this.cancelled || outcome.kind === "cancelled") return;
+      this.client.log("metadata watch reconnecting", { prefix: this.prefix, from: this.nextRevision, outcome: outcome.kind === "disconnected" ? outcome.detail : outcome.kind });
       if (outcome.kind === "compacted") {
         this.cancel();
         this.options.onCompacted(outcome.compactRevision);
@@ -600,6 +605,10 @@ class WatchLoop implements Watch {
     }
     const events = decodeWatchEvents(r["events"], this.prefix, headerRevision);
     if (r["created"] === true) {
+      // antietcd does not persist the revisions that lease grants and keepalives consume, so
+      // after a restart its revision can be behind what this watch has seen: changes would then
+      // reuse revisions it skips. Report that like a compaction: the caller re-reads.
+      if (this.nextRevision !== undefined && headerRevision + 1 < this.nextRevision) return { kind: "compacted", compactRevision: headerRevision };
       this.connectedOnce = true;
       this.deliver(events);
       // etcd sends the history after the creation; antietcd sends its snapshot with it. Only the

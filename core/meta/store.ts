@@ -68,6 +68,8 @@ export interface WatchOptions {
   /**
    * The revisions asked for are compacted away (an expected outcome, not an error): the watch has
    * stopped, and the caller must re-read the prefix and watch again from the revision it read at.
+   * Also called when the store's revision went backwards (antietcd restarted without the
+   * revisions its leases consumed), for the same remedy.
    */
   readonly onCompacted: (compactRevision: number) => void;
 }

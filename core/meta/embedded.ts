@@ -1,0 +1,246 @@
+// The embedded metadata store: antietcd (npm `antietcd` 1.3.1, a Raft-replicated etcd
+// replacement) running inside this process and answering the etcd v3 JSON API, persistent in a
+// directory (`<data-dir>/meta/antietcd.json.gz`).
+//
+// Durability, read from antipersistence.js and measured (see the conformance suite): with
+// persist_interval 0 (antietcd's default, set explicitly here) every change dumps the whole
+// database as gzipped JSON to `<file>.tmp`, fsyncs it and renames it over the file BEFORE the
+// request is answered; the in-memory tree changes first, so a concurrent reader may see a write
+// that a crash then loses, but an acknowledged write survives SIGKILL. antietcd does not fsync
+// the directory after the rename, so a power cut could bring back the previous file; this module
+// adds that fsync. Keys attached to leases and the leases themselves are never persisted. A
+// failed persist makes antietcd call process.exit(1) (it cannot answer truthfully any more).
+// Cost: one full dump per change, so keep the store small (configuration, never per-I/O state).
+//
+// It must never listen beyond loopback when it runs alone: antietcd has no authentication here.
+// A Raft group (`cluster`, later) listens on the node's address, and antietcd authenticates
+// peers with the shared cluster key.
+import { open } from "node:fs/promises";
+import { mkdirSync } from "node:fs";
+import type { Server } from "node:http";
+import { createServer } from "node:net";
+import { isIP } from "node:net";
+import { join } from "node:path";
+import { assert } from "../util/assert.ts";
+import { QstoraError } from "../util/errors.ts";
+import { silentLogger, type Logger } from "../util/log.ts";
+
+/** The parts of antietcd's server object this module touches (it ships no usable types). */
+interface AntiEtcdServer {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  server?: Server;
+  wss?: { close(): void };
+  clients: Record<string, { socket: { terminate(): void } }>;
+  etctree: { destroy(): void };
+  persistence: { persist(): Promise<void> } | null;
+}
+
+type AntiEtcdConstructor = new (cfg: Record<string, unknown>) => AntiEtcdServer;
+
+// A static require so that `bun build --compile` bundles antietcd and its dependencies.
+const AntiEtcd = require("antietcd") as AntiEtcdConstructor;
+
+export interface EmbeddedClusterOptions {
+  /** This node's id in the Raft group; a key of `members`. */
+  readonly nodeId: string;
+  /** Shared secret that peers present to each other. */
+  readonly clusterKey: string;
+  /** Every member's id and client URL, this node included (three nodes form the group). */
+  readonly members: Readonly<Record<string, string>>;
+}
+
+export interface EmbeddedMetaOptions {
+  /** Directory of the persistent state, created if missing (`<data-dir>/meta`). */
+  readonly dir: string;
+  /** Listen address; loopback unless `cluster` is given. Default 127.0.0.1. */
+  readonly host?: string;
+  /** Listen port; 0 picks a free one. */
+  readonly port: number;
+  readonly cluster?: EmbeddedClusterOptions;
+  /** How many revisions of deletions antietcd remembers for resuming watches. */
+  readonly compactRevisions?: number;
+  readonly logger?: Logger;
+}
+
+export interface EmbeddedMeta {
+  /** Client URL, e.g. http://127.0.0.1:7327. */
+  readonly url: string;
+  readonly port: number;
+  readonly dataFile: string;
+  /** Waits for requests in flight, persists, closes every connection. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export const dataFileName = "antietcd.json.gz";
+/** antietcd's default; a watch resuming from further back than this is told it is compacted. */
+export const compactRevisionsDefault = 1000;
+/** Time allowed to bind the listening socket. */
+export const listenTimeoutMs = 5_000;
+/** Time allowed to release the listening socket on stop. */
+export const closeTimeoutMs = 2_000;
+/** Free-port picking can race with another process: try a few ports before giving up. */
+export const portPickAttemptsMax = 8;
+
+export function isLoopbackHost(host: string): boolean {
+  if (host === "localhost" || host === "::1") return true;
+  return isIP(host) === 4 && host.startsWith("127.");
+}
+
+export async function startEmbeddedMeta(options: EmbeddedMetaOptions): Promise<EmbeddedMeta> {
+  const host = options.host ?? "127.0.0.1";
+  const logger = options.logger ?? silentLogger;
+  assert(Number.isInteger(options.port) && options.port >= 0 && options.port <= 65535, `port ${options.port} out of range`);
+  if (options.cluster === undefined && !isLoopbackHost(host)) {
+    throw new QstoraError(
+      "CONFIG_INVALID",
+      `the embedded metadata store would listen on ${host}, which is not a loopback address`,
+      "Set metadata.listen to 127.0.0.1:PORT; only a multi-node metadata group listens on the network.",
+    );
+  }
+  if (options.cluster !== undefined) assert(options.cluster.members[options.cluster.nodeId] !== undefined, "this node must be a member of its metadata group");
+  mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+  const dataFile = join(options.dir, dataFileName);
+
+  let lastError: QstoraError | undefined;
+  const attempts = options.port === 0 ? portPickAttemptsMax : 1;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const port = options.port === 0 ? await pickFreePort(host) : options.port;
+    await checkPortFree(host, port);
+    try {
+      const server = await startOn({ host, port, dataFile, options });
+      const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+      logger.info("embedded metadata store started", { url, dataFile });
+      return { url, port, dataFile, stop: stopper(server, logger) };
+    } catch (e) {
+      if (!(e instanceof QstoraError) || e.code !== "IN_USE") throw e;
+      lastError = e;
+    }
+  }
+  assert(lastError !== undefined);
+  throw lastError;
+}
+
+async function startOn(args: { host: string; port: number; dataFile: string; options: EmbeddedMetaOptions }): Promise<AntiEtcdServer> {
+  const { host, port, dataFile, options } = args;
+  const cfg: Record<string, unknown> = {
+    ip: host,
+    port,
+    data: dataFile,
+    // 0: persist and fsync on every change before answering (see the header).
+    persist_interval: 0,
+    compact_revisions: options.compactRevisions ?? compactRevisionsDefault,
+    use_base64: 1,
+    // Strict serializable reads once there is a group; alone it changes nothing.
+    stale_read: 0,
+  };
+  if (options.cluster !== undefined) {
+    cfg["node_id"] = options.cluster.nodeId;
+    cfg["cluster_key"] = options.cluster.clusterKey;
+    cfg["cluster"] = { ...options.cluster.members };
+  }
+  const srv = new AntiEtcd(cfg);
+  try {
+    await srv.start();
+  } catch (e) {
+    throw new QstoraError("IO_ERROR", `the embedded metadata store could not load ${dataFile}: ${e instanceof Error ? e.message : String(e)}`, "Restore the file from a backup, or move it away to start with an empty store.");
+  }
+  addDirectorySync(srv, options.dir);
+  const server = srv.server;
+  assert(server !== undefined, "antietcd started without an HTTP server");
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new QstoraError("TIMEOUT", `the embedded metadata store did not listen on ${host}:${port} within ${listenTimeoutMs} ms`)), listenTimeoutMs);
+    const done = (e?: Error): void => {
+      clearTimeout(timer);
+      if (e === undefined) resolve();
+      else reject(listenError(host, port, e));
+    };
+    if (server.listening) done();
+    else {
+      server.once("listening", () => done());
+      server.once("error", (e: Error) => done(e));
+    }
+  }).catch(async (e: unknown) => {
+    await closeServer(srv);
+    throw e;
+  });
+  return srv;
+}
+
+/** antietcd renames its new file into place without syncing the directory: sync it. */
+function addDirectorySync(srv: AntiEtcdServer, dir: string): void {
+  const persistence = srv.persistence;
+  assert(persistence !== null, "antietcd started without persistence");
+  const persist = persistence.persist.bind(persistence);
+  persistence.persist = async () => {
+    await persist();
+    const handle = await open(dir, "r");
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  };
+}
+
+function stopper(srv: AntiEtcdServer, logger: Logger): () => Promise<void> {
+  let stopping: Promise<void> | undefined;
+  return () => {
+    stopping ??= (async () => {
+      await srv.stop();
+      await closeServer(srv);
+      logger.info("embedded metadata store stopped");
+    })();
+    return stopping;
+  };
+}
+
+/**
+ * antietcd's stop() persists but leaves its sockets and lease timers: close them. Its websocket
+ * clients are closed through its own table (under Bun, the ws server does not track them), and
+ * Bun's http server never calls close()'s callback once a connection was upgraded, so this waits
+ * for the listening socket to go instead, bounded.
+ */
+async function closeServer(srv: AntiEtcdServer): Promise<void> {
+  for (const client of Object.values(srv.clients)) client.socket.terminate();
+  srv.wss?.close();
+  const server = srv.server;
+  if (server !== undefined && server.listening) {
+    server.close();
+    server.closeAllConnections();
+    const deadline = Date.now() + closeTimeoutMs;
+    while (server.listening && Date.now() < deadline) await Bun.sleep(5);
+    if (server.listening) throw new QstoraError("TIMEOUT", `the embedded metadata store did not stop listening within ${closeTimeoutMs} ms`);
+  }
+  srv.etctree.destroy();
+}
+
+function listenError(host: string, port: number, e: Error): QstoraError {
+  const code = (e as Error & { code?: unknown }).code;
+  if (code === "EADDRINUSE") {
+    return new QstoraError("IN_USE", `the metadata address ${host}:${port} is in use by another program`, "Stop that program or change metadata.listen in qstora.toml.");
+  }
+  return new QstoraError("CONFIG_INVALID", `cannot listen on ${host}:${port} for metadata: ${e.message}`, "Check metadata.listen in qstora.toml.");
+}
+
+/** antietcd treats port 0 as "default 2379": ask the kernel for a free port instead. */
+function pickFreePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", (e: Error) => reject(listenError(host, 0, e)));
+    probe.listen(0, host, () => {
+      const addr = probe.address();
+      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
+      probe.close(() => (port > 0 ? resolve(port) : reject(new QstoraError("INTERNAL", "the kernel gave no port"))));
+    });
+  });
+}
+
+/** Fails with IN_USE before antietcd tries: it would only log the error and never answer. */
+function checkPortFree(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", (e: Error) => reject(listenError(host, port, e)));
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
