@@ -7,7 +7,8 @@ export default defineCommand({
   meta: { name: "serve", description: "Run the daemon in the foreground (logs to stderr and qstora.log); SIGTERM stops it cleanly" },
   args: { ...dataDirArg },
   async run({ args }) {
-    await runDaemon({ dataDir: pathsFrom(args).root, foreground: true });
+    // Started by `start`/`init`, stderr already goes to qstora.log: don't write lines twice.
+    await runDaemon({ dataDir: pathsFrom(args).root, foreground: process.env["QSTORA_BACKGROUND"] !== "1" });
     markLongRunning();
   },
 });

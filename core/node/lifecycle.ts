@@ -57,7 +57,7 @@ export async function startBackground(paths: DataDirPaths): Promise<StatusView> 
   const logBytes = existsSync(paths.log) ? statSync(paths.log).size : 0;
   const out = openSync(paths.log, "a", 0o600);
   const [cmd, ...args] = selfCommand();
-  const child = spawn(cmd as string, [...args, "serve", "--data-dir", paths.root], { detached: true, stdio: ["ignore", out, out], env: process.env });
+  const child = spawn(cmd as string, [...args, "serve", "--data-dir", paths.root], { detached: true, stdio: ["ignore", out, out], env: { ...process.env, QSTORA_BACKGROUND: "1" } });
   let exited: number | null = null;
   child.on("exit", (code) => {
     exited = code ?? 1;
