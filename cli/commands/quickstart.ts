@@ -23,7 +23,7 @@ export default defineCommand({
   async run({ args }) {
     const paths = dataDirPaths(resolve(args["data-dir"] ?? ".qstora"));
     if (!existsSync(paths.identity)) {
-      initDataDir({ dataDir: paths.root, archives: [{ path: join(paths.root, "archive-1.img"), sizeBytes: 2 << 30 }], name: hostname(), ...(args.portal === undefined ? {} : { portal: args.portal }) });
+      initDataDir({ dataDir: paths.root, archives: [{ path: join(paths.root, "archive-1.img"), sizeBytes: 2 * 2 ** 30 }], name: hostname(), ...(args.portal === undefined ? {} : { portal: args.portal }) });
     }
     if (!isDataDirLocked(paths.lock)) await startBackground(paths);
     const client = controlClient(paths);
@@ -35,14 +35,14 @@ export default defineCommand({
     if (args.json) return printJson({ dataDir: paths.root, url: lun?.url, status });
     const dd = `--data-dir ${paths.root}`;
     consola.success(`qstora is running (pid ${status.node.pid}) with a 1 GiB LUN:\n\n    ${lun?.url}\n`);
-    consola.log(`Try it:
-  iscsi-inq ${lun?.url}                       (Debian: libiscsi-bin)
-  qemu-img info ${lun?.url}                  (Debian: qemu-utils, qemu-block-extra)
-  sudo iscsiadm -m discovery -t st -p ${status.portal}     (Linux kernel initiator: open-iscsi)
+    consola.log(`Try it (Debian packages libiscsi-bin, qemu-utils and qemu-block-extra; open-iscsi for the kernel):
+  iscsi-inq ${lun?.url}
+  qemu-img info ${lun?.url}
+  sudo iscsiadm -m discovery -t st -p ${status.portal}
 
-Manage it:
-  bun cli/main.ts status ${dd}
-  bun cli/main.ts lun create --target ${quickstartTarget} --size 4G ${dd}
-  bun cli/main.ts stop ${dd}`);
+Manage it (or use dist/qstora after \`npm run build\`):
+  npm run qstora -- status ${dd}
+  npm run qstora -- lun create --target ${quickstartTarget} --size 4G ${dd}
+  npm run qstora -- stop ${dd}`);
   },
 });
