@@ -104,22 +104,25 @@ describe("embedded antietcd in a process killed with SIGKILL", () => {
       const client = new EtcdClient({ endpoints: [first.url], requestTimeoutMs: 3_000 });
       const acknowledged: string[] = [];
       // Writes in flight when the kill lands may or may not persist; acknowledged ones must.
+      // Eight writers at once, so that writes share dumps (group commit) when the kill lands.
       let stop = false;
-      const writer = (async () => {
-        for (let i = 0; !stop; i++) {
-          try {
-            await client.put(`/qstora/test/kill/k${i}`, String(i));
-            acknowledged.push(`/qstora/test/kill/k${i}`);
-          } catch {
-            return;
+      const writers = Array.from({ length: 8 }, (_, w) =>
+        (async () => {
+          for (let i = 0; !stop; i++) {
+            try {
+              await client.put(`/qstora/test/kill/w${w}-${i}`, String(i));
+              acknowledged.push(`/qstora/test/kill/w${w}-${i}`);
+            } catch {
+              return;
+            }
           }
-        }
-      })();
+        })(),
+      );
       await Bun.sleep(500);
       first.proc.kill("SIGKILL");
       await first.proc.exited;
       stop = true;
-      await writer;
+      await Promise.all(writers);
       await client.close();
       expect(acknowledged.length).toBeGreaterThan(10);
 

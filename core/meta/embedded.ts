@@ -8,7 +8,7 @@
 // request is answered; the in-memory tree changes first, so a concurrent reader may see a write
 // that a crash then loses, but an acknowledged write survives SIGKILL. antietcd does not fsync
 // the directory after the rename, so a power cut could bring back the previous file; this module
-// adds that fsync. Keys attached to leases and the leases themselves are never persisted. A
+// adds that fsync, and lets concurrent writes share one dump (group commit). Keys attached to leases and the leases themselves are never persisted. A
 // failed persist makes antietcd call process.exit(1) (it cannot answer truthfully any more).
 // Cost: one full dump per change, so keep the store small (configuration, never per-I/O state).
 //
@@ -145,7 +145,7 @@ async function startOn(args: { host: string; port: number; dataFile: string; opt
   } catch (e) {
     throw new QstoraError("IO_ERROR", `the embedded metadata store could not load ${dataFile}: ${e instanceof Error ? e.message : String(e)}`, "Restore the file from a backup, or move it away to start with an empty store.");
   }
-  addDirectorySync(srv, options.dir);
+  addGroupCommit(srv, options.dir);
   const server = srv.server;
   assert(server !== undefined, "antietcd started without an HTTP server");
   await new Promise<void>((resolve, reject) => {
@@ -167,19 +167,50 @@ async function startOn(args: { host: string; port: number; dataFile: string; opt
   return srv;
 }
 
-/** antietcd renames its new file into place without syncing the directory: sync it. */
-function addDirectorySync(srv: AntiEtcdServer, dir: string): void {
+/**
+ * Wraps antietcd's persist() twice. Durability: antietcd renames its new file into place without
+ * syncing the directory, so sync it. Group commit: antietcd dumps the whole database once per
+ * change, one after another, so N concurrent writes cost N full dumps; here a write that arrives
+ * while a dump runs waits for the next dump, which one caller starts for all of them. That is
+ * safe because antietcd changes its in-memory tree before it asks to persist, so any dump that
+ * starts after the request includes the change.
+ */
+function addGroupCommit(srv: AntiEtcdServer, dir: string): void {
   const persistence = srv.persistence;
   assert(persistence !== null, "antietcd started without persistence");
-  const persist = persistence.persist.bind(persistence);
-  persistence.persist = async () => {
-    await persist();
+  const persistOnce = persistence.persist.bind(persistence);
+  const dumpAndSync = async (): Promise<void> => {
+    await persistOnce();
     const handle = await open(dir, "r");
     try {
       await handle.sync();
     } finally {
       await handle.close();
     }
+  };
+  let running: Promise<void> | undefined;
+  let next: Promise<void> | undefined;
+  const start = (): Promise<void> => {
+    const p = dumpAndSync().finally(() => {
+      if (running === p) running = undefined;
+    });
+    running = p;
+    return p;
+  };
+  persistence.persist = () => {
+    if (next !== undefined) return next;
+    if (running === undefined) return start();
+    next = running.then(
+      () => {
+        next = undefined;
+        return start();
+      },
+      () => {
+        next = undefined;
+        return start();
+      },
+    );
+    return next;
   };
 }
 
