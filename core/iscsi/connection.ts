@@ -56,7 +56,7 @@ export class IscsiConnection {
   private readonly pending = new Map<number, PendingWrite>();
   private nextTtt = 1;
   private textContinuation: { ttt: number; rest: Uint8Array } | null = null;
-  private out: Uint8Array[] = [];
+  private out: Array<{ header: Uint8Array; data: Uint8Array | null; headerDigest: boolean; dataDigest: boolean }> = [];
   private outBytes = 0;
   private inflightAsync = 0;
   initiatorName = "";
@@ -95,36 +95,35 @@ export class IscsiConnection {
     this.flush();
   }
 
+  /**
+   * Writes every queued PDU into one buffer and hands it to `send`: each PDU's data is copied
+   * once, here (queued data are views, valid until this flush, which runs before the chunk
+   * that produced them is released).
+   */
   private flush(): void {
     if (this.out.length === 0) return;
-    let bytes: Uint8Array;
-    if (this.out.length === 1) bytes = this.out[0] as Uint8Array;
-    else {
-      bytes = new Uint8Array(this.outBytes);
-      let at = 0;
-      for (const b of this.out) {
-        bytes.set(b, at);
-        at += b.length;
-      }
+    const bytes = new Uint8Array(this.outBytes);
+    let at = 0;
+    for (const q of this.out) {
+      bytes.set(q.header, at);
+      at += finishPdu(bytes, at, q.data, q.headerDigest, q.dataDigest);
     }
     this.out = [];
     this.outBytes = 0;
     this.send(bytes);
   }
 
-  private queue(b: Uint8Array): void {
-    this.out.push(b);
-    this.outBytes += b.length;
-  }
-
-  /** A target PDU with `data`; `fill` sets the header fields after the 8 common bytes. */
+  /** Queues a target PDU with `data`; `fill` sets the header fields after the first two bytes. */
   private emit(opcode: number, flags: number, data: Uint8Array | null, fill: (h: Uint8Array) => void): void {
-    const b = new Uint8Array(encodedBytes(data?.length ?? 0, this.params.headerDigest && this.phase === "ffp", this.params.dataDigest && this.phase === "ffp"));
-    b[0] = opcode;
-    b[1] = flags;
-    fill(b);
-    finishPdu(b, 0, data, this.params.headerDigest && this.phase === "ffp", this.params.dataDigest && this.phase === "ffp");
-    this.queue(b);
+    const header = new Uint8Array(bhsBytes);
+    header[0] = opcode;
+    header[1] = flags;
+    fill(header);
+    const ffp = this.phase === "ffp";
+    const headerDigest = this.params.headerDigest && ffp;
+    const dataDigest = this.params.dataDigest && ffp;
+    this.out.push({ header, data, headerDigest, dataDigest });
+    this.outBytes += encodedBytes(data?.length ?? 0, headerDigest, dataDigest);
   }
 
   private maxCmdSN(): number {
