@@ -26,6 +26,9 @@ export function compile(options: { outfile: string; target?: string; executableP
     `QSTORA_BUILD_VERSION=${JSON.stringify(packageJson.version)}`,
     "--define",
     `QSTORA_BUILD_COMMIT=${JSON.stringify(buildCommit())}`,
+    // antietcd loads etcd3 (and grpc) only in its etcd-proxy mode, which qstora never uses.
+    "--external",
+    "etcd3",
   ];
   if (options.target !== undefined) args.push(`--target=${options.target}`);
   if (options.executablePath !== undefined) args.push("--compile-executable-path", options.executablePath);

@@ -36,7 +36,7 @@ export const configKeys: readonly ConfigKey[] = [
   { path: "api.listen", description: "The control API (REST, token-authenticated) used by the CLI, ADDRESS:PORT (default: node.address:7325).", check: isHostPort },
   { path: "metadata.backend", description: '"embedded" (antietcd inside the daemon) or "etcd" (an external etcd cluster).', check: oneOf("embedded", "etcd") },
   { path: "metadata.endpoints", description: "For the etcd backend: the client URLs of the etcd cluster.", check: isUrlList },
-  { path: "metadata.listen", description: "For the embedded backend: where antietcd listens, ADDRESS:PORT (default: node.address:7327).", check: isHostPort },
+  { path: "metadata.listen", description: "For the embedded backend: where antietcd listens, ADDRESS:PORT, loopback only (default: node.address:7327 when that is a loopback address, else 127.0.0.1:7327).", check: isHostPort },
   { path: "log.level", description: 'Least severity written to qstora.log: "debug", "info", "warn" or "error".', check: oneOf("debug", "info", "warn", "error") },
 ];
 
@@ -54,7 +54,9 @@ export function defaultConfig(options: { name: string; address?: string }): Node
     node: { name: options.name, address },
     portal: { listen: `${address}:${portDefaults.portal}` },
     api: { listen: `${address}:${portDefaults.api}` },
-    metadata: { backend: "embedded", endpoints: [], listen: `${address}:${portDefaults.metadata}` },
+    // The embedded store has no authentication of its own: it stays on loopback (the node's own
+    // loopback address when it has one, so that test nodes on 127.0.0.x don't collide).
+    metadata: { backend: "embedded", endpoints: [], listen: `${address.startsWith("127.") ? address : "127.0.0.1"}:${portDefaults.metadata}` },
     log: { level: "info" },
   };
 }
