@@ -5,7 +5,8 @@
 // synchronously are answered in the same turn, without a promise hop (the design's fast path).
 import type { BlockDevice, IoResult } from "../volume/block-device.ts";
 import type { Logger } from "../util/log.ts";
-import { Op, PduDecoder, RejectReason, bhsBytes, encodedBytes, finishPdu, put16, put32, reservedTag, u32, type Pdu } from "./pdu.ts";
+import { Op, PduDecoder, RejectReason, bhsBytes, encodedBytes, finishPdu, put16, put24, put32, put32le, reservedTag, u32, type Pdu } from "./pdu.ts";
+import { crc32c } from "../util/crc32c.ts";
 import { defaultParams, encodeKeys, negotiate, parseKeys, targetLimits, type NegotiationState, type SessionParams } from "./login.ts";
 import { Status, checkRw, decodeRw, encodeSense, execute, ioFailureResult, type LunContext, type ScsiResult } from "../scsi/commands.ts";
 
@@ -23,6 +24,8 @@ export const cmdWindow = 128; // commands the initiator may have outstanding (Ma
 const loginDataBytesMax = 65536;
 const pendingCommandsMax = 256;
 const textResponseBytesMax = 1 << 20;
+/** Data segments at least this large are sent by reference instead of copied (see flush). */
+const directDataBytesMin = 65536;
 let nextTsih = 1;
 
 interface PendingWrite {
@@ -57,7 +60,6 @@ export class IscsiConnection {
   private nextTtt = 1;
   private textContinuation: { ttt: number; rest: Uint8Array } | null = null;
   private out: Array<{ header: Uint8Array; data: Uint8Array | null; headerDigest: boolean; dataDigest: boolean }> = [];
-  private outBytes = 0;
   private inflightAsync = 0;
   initiatorName = "";
 
@@ -96,21 +98,38 @@ export class IscsiConnection {
   }
 
   /**
-   * Writes every queued PDU into one buffer and hands it to `send`: each PDU's data is copied
-   * once, here (queued data are views, valid until this flush, which runs before the chunk
-   * that produced them is released).
+   * Sends every queued PDU: headers and small data are copied into one buffer per run; large
+   * data segments (reads of 64 KiB and more, 4-byte aligned, no data digest) go to the socket as
+   * the views they are, saving a copy of every large read. Queued data are views, valid until
+   * this flush, which runs before the chunk that produced them is released.
    */
   private flush(): void {
     if (this.out.length === 0) return;
-    const bytes = new Uint8Array(this.outBytes);
+    const isDirect = (q: (typeof this.out)[number]): boolean => q.data !== null && q.data.length >= directDataBytesMin && (q.data.length & 3) === 0 && !q.dataDigest;
+    let size = 0;
+    for (const q of this.out) size += isDirect(q) ? encodedBytes(0, q.headerDigest, false) : encodedBytes(q.data?.length ?? 0, q.headerDigest, q.dataDigest);
+    let run = new Uint8Array(size);
     let at = 0;
     for (const q of this.out) {
-      bytes.set(q.header, at);
-      at += finishPdu(bytes, at, q.data, q.headerDigest, q.dataDigest);
+      const direct = isDirect(q);
+      run.set(q.header, at);
+      if (!direct) {
+        at += finishPdu(run, at, q.data, q.headerDigest, q.dataDigest);
+        continue;
+      }
+      const data = q.data as Uint8Array;
+      // Header (and its digest) now, then the data by reference.
+      const headerBytes = finishPdu(run, at, null, q.headerDigest, false);
+      put24(run, at + 5, data.length);
+      if (q.headerDigest) put32le(run, at + bhsBytes, crc32c(run.subarray(at, at + bhsBytes)));
+      at += headerBytes;
+      this.send(run.subarray(0, at));
+      this.send(data);
+      run = run.subarray(at);
+      at = 0;
     }
     this.out = [];
-    this.outBytes = 0;
-    this.send(bytes);
+    if (at > 0) this.send(run.subarray(0, at));
   }
 
   /** Queues a target PDU with `data`; `fill` sets the header fields after the first two bytes. */
@@ -123,7 +142,6 @@ export class IscsiConnection {
     const headerDigest = this.params.headerDigest && ffp;
     const dataDigest = this.params.dataDigest && ffp;
     this.out.push({ header, data, headerDigest, dataDigest });
-    this.outBytes += encodedBytes(data?.length ?? 0, headerDigest, dataDigest);
   }
 
   private maxCmdSN(): number {
