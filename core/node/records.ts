@@ -1,28 +1,7 @@
-// The documents qstora keeps in the metadata store, and their keys. Values are JSON text; keys
-// are laid out as directories ending in '/' because antietcd lists only such prefixes.
-//
-//   /qstora/v1/cluster/info            ClusterRecord
-//   /qstora/v1/nodes/<node-id>         NodeRecord
-//   /qstora/v1/archives/<archive-id>   ArchiveRecord
-//   /qstora/v1/targets/<iqn>           TargetRecord
-//   /qstora/v1/luns/<uuid>             LunRecord
-//
-// Nothing per I/O is ever stored here: configuration and membership only.
+// The documents qstora keeps in the metadata store (their keys are built by core/meta/schema.ts).
+// Values are JSON text. Nothing per I/O is ever stored there: configuration and membership only.
 import type { VolumeLayout } from "../volume/layout.ts";
-
-export const keyRoot = "/qstora/v1/";
-
-export const keys = {
-  cluster: `${keyRoot}cluster/info`,
-  nodes: `${keyRoot}nodes/`,
-  node: (id: string) => `${keyRoot}nodes/${id}`,
-  archives: `${keyRoot}archives/`,
-  archive: (id: string) => `${keyRoot}archives/${id}`,
-  targets: `${keyRoot}targets/`,
-  target: (iqn: string) => `${keyRoot}targets/${iqn}`,
-  luns: `${keyRoot}luns/`,
-  lun: (uuid: string) => `${keyRoot}luns/${uuid}`,
-} as const;
+export { metaKeys as keys } from "../meta/schema.ts";
 
 export interface ClusterRecord {
   clusterId: string;
