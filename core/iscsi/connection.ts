@@ -1,601 +1,737 @@
-// One iSCSI connection's state machine (RFC 7143): login, then the full feature phase with SCSI
-// commands, R2T/Data-Out, Data-In, NOP, text (SendTargets), task management and logout.
-// No sockets here: bytes come in through `receive`, bytes go out through the `send` callback, one
-// call per batch (the server writes each batch with one socket.write). Device calls that answer
-// synchronously are answered in the same turn, without a promise hop (the design's fast path).
-import type { BlockDevice, IoResult } from "../volume/block-device.ts";
+// One iSCSI connection (= one session, MaxConnections=1) as a state machine (RFC 7143): login,
+// then the full feature phase: SCSI commands with immediate data, unsolicited Data-Out and R2T
+// sequences, Data-In split to the initiator's MaxRecvDataSegmentLength, SCSI responses with
+// sense and exact residuals, NOP, Text (SendTargets with continuation), task management, logout.
+// No sockets: bytes come in through `receive`, bytes go out through the transport's `send`, one
+// call per batch. A device answer that is synchronous is answered in the same turn, without a
+// promise hop (the design's data-path finding). It never keeps a decoded PDU past its handler
+// (PDUs are views into the receive buffer): data that must outlive it is copied, and says so.
+import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
-import { Op, PduDecoder, RejectReason, bhsBytes, encodedBytes, finishPdu, put16, put24, put32, put32le, reservedTag, u32, type Pdu } from "./pdu.ts";
-import { crc32c } from "../util/crc32c.ts";
-import { defaultParams, encodeKeys, negotiate, parseKeys, targetLimits, type NegotiationState, type SessionParams } from "./login.ts";
-import { Status, checkRw, decodeRw, encodeSense, execute, ioFailureResult, type LunContext, type ScsiResult } from "../scsi/commands.ts";
+import type { BlockDevice, MaybePromise } from "../volume/block-device.ts";
+import { decodeCdb, type Command } from "../scsi/cdb.ts";
+import { executeCommand, type ScsiPort } from "../scsi/logical-unit.ts";
+import { decodeLun } from "../scsi/commands/report-luns.ts";
+import { Asc, SenseKey, Status, checkCondition, fixedSenseBytes, encodeFixedSense, senseForErrorCode, type ScsiResult } from "../scsi/sense.ts";
+import { ResponseBatch } from "./batch.ts";
+import { encodeKeys, loginStep, loginTextBytesMax, LoginStatus, newLoginState, parseKeys, type KeyValue, type LoginFailure, type LoginState, type TargetLimits } from "./login.ts";
+import { Bhs, Flag, Op, PduDecoder, RejectReason, bhsBytes, put16, put32, reservedTag, u16, u32, type Pdu, type PduSink } from "./pdu.ts";
+import { CommandWindow, nexusKey, type SessionHandle, type SessionTable } from "./session.ts";
 
-export interface TargetView {
-  iqn: string;
-  alias?: string;
-  luns: Map<number, BlockDevice>;
-}
+/** What the daemon provides: the targets, looked up at login (may change at any time). */
 export interface TargetRegistry {
   listTargets(): Array<{ iqn: string; alias?: string }>;
-  lookupTarget(iqn: string): TargetView | undefined;
+  lookupTarget(iqn: string): { iqn: string; alias?: string; luns: Map<number, BlockDevice> } | undefined;
 }
 
-export const cmdWindow = 128; // commands the initiator may have outstanding (MaxCmdSN - ExpCmdSN + 1)
-const loginDataBytesMax = 65536;
-const pendingCommandsMax = 256;
+export interface ConnectionTransport {
+  /** Writes or copies `bytes` before returning (the view is reused afterwards). */
+  send(bytes: Uint8Array): void;
+  /** Ends the connection once what was sent has gone out. */
+  close(): void;
+}
+
+export interface ConnectionOptions {
+  readonly registry: TargetRegistry;
+  readonly sessions: SessionTable;
+  /** "host:port" of the portal this connection came in on, and its portal group tag. */
+  readonly portal: { readonly address: string; readonly portalGroupTag: number };
+  readonly limits: TargetLimits;
+  readonly transport: ConnectionTransport;
+  readonly logger: Logger;
+}
+
+/** CmdSN window we advertise (MaxCmdSN - ExpCmdSN + 1). */
+export const commandWindow = 128;
+/** Tasks a connection holds at once (waiting for Data-Out or for the device); more get TASK SET FULL. */
+export const tasksMax = 256;
+/** Bytes of Data-Out a connection buffers at once across its write tasks; more get TASK SET FULL. */
+export const writeBufferBytesMax = 64 << 20;
+/** The largest Expected Data Transfer Length we accept for one command. */
+export const transferBytesMax = 16 << 20;
+/** The largest data segment accepted before login completes (login text is small). */
+const loginDataSegmentBytes = 8192;
+/** Text responses larger than this are cut (SendTargets of a huge registry). */
 const textResponseBytesMax = 1 << 20;
-/** Data segments at least this large are sent by reference instead of copied (see flush). */
-const directDataBytesMin = 65536;
-let nextTsih = 1;
+/** Output batch: starts small, grows to hold a large read's Data-In, never past this. */
+const batchBytesInitial = 64 << 10;
+const batchBytesMax = 2 << 20;
+/** RFC 7143 §11.5.1: TMF function codes and §11.6.1: responses. */
+const TmfFunction = { abortTask: 1, abortTaskSet: 2, clearAca: 3, clearTaskSet: 4, logicalUnitReset: 5, targetWarmReset: 6, targetColdReset: 7, taskReassign: 8 } as const;
+const TmfResponse = { complete: 0, taskDoesNotExist: 1, lunDoesNotExist: 2, reassignmentNotSupported: 4, notSupported: 5 } as const;
+/** RFC 7143 §11.14.1 logout reason codes and §11.15.1 responses. */
+const LogoutReason = { closeSession: 0, closeConnection: 1, removeForRecovery: 2 } as const;
+const LogoutResponse = { closed: 0, recoveryNotSupported: 2 } as const;
+/** SPC-4 table 28: DATA PHASE ERROR (4Bh/00h) and DATA OFFSET ERROR (4Bh/05h) for bad Data-Out sequences. */
+const dataPhaseError = { asc: 0x4b, ascq: 0x00 } as const;
+const dataOffsetError = { asc: 0x4b, ascq: 0x05 } as const;
+/** iSCSI names (RFC 7143 §4.2.7.1) start with one of these; other SendTargets values are rejected. */
+const iscsiNamePattern = /^(iqn\.|eui\.|naa\.)/i;
 
-interface PendingWrite {
-  itt: number;
-  lun: number;
-  cdb: Uint8Array; // copied
-  edtl: number;
-  buffer: Uint8Array;
-  received: number;
-  /** Offset up to which R2Ts have been sent (or unsolicited data allowed). */
-  requested: number;
-  outstandingR2T: number;
-  r2tsn: number;
-  ttt: number;
+interface R2tState {
+  readonly ttt: number;
+  readonly offsetBytes: number;
+  readonly lengthBytes: number;
+  receivedBytes: number;
+  nextDataSN: number;
 }
 
-const serialLess = (a: number, b: number): boolean => a !== b && ((a < b && b - a < 2 ** 31) || (a > b && a - b > 2 ** 31));
+/** A write command waiting for its Data-Out. */
+interface WriteTask {
+  readonly itt: number;
+  readonly lunField: Uint8Array; // copied from the command PDU
+  readonly lun: number;
+  readonly command: Command;
+  readonly edtl: number;
+  /** Data-Out kept: the first `buffer.length` bytes (what the CDB asks for, at most EDTL). */
+  readonly buffer: Uint8Array;
+  receivedBytes: number;
+  /** Unsolicited Data-Out covers [unsolicitedNextOffset, unsolicitedEnd). */
+  readonly unsolicitedEnd: number;
+  unsolicitedNextOffset: number;
+  unsolicitedDataSN: number;
+  /** R2Ts have been sent for everything below this offset. */
+  r2tIssuedTo: number;
+  r2tSN: number;
+  readonly outstanding: R2tState[];
+}
 
-export class IscsiConnection {
-  private phase: "login" | "ffp" | "closing" = "login";
-  private readonly decoder = new PduDecoder(loginDataBytesMax);
-  private params: SessionParams = defaultParams();
-  private readonly negotiation: NegotiationState = { params: this.params, declared: new Map() };
-  private discovery = false;
-  private target: TargetView | undefined;
-  private isid = new Uint8Array(6);
-  private tsih = 0;
+interface TextContinuation {
+  readonly ttt: number;
+  readonly rest: Uint8Array; // copied
+}
+
+let connectionIds = 0;
+
+export class IscsiConnection implements PduSink {
+  readonly id = ++connectionIds;
+  private phase: "login" | "full-feature" | "closed" = "login";
+  private readonly decoder = new PduDecoder(loginDataSegmentBytes);
+  private readonly login: LoginState;
+  private readonly window = new CommandWindow(commandWindow);
+  private readonly batch: ResponseBatch;
+  private readonly header = new Uint8Array(bhsBytes);
+  private readonly digests = { header: false, data: false };
   private statSN = 0;
-  private expCmdSN = 0;
+  private isid = new Uint8Array(6);
   private firstLogin = true;
-  private readonly pending = new Map<number, PendingWrite>();
+  private session: SessionHandle | undefined;
+  private target: { iqn: string; alias?: string; luns: Map<number, BlockDevice> } | undefined;
+  private readonly port: ScsiPort;
+  private readonly writes = new Map<number, WriteTask>();
+  private writeBufferBytes = 0;
+  /** Tasks whose device call is under way, by ITT; an aborted one is answered by nobody. */
+  private readonly running = new Map<number, { lun: number; aborted: boolean }>();
   private nextTtt = 1;
-  private textContinuation: { ttt: number; rest: Uint8Array } | null = null;
-  private out: Array<{ header: Uint8Array; data: Uint8Array | null; headerDigest: boolean; dataDigest: boolean }> = [];
-  private inflightAsync = 0;
-  initiatorName = "";
+  private textContinuation: TextContinuation | null = null;
+  private flushScheduled = false;
+  private readonly idleWaiters: Array<() => void> = [];
 
-  constructor(
-    private readonly registry: TargetRegistry,
-    private readonly portal: { address: string; tpgt: number },
-    private readonly send: (bytes: Uint8Array) => void,
-    private readonly close: () => void,
-    private readonly logger: Logger,
-  ) {}
+  constructor(private readonly options: ConnectionOptions) {
+    this.login = newLoginState(options.limits, options.portal.portalGroupTag);
+    this.batch = new ResponseBatch((bytes) => options.transport.send(bytes), { initialBytes: batchBytesInitial, bytesMax: batchBytesMax });
+    const self = this;
+    this.port = {
+      get targetName() {
+        return self.target?.iqn ?? "";
+      },
+      relativePortId: options.portal.portalGroupTag,
+      lunNumbers: () => [...(self.target?.luns.keys() ?? [])].sort((a, b) => a - b),
+    };
+  }
+
+  get initiatorName(): string {
+    return this.login.initiatorName ?? "";
+  }
 
   get targetName(): string | undefined {
     return this.target?.iqn;
   }
 
+  get fullFeature(): boolean {
+    return this.phase === "full-feature";
+  }
+
+  get closed(): boolean {
+    return this.phase === "closed";
+  }
+
+  /** Tasks still waiting on a device. */
   get busy(): boolean {
-    return this.inflightAsync > 0;
+    return this.running.size > 0;
   }
 
+  /** Resolves when no device call is under way (for a clean server close). */
+  idle(): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Feeds received bytes; answers go out in one batch at the end. */
   receive(chunk: Uint8Array): void {
-    this.decoder.push(
-      chunk,
-      (pdu) => this.onPdu(pdu),
-      (e) => {
-        if (e.kind === "data-digest") {
-          this.reject(e.header, RejectReason.dataDigestError);
-          return;
-        }
-        this.logger.warn("protocol error, closing connection", { error: e.kind, initiator: this.initiatorName });
-        this.flush();
-        this.phase = "closing";
-        this.close();
-      },
-    );
-    this.flush();
-  }
-
-  /**
-   * Sends every queued PDU: headers and small data are copied into one buffer per run; large
-   * data segments (reads of 64 KiB and more, 4-byte aligned, no data digest) go to the socket as
-   * the views they are, saving a copy of every large read. Queued data are views, valid until
-   * this flush, which runs before the chunk that produced them is released.
-   */
-  private flush(): void {
-    if (this.out.length === 0) return;
-    const isDirect = (q: (typeof this.out)[number]): boolean => q.data !== null && q.data.length >= directDataBytesMin && (q.data.length & 3) === 0 && !q.dataDigest;
-    let size = 0;
-    for (const q of this.out) size += isDirect(q) ? encodedBytes(0, q.headerDigest, false) : encodedBytes(q.data?.length ?? 0, q.headerDigest, q.dataDigest);
-    let run = new Uint8Array(size);
-    let at = 0;
-    for (const q of this.out) {
-      const direct = isDirect(q);
-      run.set(q.header, at);
-      if (!direct) {
-        at += finishPdu(run, at, q.data, q.headerDigest, q.dataDigest);
-        continue;
-      }
-      const data = q.data as Uint8Array;
-      // Header (and its digest) now, then the data by reference.
-      const headerBytes = finishPdu(run, at, null, q.headerDigest, false);
-      put24(run, at + 5, data.length);
-      if (q.headerDigest) put32le(run, at + bhsBytes, crc32c(run.subarray(at, at + bhsBytes)));
-      at += headerBytes;
-      this.send(run.subarray(0, at));
-      this.send(data);
-      run = run.subarray(at);
-      at = 0;
+    if (this.phase === "closed") return;
+    const error = this.decoder.push(chunk, this);
+    if (error !== null && !this.closed) {
+      this.options.logger.warn("protocol error, closing the connection", { error: error.kind, initiator: this.initiatorName });
+      this.shutdown("protocol error");
     }
-    this.out = [];
-    if (at > 0) this.send(run.subarray(0, at));
+    this.batch.flush();
   }
 
-  /** Queues a target PDU with `data`; `fill` sets the header fields after the first two bytes. */
-  private emit(opcode: number, flags: number, data: Uint8Array | null, fill: (h: Uint8Array) => void): void {
-    const header = new Uint8Array(bhsBytes);
-    header[0] = opcode;
-    header[1] = flags;
-    fill(header);
-    const ffp = this.phase === "ffp";
-    const headerDigest = this.params.headerDigest && ffp;
-    const dataDigest = this.params.dataDigest && ffp;
-    this.out.push({ header, data, headerDigest, dataDigest });
+  /** The transport closed (peer gone or server closing). */
+  closedByTransport(): void {
+    if (this.phase === "closed") return;
+    this.phase = "closed";
+    this.release();
   }
 
-  private maxCmdSN(): number {
-    return (this.expCmdSN + cmdWindow - 1) >>> 0;
+  /** Ends the connection: drops pending writes, forgets the session, closes the transport. */
+  shutdown(reason: string): void {
+    if (this.phase === "closed") return;
+    this.options.logger.debug("closing connection", { reason, initiator: this.initiatorName });
+    this.batch.flush();
+    this.phase = "closed";
+    this.release();
+    this.options.transport.close();
   }
 
-  private seqFields(h: Uint8Array, statSN: number): void {
-    put32(h, 24, statSN);
-    put32(h, 28, this.expCmdSN);
-    put32(h, 32, this.maxCmdSN());
+  private release(): void {
+    this.writes.clear();
+    this.writeBufferBytes = 0;
+    this.textContinuation = null;
+    if (this.session !== undefined) this.options.sessions.remove(this.session);
   }
 
-  private reject(header: Uint8Array, reason: number): void {
-    this.emit(Op.reject, 0x80, header.slice(0, bhsBytes), (h) => {
-      h[2] = reason;
-      put32(h, 16, reservedTag);
-      this.seqFields(h, this.statSN++);
+  // ---- output ----
+
+  private beginPdu(opcode: number, flags: number): Uint8Array {
+    const h = this.header;
+    h.fill(0);
+    h[Bhs.opcode] = opcode;
+    h[Bhs.flags] = flags;
+    return h;
+  }
+
+  private sendPdu(data: Uint8Array | null): void {
+    this.batch.append(this.header, data, this.digests);
+  }
+
+  /** StatSN (when this PDU carries status), ExpCmdSN and MaxCmdSN. */
+  private sequenceFields(h: Uint8Array, withStatus: boolean): void {
+    if (withStatus) {
+      put32(h, Bhs.statSN, this.statSN);
+      this.statSN = (this.statSN + 1) >>> 0;
+    }
+    put32(h, Bhs.expCmdSN, this.window.expCmdSN);
+    put32(h, Bhs.maxCmdSN, this.window.maxCmdSN());
+  }
+
+  /** Sends what async completions produced, once per turn of the event loop. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => {
+      this.flushScheduled = false;
+      if (this.phase !== "closed") this.batch.flush();
     });
   }
 
-  private onPdu(pdu: Pdu): void {
-    if (this.phase === "closing") return;
+  private reject(rejected: Uint8Array, reason: number): void {
+    const copy = rejected.slice(0, bhsBytes); // the header slot is reused by beginPdu
+    const h = this.beginPdu(Op.reject, Flag.final);
+    h[Bhs.byte2] = reason;
+    put32(h, Bhs.initiatorTaskTag, reservedTag);
+    this.sequenceFields(h, true);
+    this.sendPdu(copy);
+  }
+
+  // ---- input ----
+
+  onDataDigestError(header: Uint8Array): void {
+    // RFC 7143 §7.8: at ERL 0 a PDU with a bad data digest is rejected and dropped.
+    if (this.phase === "full-feature") this.reject(header, RejectReason.dataDigestError);
+    else this.shutdown("data digest error during login");
+  }
+
+  onPdu(pdu: Pdu): void {
+    if (this.phase === "closed") return;
     if (this.phase === "login") {
-      if (pdu.opcode !== Op.loginRequest) {
-        this.logger.warn("non-login PDU before login completed", { opcode: pdu.opcode });
-        this.phase = "closing";
-        this.close();
-        return;
-      }
-      this.onLogin(pdu);
-      return;
+      if (pdu.opcode !== Op.loginRequest) return this.shutdown(`opcode ${pdu.opcode} before login completed`);
+      return this.onLogin(pdu);
     }
     const h = pdu.header;
-    // Advance the command window for non-immediate commands (RFC 7143 §4.2.2.1).
-    if (!pdu.immediate && pdu.opcode !== Op.dataOut && pdu.opcode !== Op.snackRequest) {
-      const cmdSN = u32(h, 24);
-      if (cmdSN === this.expCmdSN || serialLess(this.expCmdSN, cmdSN)) this.expCmdSN = (cmdSN + 1) >>> 0;
+    if (pdu.opcode !== Op.dataOut && pdu.opcode !== Op.snackRequest && pdu.opcode !== Op.loginRequest) {
+      if (!this.window.accept(u32(h, Bhs.cmdSN), pdu.immediate)) {
+        this.options.logger.debug("command outside the CmdSN window ignored", { cmdSN: u32(h, Bhs.cmdSN), expCmdSN: this.window.expCmdSN });
+        return;
+      }
     }
     switch (pdu.opcode) {
       case Op.scsiCommand:
-        this.onCommand(pdu);
-        break;
+        return this.onCommand(pdu);
       case Op.dataOut:
-        this.onDataOut(pdu);
-        break;
+        return this.onDataOut(pdu);
       case Op.nopOut:
-        this.onNop(pdu);
-        break;
+        return this.onNopOut(pdu);
       case Op.textRequest:
-        this.onText(pdu);
-        break;
+        return this.onText(pdu);
       case Op.logoutRequest:
-        this.onLogout(pdu);
-        break;
-      case Op.taskMgmtRequest:
-        this.onTaskMgmt(pdu);
-        break;
+        return this.onLogout(pdu);
+      case Op.taskManagementRequest:
+        return this.onTaskManagement(pdu);
+      case Op.loginRequest:
+        return this.reject(h, RejectReason.protocolError);
       default:
-        this.reject(h, RejectReason.commandNotSupported);
+        return this.reject(h, RejectReason.commandNotSupported);
     }
   }
 
   // ---- login ----
 
-  private loginResponse(req: Uint8Array, flags: number, statusClass: number, statusDetail: number, data: Uint8Array | null): void {
-    this.emit(Op.loginResponse, flags, data, (h) => {
-      h[2] = 0; // version max
-      h[3] = 0; // version active
-      h.set(req.subarray(8, 14), 8); // ISID
-      put16(h, 14, this.tsih);
-      put32(h, 16, u32(req, 16)); // ITT
-      this.seqFields(h, this.statSN);
-      h[36] = statusClass;
-      h[37] = statusDetail;
-    });
-    if (statusClass === 0) this.statSN = (this.statSN + 1) >>> 0;
+  private loginResponse(request: Uint8Array, flags: number, status: readonly [number, number], keys: readonly KeyValue[]): void {
+    const itt = u32(request, Bhs.initiatorTaskTag);
+    const isid = request.slice(Bhs.isid, Bhs.isid + 6);
+    const h = this.beginPdu(Op.loginResponse, flags);
+    h[Bhs.byte2] = 0; // Version-max
+    h[Bhs.byte3] = 0; // Version-active
+    h.set(isid, Bhs.isid);
+    put16(h, Bhs.tsih, this.session?.tsih ?? 0);
+    put32(h, Bhs.initiatorTaskTag, itt);
+    this.sequenceFields(h, status[0] === 0);
+    if (status[0] !== 0) put32(h, Bhs.statSN, this.statSN);
+    h[Bhs.statusClass] = status[0];
+    h[Bhs.statusDetail] = status[1];
+    this.sendPdu(keys.length > 0 ? encodeKeys(keys) : null);
   }
 
-  private loginFail(req: Uint8Array, statusClass: number, statusDetail: number, why: string): void {
-    this.logger.warn("login refused", { reason: why, initiator: this.initiatorName });
-    this.loginResponse(req, 0, statusClass, statusDetail, null);
-    this.phase = "closing";
-    this.flush();
-    this.close();
+  private loginFailed(request: Uint8Array, status: LoginFailure, reason: string): void {
+    this.options.logger.warn("login refused", { reason, initiator: this.initiatorName, status: `${status[0]}/${status[1]}` });
+    this.loginResponse(request, 0, status, []);
+    this.shutdown("login failed");
   }
 
   private onLogin(pdu: Pdu): void {
     const h = pdu.header;
-    const transit = ((h[1] as number) & 0x80) !== 0;
-    const csg = ((h[1] as number) >>> 2) & 3;
-    const nsg = (h[1] as number) & 3;
+    const flags = h[Bhs.flags] as number;
     if (this.firstLogin) {
       this.firstLogin = false;
-      this.isid = h.slice(8, 14);
-      this.expCmdSN = u32(h, 24);
-      this.statSN = u32(h, 28); // any value works; following the initiator's guess is friendliest
-      if ((h[3] as number) > 0) return this.loginFail(h, 2, 5, "unsupported version"); // version-min above 0
+      this.isid = h.slice(Bhs.isid, Bhs.isid + 6);
+      this.window.reset(u32(h, Bhs.cmdSN));
+      this.statSN = u32(h, Bhs.expStatSN); // any start works; the initiator's guess is friendliest
     }
-    if (csg === 2 || (transit && nsg === 2) || (transit && nsg <= csg)) return this.loginFail(h, 2, 0, "bad stage transition");
     const keys = parseKeys(pdu.data);
-    const result = negotiate(this.negotiation, keys, csg === 0 ? "security" : "operational", this.negotiation.declared.get("SessionType") === "Discovery" || keys.some(([k, v]) => k === "SessionType" && v === "Discovery"));
-    if (result.error !== undefined) return this.loginFail(h, 2, 7, result.error); // missing or bad parameter
-    const declared = this.negotiation.declared;
-    this.initiatorName = declared.get("InitiatorName") ?? "";
-    if (this.initiatorName === "") return this.loginFail(h, 2, 7, "no InitiatorName");
-    this.discovery = declared.get("SessionType") === "Discovery";
-    const reply = result.reply;
-    if (!this.discovery && this.target === undefined) {
-      const name = (declared.get("TargetName") ?? "").toLowerCase();
-      if (name === "") return this.loginFail(h, 2, 7, "no TargetName");
-      this.target = this.registry.lookupTarget(name);
-      if (this.target === undefined) return this.loginFail(h, 2, 3, `no target ${name}`);
-      reply.push(["TargetPortalGroupTag", String(this.portal.tpgt)]);
-      if (this.target.alias !== undefined) reply.push(["TargetAlias", this.target.alias]);
+    if (keys === null) return this.loginFailed(h, LoginStatus.initiatorError, "login text is not key=value pairs");
+    const step = loginStep(
+      this.login,
+      {
+        transit: (flags & Flag.transit) !== 0,
+        continued: (flags & Flag.continue) !== 0,
+        currentStage: (flags >>> 2) & 0x3,
+        nextStage: flags & 0x3,
+        versionMax: h[2] as number,
+        versionMin: h[3] as number,
+        tsih: u16(h, Bhs.tsih),
+        keys,
+      },
+      (iqn) => {
+        const t = this.options.registry.lookupTarget(iqn);
+        return t === undefined ? undefined : t.alias === undefined ? { iqn: t.iqn } : { iqn: t.iqn, alias: t.alias };
+      },
+    );
+    if (!step.ok) return this.loginFailed(h, step.status, step.reason);
+    if (step.fullFeature) {
+      const tsih = this.options.sessions.allocateTsih();
+      if (tsih === null) return this.loginFailed(h, LoginStatus.outOfResources, "too many sessions");
+      const targetName = this.login.sessionType === "Normal" ? this.login.target?.iqn : undefined;
+      if (targetName !== undefined) {
+        this.target = this.options.registry.lookupTarget(targetName);
+        if (this.target === undefined) return this.loginFailed(h, LoginStatus.targetRemoved, `target ${targetName} was removed during login`);
+      }
+      this.session = { tsih, nexus: nexusKey(this.initiatorName, this.isid, targetName ?? "(discovery)"), targetName, close: (reason) => this.shutdown(reason) };
+      this.options.sessions.add(this.session);
     }
-    if (csg === 1 || (transit && nsg === 3)) {
-      if (!keys.some(([k]) => k === "MaxRecvDataSegmentLength") || csg === 1) reply.push(["MaxRecvDataSegmentLength", String(targetLimits.maxRecvDataSegmentLength)]);
-    }
-    let flags = (csg << 2) | (transit ? 0x80 | nsg : 0);
-    if (transit && nsg === 3) {
-      this.tsih = nextTsih++ & 0xffff || nextTsih++;
-      flags = 0x80 | (csg << 2) | 3;
-    }
-    // A reply key may appear once: keep the last of each.
-    const seen = new Map<string, string>();
-    for (const [k, v] of reply) seen.set(k, v);
-    this.loginResponse(h, flags, 0, 0, encodeKeys([...seen.entries()]));
-    if (transit && nsg === 3) {
-      this.phase = "ffp";
-      this.params.recvDataBytesMax = targetLimits.maxRecvDataSegmentLength;
-      this.decoder.dataBytesMax = targetLimits.maxRecvDataSegmentLength;
-      // Digests start with the first PDU after the final login response (RFC 7143 §13.1).
-      this.flush();
-      this.decoder.headerDigest = this.params.headerDigest;
-      this.decoder.dataDigest = this.params.dataDigest;
-      this.logger.info("session logged in", { initiator: this.initiatorName, target: this.target?.iqn ?? "(discovery)", tsih: this.tsih });
+    const responseFlags = (step.transit ? Flag.transit | step.nextStage : 0) | (step.currentStage << 2);
+    this.loginResponse(h, responseFlags, [0, 0], step.reply);
+    if (step.fullFeature) {
+      this.phase = "full-feature";
+      // Digests and the larger segment limit apply from the first PDU after the final login
+      // response (RFC 7143 §13.1, §13.12): send that response as it is, then switch.
+      this.batch.flush();
+      const p = this.login.params;
+      this.digests.header = p.headerDigest;
+      this.digests.data = p.dataDigest;
+      this.decoder.headerDigest = p.headerDigest;
+      this.decoder.dataDigest = p.dataDigest;
+      this.decoder.dataBytesMax = Math.max(p.recvDataSegmentBytes, loginDataSegmentBytes);
+      this.options.logger.info("session logged in", { initiator: this.initiatorName, target: this.target?.iqn ?? "(discovery)", tsih: this.session?.tsih });
     }
   }
 
   // ---- text ----
 
-  private sendTargetsText(): Uint8Array {
-    const pairs: Array<[string, string]> = [];
-    for (const t of this.registry.listTargets()) {
-      pairs.push(["TargetName", t.iqn]);
-      pairs.push(["TargetAddress", `${this.portal.address},${this.portal.tpgt}`]);
+  private sendTargets(value: string): KeyValue[] | null {
+    const address = `${this.options.portal.address},${this.options.portal.portalGroupTag}`;
+    if (value === "All") {
+      // RFC 7143 §12.3 / appendix C: in a normal session "All" may be answered with every target too.
+      const out: KeyValue[] = [];
+      for (const t of this.options.registry.listTargets()) out.push(["TargetName", t.iqn], ["TargetAddress", address]);
+      return out;
     }
-    return encodeKeys(pairs);
+    const name = value === "" ? this.target?.iqn : value;
+    if (name === undefined) return null; // empty value in a discovery session
+    if (!iscsiNamePattern.test(name)) return null;
+    const t = this.options.registry.lookupTarget(name.toLowerCase());
+    return t === undefined ? [] : [["TargetName", t.iqn], ["TargetAddress", address]];
   }
 
   private onText(pdu: Pdu): void {
     const h = pdu.header;
-    const itt = u32(h, 16);
-    const ttt = u32(h, 20);
+    const itt = u32(h, Bhs.initiatorTaskTag);
+    const ttt = u32(h, Bhs.targetTransferTag);
     let body: Uint8Array;
-    if (ttt !== reservedTag && this.textContinuation !== null && this.textContinuation.ttt === ttt) {
+    if (ttt !== reservedTag) {
+      // A request for the rest of an answer we split (RFC 7143 §11.10.4).
+      if (this.textContinuation === null || this.textContinuation.ttt !== ttt) return this.reject(h, RejectReason.invalidPduField);
       body = this.textContinuation.rest;
     } else {
+      this.textContinuation = null;
       const keys = parseKeys(pdu.data);
-      const reply: Array<[string, string]> = [];
-      let targets: Uint8Array | null = null;
-      for (const [k, v] of keys) {
-        if (k === "SendTargets") {
-          // RFC 7143 §12.3: "All" lists every target; a name lists that one; empty means the
-          // session's own target (normal sessions only).
-          if (v === "All") targets = this.sendTargetsText();
-          else {
-            const one = this.registry.lookupTarget(v === "" ? (this.target?.iqn ?? "") : v.toLowerCase());
-            targets = one === undefined ? new Uint8Array(0) : encodeKeys([["TargetName", one.iqn], ["TargetAddress", `${this.portal.address},${this.portal.tpgt}`]]);
-          }
-        } else reply.push([k, "NotUnderstood"]);
+      if (keys === null || pdu.data.length > loginTextBytesMax) return this.reject(h, RejectReason.protocolError);
+      const reply: KeyValue[] = [];
+      for (const [key, value] of keys) {
+        if (key === "SendTargets") {
+          const found = this.sendTargets(value);
+          if (found === null) reply.push([key, "Reject"]);
+          else reply.push(...found);
+        } else reply.push([key, "NotUnderstood"]);
       }
-      const tail = encodeKeys(reply);
-      body = new Uint8Array((targets?.length ?? 0) + tail.length);
-      if (targets !== null) body.set(targets);
-      body.set(tail, targets?.length ?? 0);
-      if (body.length > textResponseBytesMax) body = body.subarray(0, textResponseBytesMax);
+      body = encodeKeys(reply);
+      if (body.length > textResponseBytesMax) body = body.subarray(0, body.lastIndexOf(0, textResponseBytesMax - 1) + 1);
     }
-    const max = this.params.sendDataBytesMax;
-    const more = body.length > max;
-    const chunk = more ? body.subarray(0, max) : body;
-    const nextTtt = more ? this.nextTtt++ : reservedTag;
-    this.textContinuation = more ? { ttt: nextTtt, rest: body.slice(max) } : null;
-    this.emit(Op.textResponse, more ? 0x40 : 0x80, chunk, (r) => {
-      r.set(h.subarray(8, 16), 8);
-      put32(r, 16, itt);
-      put32(r, 20, nextTtt);
-      this.seqFields(r, this.statSN++);
-    });
+    const max = this.login.params.sendDataSegmentBytes;
+    let more = body.length > max;
+    let cut = body.length;
+    if (more) {
+      // Split at a key boundary when one falls in this piece, else at the limit (both allowed).
+      const nul = body.lastIndexOf(0, max - 1);
+      cut = nul >= 0 ? nul + 1 : max;
+      more = cut < body.length;
+    }
+    const nextTtt = more ? this.allocateTtt() : reservedTag;
+    this.textContinuation = more ? { ttt: nextTtt, rest: body.slice(cut) } : null;
+    const r = this.beginPdu(Op.textResponse, more ? Flag.continue : Flag.final);
+    r.set(h.subarray(Bhs.lun, Bhs.lun + 8), Bhs.lun);
+    put32(r, Bhs.initiatorTaskTag, itt);
+    put32(r, Bhs.targetTransferTag, nextTtt);
+    this.sequenceFields(r, true);
+    this.sendPdu(cut > 0 ? body.subarray(0, cut) : null);
+  }
+
+  private allocateTtt(): number {
+    const ttt = this.nextTtt;
+    this.nextTtt = this.nextTtt >= 0xfffffffe ? 1 : this.nextTtt + 1;
+    return ttt;
   }
 
   // ---- NOP, logout, task management ----
 
-  private onNop(pdu: Pdu): void {
+  private onNopOut(pdu: Pdu): void {
     const h = pdu.header;
-    const itt = u32(h, 16);
-    if (itt === reservedTag) return; // an answer to our own NOP-In
-    this.emit(Op.nopIn, 0x80, pdu.data.length > 0 ? pdu.data : null, (r) => {
-      r.set(h.subarray(8, 16), 8);
-      put32(r, 16, itt);
-      put32(r, 20, reservedTag);
-      this.seqFields(r, this.statSN++);
-    });
+    const itt = u32(h, Bhs.initiatorTaskTag);
+    if (itt === reservedTag) return; // an answer to a NOP-In of ours: nothing to say
+    const r = this.beginPdu(Op.nopIn, Flag.final);
+    r.set(h.subarray(Bhs.lun, Bhs.lun + 8), Bhs.lun);
+    put32(r, Bhs.initiatorTaskTag, itt);
+    put32(r, Bhs.targetTransferTag, reservedTag);
+    this.sequenceFields(r, true);
+    // RFC 7143 §11.19: the ping data is returned as it came.
+    this.sendPdu(pdu.data.length > 0 ? pdu.data : null);
   }
 
   private onLogout(pdu: Pdu): void {
     const h = pdu.header;
-    this.pending.clear();
-    this.emit(Op.logoutResponse, 0x80, null, (r) => {
-      r[2] = 0; // connection or session closed successfully
-      put32(r, 16, u32(h, 16));
-      this.seqFields(r, this.statSN++);
-      put16(r, 40, 0); // Time2Wait
-      put16(r, 42, 0); // Time2Retain
-    });
-    this.logger.info("session logged out", { initiator: this.initiatorName, target: this.target?.iqn ?? "(discovery)" });
-    this.flush();
-    this.phase = "closing";
-    this.close();
+    const reason = (h[Bhs.flags] as number) & 0x7f;
+    const response = reason === LogoutReason.removeForRecovery ? LogoutResponse.recoveryNotSupported : LogoutResponse.closed;
+    const r = this.beginPdu(Op.logoutResponse, Flag.final);
+    r[Bhs.byte2] = response;
+    put32(r, Bhs.initiatorTaskTag, u32(h, Bhs.initiatorTaskTag));
+    this.sequenceFields(r, true);
+    put16(r, Bhs.time2Wait, 0);
+    put16(r, Bhs.time2Retain, 0);
+    this.sendPdu(null);
+    if (response !== LogoutResponse.closed) return;
+    this.options.logger.info("session logged out", { initiator: this.initiatorName, target: this.target?.iqn ?? "(discovery)" });
+    this.shutdown("logout");
   }
 
-  private onTaskMgmt(pdu: Pdu): void {
+  /** Ends tasks matching `which` without answering them (they were aborted). */
+  private abortTasks(which: (itt: number, lun: number) => boolean): number {
+    let n = 0;
+    for (const [itt, w] of this.writes) {
+      if (which(itt, w.lun)) {
+        this.dropWrite(w);
+        n++;
+      }
+    }
+    for (const [itt, t] of this.running) {
+      if (!t.aborted && which(itt, t.lun)) {
+        t.aborted = true;
+        n++;
+      }
+    }
+    return n;
+  }
+
+  private onTaskManagement(pdu: Pdu): void {
     const h = pdu.header;
-    const fn = (h[1] as number) & 0x7f;
-    const lun = lunNumber(h);
-    let response = 0; // function complete
+    const fn = (h[Bhs.flags] as number) & 0x7f;
+    const lun = decodeLun(h, Bhs.lun);
+    let response: number = TmfResponse.complete;
     switch (fn) {
-      case 1: {
-        // ABORT TASK
-        const rtt = u32(h, 20);
-        if (!this.pending.delete(rtt)) response = 1; // task does not exist (it already completed)
+      case TmfFunction.abortTask: {
+        const referenced = u32(h, Bhs.referencedTaskTag);
+        // RFC 7143 §11.6.1: a task that is not there (already answered, or never received) is
+        // reported as complete: the initiator's view and ours agree that it is gone.
+        this.abortTasks((itt) => itt === referenced);
         break;
       }
-      case 2: // ABORT TASK SET
-      case 4: // CLEAR TASK SET
-      case 5: // LOGICAL UNIT RESET
-        for (const [itt, p] of this.pending) if (p.lun === lun) this.pending.delete(itt);
-        if (fn === 5 && this.target?.luns.get(lun) === undefined) response = 2; // LUN does not exist
+      case TmfFunction.abortTaskSet:
+      case TmfFunction.clearTaskSet:
+        this.abortTasks((_, l) => l === lun);
         break;
-      case 6: // TARGET WARM RESET
-      case 7: // TARGET COLD RESET
-        this.pending.clear();
+      case TmfFunction.logicalUnitReset:
+        if (this.target?.luns.get(lun) === undefined) response = TmfResponse.lunDoesNotExist;
+        else this.abortTasks((_, l) => l === lun);
+        break;
+      case TmfFunction.targetWarmReset:
+      case TmfFunction.targetColdReset:
+        this.abortTasks(() => true);
+        break;
+      case TmfFunction.taskReassign:
+        response = TmfResponse.reassignmentNotSupported;
         break;
       default:
-        response = 5; // function not supported
+        response = TmfResponse.notSupported;
     }
-    this.emit(Op.taskMgmtResponse, 0x80, null, (r) => {
-      r[2] = response;
-      put32(r, 16, u32(h, 16));
-      this.seqFields(r, this.statSN++);
-    });
+    const r = this.beginPdu(Op.taskManagementResponse, Flag.final);
+    r[Bhs.byte2] = response;
+    put32(r, Bhs.initiatorTaskTag, u32(h, Bhs.initiatorTaskTag));
+    this.sequenceFields(r, true);
+    this.sendPdu(null);
+    // RFC 7143 §11.5.1: a cold reset also ends the connection, after the response.
+    if (fn === TmfFunction.targetColdReset && response === TmfResponse.complete) this.shutdown("target cold reset");
   }
 
   // ---- SCSI commands ----
 
-  private lunContext(lun: number): LunContext {
-    const luns = this.target?.luns ?? new Map<number, BlockDevice>();
-    return { device: luns.get(lun), targetName: this.target?.iqn ?? "", lunNumbers: [...luns.keys()].sort((a, b) => a - b), relativePortId: this.portal.tpgt };
-  }
-
   private onCommand(pdu: Pdu): void {
     const h = pdu.header;
-    const itt = u32(h, 16);
-    const flags = h[1] as number;
-    const edtl = u32(h, 20);
-    const lun = lunNumber(h);
-    const cdb = h.subarray(32, 48);
-    if (this.discovery) return this.respond(itt, edtl, { status: Status.checkCondition, sense: { key: 0x05, asc: 0x25, ascq: 0 } }, lun);
-    const ctx = this.lunContext(lun);
-    const writeFlag = (flags & 0x20) !== 0;
-    if (writeFlag && edtl > pdu.data.length) {
-      // More Data-Out to come: collect it (R2Ts), then run.
-      if (this.pending.size >= pendingCommandsMax) return this.respond(itt, edtl, { status: Status.taskSetFull }, lun);
-      const buffer = new Uint8Array(edtl);
-      buffer.set(pdu.data.subarray(0, Math.min(pdu.data.length, edtl)));
-      const unsolicited = this.params.initialR2T ? pdu.data.length : Math.min(this.params.firstBurstLength, edtl);
-      const p: PendingWrite = { itt, lun, cdb: cdb.slice(), edtl, buffer, received: pdu.data.length, requested: Math.max(unsolicited, pdu.data.length), outstandingR2T: 0, r2tsn: 0, ttt: 0 };
-      this.pending.set(itt, p);
-      this.sendR2Ts(p);
-      return;
+    const itt = u32(h, Bhs.initiatorTaskTag);
+    const flags = h[Bhs.flags] as number;
+    const edtl = u32(h, Bhs.expectedDataTransferLength);
+    if (this.target === undefined) return this.reject(h, RejectReason.protocolError); // discovery session
+    if (this.writes.has(itt) || this.running.has(itt)) return this.reject(h, RejectReason.taskInProgress);
+    const lun = decodeLun(h, Bhs.lun);
+    const command = decodeCdb(h.subarray(Bhs.cdb, Bhs.cdb + 16));
+    const device = lun < 0 ? undefined : this.target.luns.get(lun);
+    const writing = (flags & Flag.write) !== 0;
+    const immediate = pdu.data;
+    if (immediate.length > edtl || (immediate.length > 0 && !writing)) return this.reject(h, RejectReason.protocolError);
+    if (!writing || edtl === immediate.length) {
+      return this.execute(itt, edtl, command, device, lun, writing ? immediate : null);
     }
-    this.run(itt, lun, cdb, edtl, writeFlag ? pdu.data.subarray(0, Math.min(pdu.data.length, edtl)) : null, ctx);
+    // More Data-Out to come: gather it (unsolicited, then R2Ts), then run.
+    if (edtl > transferBytesMax) return this.answer(itt, edtl, checkCondition(SenseKey.illegalRequest, Asc.invalidFieldInCdb));
+    if (this.writes.size + this.running.size >= tasksMax || this.writeBufferBytes + edtl > writeBufferBytesMax) {
+      return this.answer(itt, edtl, { status: Status.taskSetFull });
+    }
+    const keepBytes = Math.min(edtl, this.dataOutBytesWanted(command, device, edtl));
+    const buffer = new Uint8Array(keepBytes);
+    if (immediate.length > 0) buffer.set(immediate.subarray(0, Math.min(immediate.length, keepBytes)));
+    const p = this.login.params;
+    const unsolicitedEnd = p.initialR2T ? immediate.length : Math.min(Math.max(p.firstBurstBytes, immediate.length), edtl);
+    const task: WriteTask = {
+      itt,
+      lunField: h.slice(Bhs.lun, Bhs.lun + 8),
+      lun,
+      command,
+      edtl,
+      buffer,
+      receivedBytes: immediate.length,
+      unsolicitedEnd,
+      unsolicitedNextOffset: immediate.length,
+      unsolicitedDataSN: 0,
+      r2tIssuedTo: unsolicitedEnd,
+      r2tSN: 0,
+      outstanding: [],
+    };
+    this.writes.set(itt, task);
+    this.writeBufferBytes += keepBytes;
+    this.issueR2Ts(task);
   }
 
-  private sendR2Ts(p: PendingWrite): void {
-    while (p.requested < p.edtl && p.outstandingR2T < this.params.maxOutstandingR2T) {
-      const offset = p.requested;
-      const length = Math.min(this.params.maxBurstLength, p.edtl - offset);
-      p.requested += length;
-      p.outstandingR2T++;
-      const ttt = this.nextTtt++ >>> 0;
-      if (this.nextTtt >= 0xffffffff) this.nextTtt = 1;
-      p.ttt = ttt;
-      const r2tsn = p.r2tsn++;
-      this.emit(Op.r2t, 0x80, null, (r) => {
-        put32(r, 8, 0);
-        r[9] = p.lun & 0xff;
-        put32(r, 16, p.itt);
-        put32(r, 20, ttt);
-        this.seqFields(r, this.statSN); // R2T carries StatSN without advancing it
-        put32(r, 36, r2tsn);
-        put32(r, 40, offset);
-        put32(r, 44, length);
-      });
+  /** Bytes of Data-Out the command can use (the rest of EDTL is received and dropped). */
+  private dataOutBytesWanted(command: Command, device: BlockDevice | undefined, edtl: number): number {
+    if ((command.kind === "write" || command.kind === "read") && device !== undefined) return command.blocks * device.info().blockBytes;
+    return edtl;
+  }
+
+  private issueR2Ts(task: WriteTask): void {
+    const p = this.login.params;
+    while (task.r2tIssuedTo < task.edtl && task.outstanding.length < p.maxOutstandingR2T) {
+      const offsetBytes = task.r2tIssuedTo;
+      const lengthBytes = Math.min(p.maxBurstBytes, task.edtl - offsetBytes);
+      const r2t: R2tState = { ttt: this.allocateTtt(), offsetBytes, lengthBytes, receivedBytes: 0, nextDataSN: 0 };
+      task.outstanding.push(r2t);
+      task.r2tIssuedTo += lengthBytes;
+      const h = this.beginPdu(Op.r2t, Flag.final);
+      h.set(task.lunField, Bhs.lun);
+      put32(h, Bhs.initiatorTaskTag, task.itt);
+      put32(h, Bhs.targetTransferTag, r2t.ttt);
+      this.sequenceFields(h, false);
+      put32(h, Bhs.statSN, this.statSN); // R2T carries StatSN without advancing it
+      put32(h, Bhs.r2tSN, task.r2tSN++);
+      put32(h, Bhs.bufferOffset, offsetBytes);
+      put32(h, Bhs.desiredDataTransferLength, lengthBytes);
+      this.sendPdu(null);
     }
+  }
+
+  private dropWrite(task: WriteTask): void {
+    if (this.writes.delete(task.itt)) this.writeBufferBytes -= task.buffer.length;
+    assert(this.writeBufferBytes >= 0);
   }
 
   private onDataOut(pdu: Pdu): void {
     const h = pdu.header;
-    const itt = u32(h, 16);
-    const p = this.pending.get(itt);
-    if (p === undefined) return; // aborted or unknown: drop (ERL 0)
-    const offset = u32(h, 40);
-    const len = pdu.data.length;
-    if (offset + len > p.edtl) {
-      this.reject(h, RejectReason.protocolError);
-      return;
+    const itt = u32(h, Bhs.initiatorTaskTag);
+    const task = this.writes.get(itt);
+    if (task === undefined) return; // aborted or already answered: dropped (ERL 0)
+    const ttt = u32(h, Bhs.targetTransferTag);
+    const dataSN = u32(h, Bhs.dataSN);
+    const offset = u32(h, Bhs.bufferOffset);
+    const length = pdu.data.length;
+    // DataPDUInOrder=Yes and DataSequenceInOrder=Yes: every PDU continues where the last one of
+    // its sequence ended, with the next DataSN (RFC 7143 §4.2.5.3, §11.7.5).
+    let r2t: R2tState | undefined;
+    if (ttt === reservedTag) {
+      if (dataSN !== task.unsolicitedDataSN) return this.failWrite(task, dataPhaseError, `unsolicited DataSN ${dataSN}, expected ${task.unsolicitedDataSN}`);
+      if (offset !== task.unsolicitedNextOffset || offset + length > task.unsolicitedEnd) return this.failWrite(task, dataOffsetError, `unsolicited data at ${offset}+${length}`);
+      task.unsolicitedDataSN++;
+      task.unsolicitedNextOffset += length;
+    } else {
+      r2t = task.outstanding.find((r) => r.ttt === ttt);
+      if (r2t === undefined) return this.failWrite(task, { asc: 0x4b, ascq: 0x01 }, `Data-Out with unknown TTT ${ttt}`); // INVALID TARGET PORT TRANSFER TAG RECEIVED
+      if (dataSN !== r2t.nextDataSN) return this.failWrite(task, dataPhaseError, `DataSN ${dataSN}, expected ${r2t.nextDataSN}`);
+      if (offset !== r2t.offsetBytes + r2t.receivedBytes || r2t.receivedBytes + length > r2t.lengthBytes) return this.failWrite(task, dataOffsetError, `solicited data at ${offset}+${length}`);
+      r2t.nextDataSN++;
+      r2t.receivedBytes += length;
     }
-    p.buffer.set(pdu.data, offset);
-    p.received += len;
-    const final = ((h[1] as number) & 0x80) !== 0;
-    if (final && u32(h, 20) !== reservedTag) {
-      p.outstandingR2T--;
-      this.sendR2Ts(p);
+    if (offset < task.buffer.length) task.buffer.set(pdu.data.subarray(0, Math.min(length, task.buffer.length - offset)), offset);
+    task.receivedBytes += length;
+    if (r2t !== undefined && r2t.receivedBytes === r2t.lengthBytes) {
+      task.outstanding.splice(task.outstanding.indexOf(r2t), 1);
+      this.issueR2Ts(task);
     }
-    if (p.received >= p.edtl) {
-      this.pending.delete(itt);
-      this.run(itt, p.lun, p.cdb, p.edtl, p.buffer, this.lunContext(p.lun));
-    }
+    if (task.receivedBytes < task.edtl) return;
+    this.dropWrite(task);
+    const device = task.lun < 0 ? undefined : this.target?.luns.get(task.lun);
+    this.execute(task.itt, task.edtl, task.command, device, task.lun, task.buffer);
   }
 
-  /** Runs a command whose Data-Out (if any) is complete. */
-  private run(itt: number, lun: number, cdb: Uint8Array, edtl: number, dataOut: Uint8Array | null, ctx: LunContext): void {
-    const rw = decodeRw(cdb);
-    const device = ctx.device;
-    if (rw !== null && device !== undefined) {
-      const bad = checkRw(rw, device);
-      if (bad !== null) return this.respond(itt, edtl, bad, lun);
-      const bs = device.info().blockBytes;
-      const needed = rw.blocks * bs;
-      if (rw.write) {
-        const writeBytes = Math.min(needed, Math.floor(Math.min(edtl, dataOut?.length ?? 0) / bs) * bs);
-        if (writeBytes === 0) return this.respondRw(itt, edtl, needed, { status: Status.good }, lun);
-        const r = device.write(rw.lba * bs, (dataOut as Uint8Array).subarray(0, writeBytes), { fua: rw.fua });
-        if (r instanceof Promise) {
-          this.inflightAsync++;
-          r.then((x) => {
-            this.inflightAsync--;
-            this.respondRw(itt, edtl, needed, x.ok ? { status: Status.good } : ioFailureResult(x, bs), lun);
-            this.flush();
-          });
-          return;
-        }
-        return this.respondRw(itt, edtl, needed, r.ok ? { status: Status.good } : ioFailureResult(r, bs), lun);
-      }
-      const readBytes = Math.min(needed, Math.ceil(edtl / bs) * bs);
-      if (readBytes === 0) return this.respondRw(itt, edtl, needed, { status: Status.good }, lun);
-      const r = device.read(rw.lba * bs, readBytes);
-      const finish = (x: IoResult<Uint8Array>): void => {
-        if (!x.ok) return this.respond(itt, edtl, ioFailureResult(x, bs), lun);
-        this.respondRw(itt, edtl, needed, { status: Status.good, data: x.value.subarray(0, Math.min(edtl, needed)) }, lun);
-      };
-      if (r instanceof Promise) {
-        this.inflightAsync++;
-        r.then((x) => {
-          this.inflightAsync--;
-          finish(x);
-          this.flush();
-        });
-        return;
-      }
-      return finish(r);
-    }
-    const result = execute(cdb, ctx, dataOut);
-    if (result instanceof Promise) {
-      this.inflightAsync++;
-      result.then((x) => {
-        this.inflightAsync--;
-        this.respond(itt, edtl, x, lun);
-        this.flush();
-      });
-      return;
-    }
-    this.respond(itt, edtl, result, lun);
+  private failWrite(task: WriteTask, sense: { asc: number; ascq: number }, why: string): void {
+    this.options.logger.warn("bad Data-Out sequence, command ended", { reason: why, initiator: this.initiatorName });
+    this.dropWrite(task);
+    this.answer(task.itt, task.edtl, checkCondition(SenseKey.abortedCommand, sense));
   }
 
-  /** A read or write's answer, with residuals computed against the SCSI transfer length. */
-  private respondRw(itt: number, edtl: number, needed: number, result: ScsiResult, lun: number): void {
-    this.respond(itt, edtl, result, lun, needed);
+  /** Runs a command whose Data-Out (if any) is complete; answers now, or when the device does. */
+  private execute(itt: number, edtl: number, command: Command, device: BlockDevice | undefined, lun: number, dataOut: Uint8Array | null): void {
+    let result: MaybePromise<ScsiResult>;
+    try {
+      result = executeCommand({ command, device, port: this.port, dataOut, dataInBytesMax: edtl });
+    } catch (e) {
+      this.options.logger.error("command failed with an exception (a bug)", { error: String(e), opcode: command.kind });
+      result = senseForErrorCode("INTERNAL");
+    }
+    if (!(result instanceof Promise)) return this.answer(itt, edtl, result);
+    const entry = { lun, aborted: false };
+    this.running.set(itt, entry);
+    result.then(
+      (r) => this.finishAsync(itt, edtl, entry, r),
+      (e: unknown) => {
+        this.options.logger.error("device call failed with an exception (a bug)", { error: String(e) });
+        this.finishAsync(itt, edtl, entry, senseForErrorCode("INTERNAL"));
+      },
+    );
+  }
+
+  private finishAsync(itt: number, edtl: number, entry: { aborted: boolean }, result: ScsiResult): void {
+    if (this.running.get(itt) === entry) this.running.delete(itt);
+    if (this.running.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+    if (entry.aborted || this.phase === "closed") return;
+    this.answer(itt, edtl, result);
+    this.scheduleFlush();
   }
 
   /**
-   * Sends Data-In (if any) and status. Residuals (RFC 7143 §11.4.5): against `scsiBytes` when
-   * the command had a SCSI transfer length, else against the data the command produced.
+   * Sends Data-In (if any) and status (RFC 7143 §11.4, §11.7). The status rides in the last
+   * Data-In when there is no sense; residuals compare what the command wanted to move (its SCSI
+   * transfer length, or the data it produced) with EDTL (§11.4.5.2).
    */
-  private respond(itt: number, edtl: number, result: ScsiResult, lun: number, scsiBytes?: number): void {
-    const data = result.status === Status.good ? result.data : undefined;
-    const produced = scsiBytes ?? data?.length ?? 0;
-    const sent = data === undefined ? 0 : Math.min(data.length, edtl);
+  private answer(itt: number, edtl: number, result: ScsiResult): void {
+    const data = result.data;
+    const produced = result.scsiBytes ?? data?.length ?? (result.status === Status.good ? 0 : edtl);
     let residualFlags = 0;
     let residual = 0;
-    if (result.status === Status.good || scsiBytes !== undefined) {
-      if (produced > edtl) {
-        residualFlags = 0x04; // O: overflow
-        residual = produced - edtl;
-      } else if (produced < edtl) {
-        residualFlags = 0x02; // U: underflow
-        residual = edtl - produced;
-      }
+    if (produced > edtl) {
+      residualFlags = Flag.residualOverflow;
+      residual = produced - edtl;
+    } else if (produced < edtl) {
+      residualFlags = Flag.residualUnderflow;
+      residual = edtl - produced;
     }
-    if (data !== undefined && sent > 0) {
-      const max = Math.min(this.params.sendDataBytesMax, targetLimits.maxRecvDataSegmentLength * 4);
+    const sendBytes = data === undefined ? 0 : Math.min(data.length, edtl);
+    const statusInData = sendBytes > 0 && result.sense === undefined;
+    if (data !== undefined && sendBytes > 0) {
+      const p = this.login.params;
+      const segment = p.sendDataSegmentBytes;
       let dataSN = 0;
-      for (let off = 0; off < sent; off += max) {
-        const len = Math.min(max, sent - off);
-        const last = off + len >= sent;
-        this.emit(Op.dataIn, last ? 0x80 | 0x01 | residualFlags : 0, data.subarray(off, off + len), (r) => {
-          put32(r, 16, itt);
-          put32(r, 20, reservedTag);
-          if (last) this.seqFields(r, this.statSN++);
-          else {
-            put32(r, 28, this.expCmdSN);
-            put32(r, 32, this.maxCmdSN());
-          }
-          r[3] = last ? result.status : 0;
-          put32(r, 36, dataSN++);
-          put32(r, 40, off);
-          if (last) put32(r, 44, residual);
-        });
+      for (let offset = 0; offset < sendBytes; ) {
+        // A Data-In sequence ends at each MaxBurstLength boundary (F bit, RFC 7143 §11.7.1).
+        const burstEnd = Math.min(sendBytes, (Math.floor(offset / p.maxBurstBytes) + 1) * p.maxBurstBytes);
+        const length = Math.min(segment, burstEnd - offset);
+        const last = offset + length === sendBytes;
+        let flags = offset + length === burstEnd ? Flag.final : 0;
+        if (last && statusInData) flags |= Flag.status | residualFlags;
+        const h = this.beginPdu(Op.dataIn, flags);
+        put32(h, Bhs.initiatorTaskTag, itt);
+        put32(h, Bhs.targetTransferTag, reservedTag);
+        this.sequenceFields(h, last && statusInData);
+        if (last && statusInData) {
+          h[Bhs.byte3] = result.status;
+          put32(h, Bhs.residualCount, residual);
+        }
+        put32(h, Bhs.dataSN, dataSN++);
+        put32(h, Bhs.bufferOffset, offset);
+        this.sendPdu(data.subarray(offset, offset + length));
+        offset += length;
       }
-      return;
+      if (statusInData) return;
     }
     let senseData: Uint8Array | null = null;
     if (result.sense !== undefined) {
-      const s = encodeSense(result.sense);
-      senseData = new Uint8Array(2 + s.length);
-      put16(senseData, 0, s.length);
-      senseData.set(s, 2);
+      // RFC 7143 §11.4.7: SenseLength (2 bytes) then the sense data.
+      senseData = new Uint8Array(2 + fixedSenseBytes);
+      put16(senseData, 0, fixedSenseBytes);
+      encodeFixedSense(result.sense, senseData, 2);
     }
-    this.emit(Op.scsiResponse, 0x80 | residualFlags, senseData, (r) => {
-      r[2] = 0; // command completed at target
-      r[3] = result.status;
-      put32(r, 16, itt);
-      this.seqFields(r, this.statSN++);
-      put32(r, 44, residual);
-    });
-    void lun;
+    const h = this.beginPdu(Op.scsiResponse, Flag.final | residualFlags);
+    h[Bhs.byte2] = 0; // Response: command completed at target
+    h[Bhs.byte3] = result.status;
+    put32(h, Bhs.initiatorTaskTag, itt);
+    this.sequenceFields(h, true);
+    put32(h, Bhs.residualCount, residual);
+    this.sendPdu(senseData);
   }
-}
-
-/** The LUN number from the 8-byte LUN field (SAM-5 peripheral or flat space addressing). */
-export function lunNumber(h: Uint8Array): number {
-  const method = (h[8] as number) >>> 6;
-  if (method === 0) return h[9] as number;
-  if (method === 1) return (((h[8] as number) & 0x3f) << 8) | (h[9] as number);
-  return -1;
 }

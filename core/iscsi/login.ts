@@ -1,26 +1,55 @@
-// Login and text key negotiation (RFC 7143 §6, §13). Pure: text in, text and settings out.
-// Values the target offers are its own limits; results follow each key's rule (min, max, OR,
-// AND, list choice). Unknown keys get "NotUnderstood"; a key the initiator may not send gets
-// "Irrelevant" or fails the login.
+// Login and text-key negotiation (RFC 7143 §6, §13): the login stage machine and every key's
+// result function (declarative, min, max, AND, OR, list choice). Pure: keys and stage fields in,
+// the reply and the negotiated parameters out. It never touches a socket, the clock or a
+// registry it was not handed, and never throws on initiator input (bad input is a login failure).
+import { assert } from "../util/assert.ts";
 
-export const targetLimits = {
-  maxRecvDataSegmentLength: 262144, // what we accept in one PDU
-  maxBurstLength: 1 << 20,
-  firstBurstLength: 65536,
+/** What this target offers or accepts at most; the daemon may lower them. */
+export interface TargetLimits {
+  /** Our MaxRecvDataSegmentLength: the most the initiator may put in one PDU. */
+  readonly recvDataSegmentBytes: number;
+  readonly maxBurstBytes: number;
+  readonly firstBurstBytes: number;
+  readonly maxOutstandingR2T: number;
+  readonly defaultTime2Wait: number;
+  readonly defaultTime2Retain: number;
+  /** Digests we accept, in our order of preference ("None", "CRC32C"). */
+  readonly digests: readonly Digest[];
+}
+
+export type Digest = "None" | "CRC32C";
+
+export const defaultTargetLimits: TargetLimits = {
+  recvDataSegmentBytes: 262144,
+  maxBurstBytes: 1 << 20,
+  firstBurstBytes: 65536,
   maxOutstandingR2T: 8,
   defaultTime2Wait: 2,
   defaultTime2Retain: 20,
-} as const;
+  digests: ["None", "CRC32C"],
+};
+
+/** RFC 7143 §13.12: MaxRecvDataSegmentLength (and the burst lengths) lie in 512..2^24-1. */
+const segmentBytesMin = 512;
+const segmentBytesMax = 16777215;
+/** RFC 7143 §13.13, §13.14: DefaultTime2Wait/Retain lie in 0..3600. */
+const time2Max = 3600;
+/** RFC 7143 §13.17: MaxOutstandingR2T and §13.2 MaxConnections lie in 1..65535. */
+const count16Max = 65535;
+/** The most text a login or text request may carry in total (across Continue PDUs). */
+export const loginTextBytesMax = 65536;
+/** RFC 7143 §6.2: the most keys one negotiation may carry (bounds the work per login). */
+const keysMax = 256;
 
 export interface SessionParams {
   headerDigest: boolean;
   dataDigest: boolean;
   /** The initiator's MaxRecvDataSegmentLength: the most we may send in one PDU. */
-  sendDataBytesMax: number;
-  /** Ours: the most the initiator may send in one PDU. */
-  recvDataBytesMax: number;
-  maxBurstLength: number;
-  firstBurstLength: number;
+  sendDataSegmentBytes: number;
+  /** Ours: the most the initiator may send in one PDU (declared at the operational stage). */
+  recvDataSegmentBytes: number;
+  maxBurstBytes: number;
+  firstBurstBytes: number;
   immediateData: boolean;
   initialR2T: boolean;
   maxOutstandingR2T: number;
@@ -32,15 +61,15 @@ export interface SessionParams {
   maxConnections: number;
 }
 
-/** RFC 7143 §13: the defaults before negotiation. */
-export function defaultParams(): SessionParams {
+/** RFC 7143 §13: the values that hold when a key is not negotiated. */
+export function defaultSessionParams(): SessionParams {
   return {
     headerDigest: false,
     dataDigest: false,
-    sendDataBytesMax: 8192,
-    recvDataBytesMax: 8192,
-    maxBurstLength: 262144,
-    firstBurstLength: 65536,
+    sendDataSegmentBytes: 8192,
+    recvDataSegmentBytes: 8192,
+    maxBurstBytes: 262144,
+    firstBurstBytes: 65536,
     immediateData: true,
     initialR2T: true,
     maxOutstandingR2T: 1,
@@ -53,136 +82,266 @@ export function defaultParams(): SessionParams {
   };
 }
 
-export function parseKeys(data: Uint8Array): Array<[string, string]> {
+export type KeyValue = readonly [string, string];
+
+/** Parses "key=value\0" pairs (RFC 7143 §6.1). Returns null for text that is not key=value. */
+export function parseKeys(data: Uint8Array): KeyValue[] | null {
   const text = new TextDecoder().decode(data);
-  const out: Array<[string, string]> = [];
+  const out: KeyValue[] = [];
   for (const item of text.split("\0")) {
     if (item === "") continue;
     const eq = item.indexOf("=");
-    if (eq <= 0) out.push([item, ""]);
-    else out.push([item.slice(0, eq), item.slice(eq + 1)]);
+    if (eq <= 0) return null;
+    if (out.length >= keysMax) return null;
+    out.push([item.slice(0, eq), item.slice(eq + 1)]);
   }
   return out;
 }
 
-export function encodeKeys(pairs: Array<[string, string]>): Uint8Array {
+export function encodeKeys(pairs: readonly KeyValue[]): Uint8Array {
   return new TextEncoder().encode(pairs.map(([k, v]) => `${k}=${v}\0`).join(""));
 }
 
-export interface NegotiationState {
-  params: SessionParams;
-  declared: Map<string, string>; // InitiatorName, SessionType, TargetName, ...
+/** Login stages (RFC 7143 §11.12.3: CSG/NSG). */
+export const Stage = { security: 0, operational: 1, fullFeature: 3 } as const;
+
+/** Login response Status-Class/Status-Detail (RFC 7143 §11.13.5). */
+export const LoginStatus = {
+  initiatorError: [0x02, 0x00],
+  authenticationFailure: [0x02, 0x01],
+  notFound: [0x02, 0x03],
+  targetRemoved: [0x02, 0x04],
+  unsupportedVersion: [0x02, 0x05],
+  missingParameter: [0x02, 0x07],
+  cannotIncludeInSession: [0x02, 0x08],
+  sessionDoesNotExist: [0x02, 0x0a],
+  sessionTypeNotSupported: [0x02, 0x09],
+  invalidDuringLogin: [0x02, 0x0b],
+  targetError: [0x03, 0x00],
+  outOfResources: [0x03, 0x02],
+} as const satisfies Record<string, readonly [number, number]>;
+export type LoginFailure = (typeof LoginStatus)[keyof typeof LoginStatus];
+
+export interface LoginTarget {
+  readonly iqn: string;
+  readonly alias?: string;
 }
 
-const num = (v: string): number | null => (/^\d+$/.test(v) ? Number(v) : null);
+/** Per-connection login state, kept across Login Request PDUs. */
+export interface LoginState {
+  readonly limits: TargetLimits;
+  readonly portalGroupTag: number;
+  params: SessionParams;
+  /** Stage the connection is in (its current stage, CSG). */
+  stage: number;
+  sessionType: "Discovery" | "Normal" | undefined;
+  initiatorName: string | undefined;
+  initiatorAlias: string | undefined;
+  target: LoginTarget | undefined;
+  /** Keys the initiator has sent (RFC 7143 §6.2: a key is negotiated once per login). */
+  readonly seen: Set<string>;
+  /** Our declarations already sent (MaxRecvDataSegmentLength, TargetPortalGroupTag...). */
+  readonly declared: Set<string>;
+}
+
+export function newLoginState(limits: TargetLimits, portalGroupTag: number): LoginState {
+  return { limits, portalGroupTag, params: defaultSessionParams(), stage: Stage.security, sessionType: undefined, initiatorName: undefined, initiatorAlias: undefined, target: undefined, seen: new Set(), declared: new Set() };
+}
+
+export interface LoginRequest {
+  readonly transit: boolean;
+  readonly continued: boolean;
+  readonly currentStage: number;
+  readonly nextStage: number;
+  readonly versionMin: number;
+  readonly versionMax: number;
+  readonly tsih: number;
+  readonly keys: readonly KeyValue[];
+}
+
+export type LoginStep =
+  | { readonly ok: true; readonly transit: boolean; readonly currentStage: number; readonly nextStage: number; readonly reply: KeyValue[]; readonly fullFeature: boolean }
+  | { readonly ok: false; readonly status: LoginFailure; readonly reason: string };
+
+const fail = (status: LoginFailure, reason: string): LoginStep => ({ ok: false, status, reason });
+const number = (v: string): number | null => (/^(0|[1-9]\d{0,9})$/.test(v) ? Number(v) : null);
+const yesNo = (v: string): boolean | null => (v === "Yes" ? true : v === "No" ? false : null);
+
+/** Keys that are "Irrelevant" in a discovery session (RFC 7143 §13: only MaxRecvDataSegmentLength, digests, time keys and ERL apply). */
+const normalSessionOnly = new Set(["MaxBurstLength", "FirstBurstLength", "MaxOutstandingR2T", "ImmediateData", "InitialR2T", "DataPDUInOrder", "DataSequenceInOrder", "MaxConnections"]);
 
 /**
- * Answers one batch of keys. Returns the response keys, or an error reason when the login must
- * fail (a value out of range, a key the stage does not allow).
+ * Answers one key. Returns the reply value (undefined for declarative keys that need none), or
+ * a failure. Mutates `state.params` with the negotiated result.
  */
-export function negotiate(state: NegotiationState, keys: Array<[string, string]>, stage: "security" | "operational", discovery: boolean): { reply: Array<[string, string]>; error?: string } {
-  const reply: Array<[string, string]> = [];
+function negotiateKey(state: LoginState, key: string, value: string): { reply?: string } | { failure: LoginFailure; reason: string } {
   const p = state.params;
-  for (const [key, value] of keys) {
-    switch (key) {
-      case "InitiatorName":
-      case "InitiatorAlias":
-      case "SessionType":
-      case "TargetName":
-        state.declared.set(key, value);
-        break;
-      case "AuthMethod": {
-        const offered = value.split(",");
-        if (!offered.includes("None")) return { reply, error: "only AuthMethod=None is configured" };
-        reply.push([key, "None"]);
-        break;
-      }
-      case "HeaderDigest":
-      case "DataDigest": {
-        const offered = value.split(",");
-        const choice = offered.find((o) => o === "None" || o === "CRC32C");
-        if (choice === undefined) reply.push([key, "Reject"]);
-        else {
-          reply.push([key, choice]);
-          if (key === "HeaderDigest") p.headerDigest = choice === "CRC32C";
-          else p.dataDigest = choice === "CRC32C";
-        }
-        break;
-      }
-      case "MaxRecvDataSegmentLength": {
-        const n = num(value);
-        if (n === null || n < 512 || n > 16777215) return { reply, error: `bad ${key}` };
-        p.sendDataBytesMax = n; // declarative: the initiator's receive limit
-        break;
-      }
-      case "MaxBurstLength":
-      case "FirstBurstLength": {
-        const n = num(value);
-        if (n === null || n < 512 || n > 16777215) return { reply, error: `bad ${key}` };
-        if (discovery) {
-          reply.push([key, "Irrelevant"]);
-          break;
-        }
-        const mine = key === "MaxBurstLength" ? targetLimits.maxBurstLength : targetLimits.firstBurstLength;
-        const v = Math.min(n, mine);
-        if (key === "MaxBurstLength") p.maxBurstLength = v;
-        else p.firstBurstLength = v;
-        reply.push([key, String(v)]);
-        break;
-      }
-      case "MaxOutstandingR2T": {
-        const n = num(value);
-        if (n === null || n < 1 || n > 65535) return { reply, error: `bad ${key}` };
-        p.maxOutstandingR2T = Math.min(n, targetLimits.maxOutstandingR2T);
-        reply.push([key, discovery ? "Irrelevant" : String(p.maxOutstandingR2T)]);
-        break;
-      }
-      case "ImmediateData":
-      case "DataPDUInOrder":
-      case "DataSequenceInOrder":
-      case "IFMarker":
-      case "OFMarker": {
-        if (value !== "Yes" && value !== "No") return { reply, error: `bad ${key}` };
-        // AND rule; we accept Yes for ImmediateData and insist on in-order delivery; markers off.
-        const ours = key === "IFMarker" || key === "OFMarker" ? "No" : value;
-        const result = value === "Yes" && ours === "Yes" ? "Yes" : "No";
-        if (key === "ImmediateData") p.immediateData = result === "Yes";
-        reply.push([key, discovery && key !== "IFMarker" && key !== "OFMarker" ? "Irrelevant" : key === "DataPDUInOrder" || key === "DataSequenceInOrder" ? "Yes" : result]);
-        break;
-      }
-      case "InitialR2T": {
-        if (value !== "Yes" && value !== "No") return { reply, error: `bad ${key}` };
-        p.initialR2T = value === "Yes"; // OR rule with our "No"
-        reply.push([key, discovery ? "Irrelevant" : value]);
-        break;
-      }
-      case "DefaultTime2Wait":
-      case "DefaultTime2Retain": {
-        const n = num(value);
-        if (n === null || n > 3600) return { reply, error: `bad ${key}` };
-        const v = key === "DefaultTime2Wait" ? Math.max(n, targetLimits.defaultTime2Wait) : Math.min(n, targetLimits.defaultTime2Retain);
-        if (key === "DefaultTime2Wait") p.defaultTime2Wait = v;
-        else p.defaultTime2Retain = v;
-        reply.push([key, String(v)]);
-        break;
-      }
-      case "ErrorRecoveryLevel":
-        p.errorRecoveryLevel = 0;
-        reply.push([key, "0"]);
-        break;
-      case "MaxConnections":
-        p.maxConnections = 1;
-        reply.push([key, "1"]);
-        break;
-      case "TargetAlias":
-      case "TargetAddress":
-      case "TargetPortalGroupTag":
-        return { reply, error: `the initiator may not send ${key}` };
-      default:
-        if (key.startsWith("X-") || key.startsWith("X#")) reply.push([key, "NotUnderstood"]);
-        else reply.push([key, "NotUnderstood"]);
+  const limits = state.limits;
+  const discovery = state.sessionType === "Discovery";
+  if (discovery && normalSessionOnly.has(key)) return { reply: "Irrelevant" };
+  const bad = { failure: LoginStatus.initiatorError, reason: `bad value for ${key}: ${value}` };
+  switch (key) {
+    case "InitiatorName":
+      if (value === "") return bad;
+      state.initiatorName = value;
+      return {};
+    case "InitiatorAlias":
+      state.initiatorAlias = value;
+      return {};
+    case "SessionType":
+      if (value !== "Discovery" && value !== "Normal") return { failure: LoginStatus.sessionTypeNotSupported, reason: `session type ${value} not supported` };
+      state.sessionType = value;
+      return {};
+    case "TargetName":
+      // Resolved by `loginStep`, which has the registry.
+      return {};
+    case "AuthMethod": {
+      if (state.stage !== Stage.security) return { failure: LoginStatus.initiatorError, reason: "AuthMethod outside the security stage" };
+      if (!value.split(",").includes("None")) return { failure: LoginStatus.authenticationFailure, reason: "no common AuthMethod (this target offers None)" };
+      return { reply: "None" };
+    }
+    case "HeaderDigest":
+    case "DataDigest": {
+      const choice = value.split(",").find((d): d is Digest => (d === "None" || d === "CRC32C") && limits.digests.includes(d));
+      if (choice === undefined) return { reply: "Reject" };
+      if (key === "HeaderDigest") p.headerDigest = choice === "CRC32C";
+      else p.dataDigest = choice === "CRC32C";
+      return { reply: choice };
+    }
+    case "MaxRecvDataSegmentLength": {
+      const n = number(value);
+      if (n === null || n < segmentBytesMin || n > segmentBytesMax) return bad;
+      p.sendDataSegmentBytes = n; // declarative: the initiator's receive limit
+      return {};
+    }
+    case "MaxBurstLength":
+    case "FirstBurstLength": {
+      const n = number(value);
+      if (n === null || n < segmentBytesMin || n > segmentBytesMax) return bad;
+      if (key === "MaxBurstLength") p.maxBurstBytes = Math.min(n, limits.maxBurstBytes);
+      else p.firstBurstBytes = Math.min(n, limits.firstBurstBytes);
+      return { reply: String(key === "MaxBurstLength" ? p.maxBurstBytes : p.firstBurstBytes) };
+    }
+    case "MaxOutstandingR2T": {
+      const n = number(value);
+      if (n === null || n < 1 || n > count16Max) return bad;
+      p.maxOutstandingR2T = Math.min(n, limits.maxOutstandingR2T);
+      return { reply: String(p.maxOutstandingR2T) };
+    }
+    case "MaxConnections": {
+      const n = number(value);
+      if (n === null || n < 1 || n > count16Max) return bad;
+      p.maxConnections = 1; // min(n, 1): one connection per session
+      return { reply: "1" };
+    }
+    case "ImmediateData": {
+      const v = yesNo(value);
+      if (v === null) return bad;
+      p.immediateData = v; // AND with our Yes
+      return { reply: v ? "Yes" : "No" };
+    }
+    case "InitialR2T": {
+      const v = yesNo(value);
+      if (v === null) return bad;
+      p.initialR2T = v; // OR with our No
+      return { reply: v ? "Yes" : "No" };
+    }
+    case "DataPDUInOrder":
+    case "DataSequenceInOrder": {
+      // OR with our Yes: the result is Yes; we rely on in-order Data-Out.
+      if (yesNo(value) === null) return bad;
+      return { reply: "Yes" };
+    }
+    case "DefaultTime2Wait":
+    case "DefaultTime2Retain": {
+      const n = number(value);
+      if (n === null || n > time2Max) return bad;
+      if (key === "DefaultTime2Wait") p.defaultTime2Wait = Math.max(n, limits.defaultTime2Wait);
+      else p.defaultTime2Retain = Math.min(n, limits.defaultTime2Retain);
+      return { reply: String(key === "DefaultTime2Wait" ? p.defaultTime2Wait : p.defaultTime2Retain) };
+    }
+    case "ErrorRecoveryLevel": {
+      const n = number(value);
+      if (n === null || n > 2) return bad;
+      p.errorRecoveryLevel = 0; // min(n, 0)
+      return { reply: "0" };
+    }
+    case "IFMarker":
+    case "OFMarker": {
+      // RFC 3720 markers (gone from RFC 7143): AND with our No.
+      if (yesNo(value) === null) return bad;
+      return { reply: "No" };
+    }
+    case "IFMarkInt":
+    case "OFMarkInt":
+      return { reply: "Irrelevant" };
+    case "TargetAlias":
+    case "TargetAddress":
+    case "TargetPortalGroupTag":
+      return { failure: LoginStatus.initiatorError, reason: `the initiator may not send ${key}` };
+    default:
+      return { reply: "NotUnderstood" };
+  }
+}
+
+/**
+ * One Login Request's worth of negotiation: checks the stage transition, answers the keys,
+ * resolves the target, and says whether the connection enters full feature phase.
+ */
+export function loginStep(state: LoginState, request: LoginRequest, lookupTarget: (iqn: string) => LoginTarget | undefined): LoginStep {
+  assert(state.stage !== Stage.fullFeature, "login after full feature phase");
+  if (request.versionMin > 0) return fail(LoginStatus.unsupportedVersion, `version ${request.versionMin} not supported (this target speaks version 0)`);
+  if (request.continued) return fail(LoginStatus.initiatorError, "login text split over several PDUs is not supported");
+  if (request.currentStage !== state.stage && !(state.stage === Stage.security && request.currentStage === Stage.operational)) {
+    return fail(LoginStatus.initiatorError, `bad current stage ${request.currentStage}`);
+  }
+  if (request.currentStage === 2 || request.currentStage === Stage.fullFeature) return fail(LoginStatus.initiatorError, `bad current stage ${request.currentStage}`);
+  if (request.transit && (request.nextStage <= request.currentStage || request.nextStage === 2)) return fail(LoginStatus.initiatorError, `bad stage transition ${request.currentStage}->${request.nextStage}`);
+  if (request.tsih !== 0) return fail(LoginStatus.sessionDoesNotExist, "adding a connection to a session is not supported (MaxConnections=1)");
+  state.stage = request.currentStage;
+
+  // Declarations first: they decide what the other keys mean.
+  for (const [key, value] of request.keys) {
+    if (key === "SessionType" || key === "InitiatorName" || key === "TargetName") {
+      const r = negotiateKey(state, key, value);
+      if ("failure" in r) return fail(r.failure, r.reason);
     }
   }
-  if (stage === "operational" && !state.declared.has("InitiatorName")) return { reply, error: "missing InitiatorName" };
-  return { reply };
+  const reply: KeyValue[] = [];
+  for (const [key, value] of request.keys) {
+    if (state.seen.has(key) && key !== "SessionType" && key !== "InitiatorName" && key !== "TargetName") return fail(LoginStatus.initiatorError, `key ${key} sent twice`);
+    state.seen.add(key);
+    if (key === "SessionType" || key === "InitiatorName" || key === "TargetName") continue;
+    const r = negotiateKey(state, key, value);
+    if ("failure" in r) return fail(r.failure, r.reason);
+    if (r.reply !== undefined) reply.push([key, r.reply]);
+  }
+  if (state.initiatorName === undefined) return fail(LoginStatus.missingParameter, "the initiator sent no InitiatorName");
+  state.sessionType ??= "Normal";
+  if (state.sessionType === "Normal" && state.target === undefined) {
+    const name = request.keys.find(([k]) => k === "TargetName")?.[1];
+    if (name === undefined || name === "") return fail(LoginStatus.missingParameter, "a normal session needs a TargetName");
+    const target = lookupTarget(name.toLowerCase());
+    if (target === undefined) return fail(LoginStatus.notFound, `no target named ${name}`);
+    state.target = target;
+  }
+  // RFC 7143 §13.9: the target sends TargetPortalGroupTag in its first response of a normal session.
+  if (state.sessionType === "Normal" && !state.declared.has("TargetPortalGroupTag")) {
+    state.declared.add("TargetPortalGroupTag");
+    reply.push(["TargetPortalGroupTag", String(state.portalGroupTag)]);
+    if (state.target?.alias !== undefined) reply.push(["TargetAlias", state.target.alias]);
+  }
+  // Our MaxRecvDataSegmentLength is declared once we are negotiating operational keys.
+  const leavingSecurityForFfp = request.transit && request.nextStage === Stage.fullFeature;
+  if ((request.currentStage === Stage.operational || leavingSecurityForFfp) && !state.declared.has("MaxRecvDataSegmentLength")) {
+    state.declared.add("MaxRecvDataSegmentLength");
+    reply.push(["MaxRecvDataSegmentLength", String(state.limits.recvDataSegmentBytes)]);
+    state.params.recvDataSegmentBytes = state.limits.recvDataSegmentBytes;
+  }
+  // RFC 7143 §13.14: FirstBurstLength must not exceed MaxBurstLength.
+  if (state.params.firstBurstBytes > state.params.maxBurstBytes) state.params.firstBurstBytes = state.params.maxBurstBytes;
+
+  if (!request.transit) return { ok: true, transit: false, currentStage: request.currentStage, nextStage: 0, reply, fullFeature: false };
+  state.stage = request.nextStage;
+  return { ok: true, transit: true, currentStage: request.currentStage, nextStage: request.nextStage, reply, fullFeature: request.nextStage === Stage.fullFeature };
 }

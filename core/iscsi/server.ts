@@ -1,17 +1,30 @@
-// The iSCSI portal: the only file of the target that touches sockets (Bun.listen). Feeds each
-// connection's bytes to its IscsiConnection inline in the data handler, and writes what it
-// answers with one socket.write per batch. Bun's socket.write may take only part of a buffer and
-// does not queue the rest, so each connection keeps its own queue, resumes on drain, and stops
-// reading while the queue is over `pendingWriteBytesMax` (back-pressure, not memory growth).
+// The iSCSI portal: the only file of the target that touches sockets (Bun.listen). Each
+// connection's bytes go to its IscsiConnection inline in the data handler, and what it answers
+// is written with one socket.write per batch. Bun's socket.write may take only part of a buffer
+// and does not queue the rest, so each connection keeps its own bounded queue (copies of the
+// unwritten bytes), resumes on drain, and stops reading while the queue is over
+// `queuedBytesPauseAt` (back-pressure instead of memory growth). Every wait has a time limit.
 import type { Socket, TCPSocketListener } from "bun";
+import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
 import { IscsiConnection, type TargetRegistry } from "./connection.ts";
+import { defaultTargetLimits, type TargetLimits } from "./login.ts";
+import { SessionTable } from "./session.ts";
 
 export type { TargetRegistry } from "./connection.ts";
 
-const pendingWriteBytesMax = 8 << 20;
+/** Stop reading from a connection whose unsent answers exceed this; resume below half. */
+const queuedBytesPauseAt = 8 << 20;
+/** Connections at once; more are closed on accept. */
 const connectionsMax = 1024;
+/** A connection must finish login within this (RFC 7143 leaves the limit to the target). */
+const loginTimeoutMs = 15_000;
+/** How long close() waits for device calls under way, and for queued answers to drain. */
 const closeGraceMs = 10_000;
+/** How long a closing connection may take to flush its last answers before it is cut. */
+const endGraceMs = 2_000;
+/** TCP keepalive so that a vanished initiator frees its session. */
+const keepAliveDelayMs = 30_000;
 
 interface SocketState {
   conn: IscsiConnection;
@@ -19,25 +32,44 @@ interface SocketState {
   queuedBytes: number;
   paused: boolean;
   closed: boolean;
+  endWhenDrained: boolean;
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 export interface IscsiServer {
   readonly port: number;
-  /** Sessions in full feature phase, for one target or all. */
+  /** Sessions in full feature phase, for one target or all (discovery sessions excluded). */
   sessionCount(iqn?: string): number;
+  /** Stop accepting, finish in-flight commands, close connections. */
   close(): Promise<void>;
 }
 
-export async function startIscsiServer(options: { host: string; port: number; registry: TargetRegistry; logger: Logger; portalGroupTag?: number }): Promise<IscsiServer> {
-  const tpgt = options.portalGroupTag ?? 1;
+export interface IscsiServerOptions {
+  host: string;
+  port: number;
+  registry: TargetRegistry;
+  logger: Logger;
+  portalGroupTag?: number;
+  limits?: TargetLimits;
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export async function startIscsiServer(options: IscsiServerOptions): Promise<IscsiServer> {
+  const portalGroupTag = options.portalGroupTag ?? 1;
+  assert(Number.isInteger(portalGroupTag) && portalGroupTag >= 1 && portalGroupTag <= 0xffff, "portal group tag out of range");
+  const limits = options.limits ?? defaultTargetLimits;
+  const logger = options.logger;
+  const sessions = new SessionTable();
   const sockets = new Set<Socket<SocketState>>();
 
-  const drain = (s: Socket<SocketState>): void => {
+  const flushQueue = (s: Socket<SocketState>): void => {
     const st = s.data;
     while (st.queue.length > 0) {
       const head = st.queue[0] as Uint8Array;
-      const n = s.write(head);
-      if (n < 0) return;
+      const n = Math.max(0, s.write(head));
       st.queuedBytes -= n;
       if (n < head.length) {
         st.queue[0] = head.subarray(n);
@@ -45,10 +77,53 @@ export async function startIscsiServer(options: { host: string; port: number; re
       }
       st.queue.shift();
     }
-    if (st.paused && st.queuedBytes < pendingWriteBytesMax / 2) {
+    if (st.paused && st.queuedBytes < queuedBytesPauseAt / 2) {
       st.paused = false;
       s.resume();
     }
+    if (st.endWhenDrained) s.end();
+  };
+
+  const send = (s: Socket<SocketState>, bytes: Uint8Array): void => {
+    const st = s.data;
+    if (st.closed) return;
+    let rest = bytes;
+    if (st.queue.length === 0) {
+      const n = Math.max(0, s.write(bytes));
+      if (n === bytes.length) return;
+      rest = bytes.subarray(n);
+    }
+    // The connection reuses `bytes`: keep a copy of what did not go out.
+    st.queue.push(rest.slice());
+    st.queuedBytes += rest.length;
+    if (!st.paused && st.queuedBytes > queuedBytesPauseAt) {
+      st.paused = true;
+      s.pause();
+    }
+  };
+
+  const end = (s: Socket<SocketState>): void => {
+    const st = s.data;
+    if (st.closed) return;
+    if (st.queue.length === 0) {
+      s.end();
+      return;
+    }
+    st.endWhenDrained = true;
+    if (st.paused) s.resume();
+    clearTimeout(st.timer);
+    st.timer = setTimeout(() => s.terminate(), endGraceMs);
+  };
+
+  const forget = (s: Socket<SocketState>): void => {
+    const st = s.data as SocketState | undefined;
+    sockets.delete(s);
+    if (st === undefined || st.closed) return;
+    st.closed = true;
+    clearTimeout(st.timer);
+    st.queue = [];
+    st.queuedBytes = 0;
+    st.conn.closedByTransport();
   };
 
   const listener: TCPSocketListener<SocketState> = Bun.listen<SocketState>({
@@ -57,73 +132,62 @@ export async function startIscsiServer(options: { host: string; port: number; re
     socket: {
       open(s) {
         if (sockets.size >= connectionsMax) {
-          s.end();
+          logger.warn("too many connections, refusing one", { from: s.remoteAddress });
+          s.terminate();
           return;
         }
         sockets.add(s);
         s.setNoDelay(true);
-        const address = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${listener.port}`;
-        const conn = new IscsiConnection(
-          options.registry,
-          { address, tpgt },
-          (bytes) => {
-            const st = s.data;
-            if (st.closed) return;
-            if (st.queue.length === 0) {
-              const n = s.write(bytes);
-              if (n === bytes.length) return;
-              bytes = bytes.subarray(Math.max(n, 0));
-            }
-            st.queue.push(bytes);
-            st.queuedBytes += bytes.length;
-            if (!st.paused && st.queuedBytes > pendingWriteBytesMax) {
-              st.paused = true;
-              s.pause();
-            }
-          },
-          () => {
-            const st = s.data;
-            if (st.closed) return;
-            // Let queued responses (e.g. a logout answer) go out first.
-            if (st.queue.length === 0) s.end();
-            else setTimeout(() => s.end(), 50);
-          },
-          options.logger,
-        );
-        s.data = { conn, queue: [], queuedBytes: 0, paused: false, closed: false };
+        s.setKeepAlive(true, keepAliveDelayMs);
+        // TargetAddress in SendTargets is the address this connection came in on.
+        const local = s.localAddress !== "" && s.localAddress !== undefined ? s.localAddress : options.host;
+        const conn = new IscsiConnection({
+          registry: options.registry,
+          sessions,
+          portal: { address: hostPort(local, listener.port), portalGroupTag },
+          limits,
+          transport: { send: (bytes) => send(s, bytes), close: () => end(s) },
+          logger,
+        });
+        s.data = { conn, queue: [], queuedBytes: 0, paused: false, closed: false, endWhenDrained: false, timer: undefined };
+        s.data.timer = setTimeout(() => {
+          if (!conn.fullFeature && !conn.closed) conn.shutdown("login timed out");
+        }, loginTimeoutMs);
       },
       data(s, chunk) {
-        s.data.conn.receive(chunk);
+        const st = s.data;
+        if (st.closed) return;
+        st.conn.receive(chunk);
+        if (st.timer !== undefined && st.conn.fullFeature && !st.endWhenDrained) {
+          clearTimeout(st.timer);
+          st.timer = undefined;
+        }
       },
       drain(s) {
-        drain(s);
+        flushQueue(s);
       },
       close(s) {
-        s.data.closed = true;
-        sockets.delete(s);
+        forget(s);
       },
       error(s, e) {
-        options.logger.warn("connection error", { error: e.message });
-        s.data.closed = true;
-        sockets.delete(s);
+        logger.warn("connection error", { error: e.message });
+        forget(s);
       },
     },
   });
-  options.logger.info("iSCSI portal listening", { address: `${options.host}:${listener.port}` });
+  logger.info("iSCSI portal listening", { address: hostPort(options.host, listener.port) });
 
   return {
     port: listener.port,
-    sessionCount(iqn?: string): number {
-      let n = 0;
-      for (const s of sockets) if (s.data?.conn.targetName !== undefined && (iqn === undefined || s.data.conn.targetName === iqn)) n++;
-      return n;
-    },
+    sessionCount: (iqn?: string) => sessions.count(iqn),
     async close(): Promise<void> {
       listener.stop(false);
-      // Finish commands that wait on the device, then close every connection.
       const deadline = Date.now() + closeGraceMs;
-      while ([...sockets].some((s) => s.data?.conn.busy) && Date.now() < deadline) await Bun.sleep(10);
-      for (const s of sockets) s.end();
+      const waits = [...sockets].map((s) => s.data?.conn.idle());
+      await Promise.race([Promise.all(waits), Bun.sleep(closeGraceMs)]);
+      for (const s of sockets) s.data?.conn.shutdown("server closing");
+      while (sockets.size > 0 && Date.now() < deadline) await Bun.sleep(10);
+      for (const s of sockets) s.terminate();
       listener.stop(true);
     },
   };

@@ -1,0 +1,104 @@
+// MODE SENSE(6) and MODE SENSE(10) (SPC-4 §6.11, §6.12) with the caching page (SBC-3 §6.4.5),
+// the control page (SPC-4 §7.5.8) and the informational exceptions control page (SPC-4 §7.5.10).
+// Pure: builds bytes from the device's settings. No MODE SELECT yet, so nothing is changeable.
+import type { BlockDeviceInfo } from "../../volume/block-device.ts";
+import { cutToAllocation, putBe16, putBe32, putBe64 } from "../bytes.ts";
+import { Asc, Status, illegalRequest, type ScsiResult } from "../sense.ts";
+
+/** SPC-4 §6.11 PAGE CONTROL field. */
+export const PageControl = { current: 0, changeable: 1, default: 2, saved: 3 } as const;
+/** Page codes. */
+export const ModePage = { caching: 0x08, control: 0x0a, informationalExceptions: 0x1c, all: 0x3f } as const;
+/** SUBPAGE CODE FFh: all subpages (we have only subpage 0). */
+const allSubpages = 0xff;
+/** SBC-3 §6.4.1 DEVICE-SPECIFIC PARAMETER: DPOFUA (bit 4), the DPO and FUA bits are supported. */
+const deviceSpecificDpoFua = 0x10;
+/** SBC-3 §6.4.5: caching page length 12h, WCE is byte 2 bit 2. */
+const cachingPageLength = 0x12;
+const cachingWce = 0x04;
+/** SPC-4 §7.5.8: control page length 0Ah; QUEUE ALGORITHM MODIFIER 1 (unrestricted reordering) in byte 3. */
+const controlPageLength = 0x0a;
+const controlUnrestrictedReordering = 0x10;
+/** SPC-4 §7.5.10: informational exceptions control page length 0Ah. */
+const informationalExceptionsPageLength = 0x0a;
+/** SBC-3 §6.4.2: short (8-byte) and long (16-byte, LONGLBA) block descriptors. */
+const shortBlockDescriptorBytes = 8;
+const longBlockDescriptorBytes = 16;
+
+export interface ModeSenseCommand {
+  readonly tenByte: boolean;
+  readonly disableBlockDescriptors: boolean;
+  readonly longLba: boolean;
+  readonly pageControl: number;
+  readonly page: number;
+  readonly subpage: number;
+  readonly allocationBytes: number;
+}
+
+function cachingPage(info: BlockDeviceInfo, pageControl: number): Uint8Array {
+  const p = new Uint8Array(2 + cachingPageLength);
+  p[0] = ModePage.caching;
+  p[1] = cachingPageLength;
+  if (pageControl !== PageControl.changeable && info.writeCache) p[2] = cachingWce;
+  return p;
+}
+
+function controlPage(pageControl: number): Uint8Array {
+  const p = new Uint8Array(2 + controlPageLength);
+  p[0] = ModePage.control;
+  p[1] = controlPageLength;
+  if (pageControl !== PageControl.changeable) p[3] = controlUnrestrictedReordering;
+  return p;
+}
+
+function informationalExceptionsPage(): Uint8Array {
+  const p = new Uint8Array(2 + informationalExceptionsPageLength);
+  p[0] = ModePage.informationalExceptions;
+  p[1] = informationalExceptionsPageLength;
+  return p;
+}
+
+export function modeSense(command: ModeSenseCommand, info: BlockDeviceInfo): ScsiResult {
+  if (command.pageControl === PageControl.saved) return illegalRequest(Asc.savingParametersNotSupported);
+  if (command.subpage !== 0 && command.subpage !== allSubpages) return illegalRequest(Asc.invalidFieldInCdb);
+  const pages: Uint8Array[] = [];
+  const all = command.page === ModePage.all;
+  if (all || command.page === ModePage.caching) pages.push(cachingPage(info, command.pageControl));
+  if (all || command.page === ModePage.control) pages.push(controlPage(command.pageControl));
+  if (all || command.page === ModePage.informationalExceptions) pages.push(informationalExceptionsPage());
+  if (pages.length === 0) return illegalRequest(Asc.invalidFieldInCdb);
+
+  const blocks = Math.floor(info.sizeBytes / info.blockBytes);
+  let descriptor = new Uint8Array(0);
+  if (!command.disableBlockDescriptors) {
+    if (command.longLba) {
+      descriptor = new Uint8Array(longBlockDescriptorBytes);
+      putBe64(descriptor, 0, blocks);
+      putBe32(descriptor, 12, info.blockBytes);
+    } else {
+      descriptor = new Uint8Array(shortBlockDescriptorBytes);
+      putBe32(descriptor, 0, Math.min(blocks, 0xffffffff)); // FFFFFFFFh: too many to say here
+      putBe32(descriptor, 4, info.blockBytes & 0xffffff); // byte 4 is DENSITY CODE 0
+    }
+  }
+  const headerBytes = command.tenByte ? 8 : 4;
+  const pageBytes = pages.reduce((n, p) => n + p.length, 0);
+  const out = new Uint8Array(headerBytes + descriptor.length + pageBytes);
+  if (command.tenByte) {
+    putBe16(out, 0, out.length - 2); // MODE DATA LENGTH excludes itself
+    out[3] = deviceSpecificDpoFua;
+    if (descriptor.length === longBlockDescriptorBytes) out[4] = 0x01; // LONGLBA
+    putBe16(out, 6, descriptor.length);
+  } else {
+    out[0] = Math.min(out.length - 1, 0xff);
+    out[2] = deviceSpecificDpoFua;
+    out[3] = descriptor.length;
+  }
+  out.set(descriptor, headerBytes);
+  let at = headerBytes + descriptor.length;
+  for (const p of pages) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return { status: Status.good, data: cutToAllocation(out, command.allocationBytes) };
+}

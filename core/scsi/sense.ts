@@ -1,0 +1,125 @@
+// SCSI status codes, sense keys, additional sense codes and the fixed-format sense encoder
+// (SAM-5 §5.3, SPC-4 §4.5). Pure values: this file never performs I/O and never throws for an
+// expected outcome; a command that fails returns a `ScsiResult` built here.
+import { assert } from "../util/assert.ts";
+import { errorTable, type ErrorCode, type ErrorSpec } from "../util/errors.ts";
+
+/** SAM-5 table 47: status codes. */
+export const Status = {
+  good: 0x00,
+  checkCondition: 0x02,
+  busy: 0x08,
+  reservationConflict: 0x18,
+  taskSetFull: 0x28,
+  taskAborted: 0x40,
+} as const;
+
+/** SPC-4 table 27: sense keys. */
+export const SenseKey = {
+  noSense: 0x0,
+  notReady: 0x2,
+  mediumError: 0x3,
+  hardwareError: 0x4,
+  illegalRequest: 0x5,
+  unitAttention: 0x6,
+  dataProtect: 0x7,
+  abortedCommand: 0xb,
+  miscompare: 0xe,
+} as const;
+
+export interface AdditionalSense {
+  readonly asc: number;
+  readonly ascq: number;
+}
+
+/** SPC-4 table 28: the additional sense codes this target reports. */
+export const Asc = {
+  noAdditionalSense: { asc: 0x00, ascq: 0x00 },
+  unrecoveredReadError: { asc: 0x11, ascq: 0x00 },
+  parameterListLengthError: { asc: 0x1a, ascq: 0x00 },
+  invalidCommandOperationCode: { asc: 0x20, ascq: 0x00 },
+  lbaOutOfRange: { asc: 0x21, ascq: 0x00 },
+  invalidFieldInCdb: { asc: 0x24, ascq: 0x00 },
+  logicalUnitNotSupported: { asc: 0x25, ascq: 0x00 },
+  invalidFieldInParameterList: { asc: 0x26, ascq: 0x00 },
+  powerOnResetOrBusDeviceReset: { asc: 0x29, ascq: 0x00 },
+  savingParametersNotSupported: { asc: 0x39, ascq: 0x00 },
+  internalTargetFailure: { asc: 0x44, ascq: 0x00 },
+} as const satisfies Record<string, AdditionalSense>;
+
+export interface Sense {
+  readonly key: number;
+  readonly asc: number;
+  readonly ascq: number;
+  /** INFORMATION field (for a medium error: the first bad LBA); sets the VALID bit. */
+  readonly information?: number;
+}
+
+export interface ScsiResult {
+  readonly status: number;
+  readonly sense?: Sense;
+  /**
+   * Data-In for the initiator, already cut to the CDB's allocation length. A view: valid until
+   * the next call on the same logical unit (the device's read buffer), so the transport sends or
+   * copies it before running another command.
+   */
+  readonly data?: Uint8Array;
+  /**
+   * The transfer length the command asked for in bytes, when the CDB names one (READ/WRITE):
+   * the transport computes residuals against it (RFC 7143 §11.4.5.2).
+   */
+  readonly scsiBytes?: number;
+}
+
+export const goodResult: ScsiResult = { status: Status.good };
+
+export function checkCondition(key: number, additional: AdditionalSense, information?: number): ScsiResult {
+  const sense: Sense = information === undefined ? { key, asc: additional.asc, ascq: additional.ascq } : { key, asc: additional.asc, ascq: additional.ascq, information };
+  return { status: Status.checkCondition, sense };
+}
+
+export const illegalRequest = (additional: AdditionalSense): ScsiResult => checkCondition(SenseKey.illegalRequest, additional);
+
+/** A CHECK CONDITION for a qstora error code, with the sense from the one error table. */
+export function senseForErrorCode(code: ErrorCode, information?: number): ScsiResult {
+  const spec: ErrorSpec = errorTable[code];
+  const sense = spec.sense ?? errorTable.INTERNAL.sense;
+  return checkCondition(sense.key, { asc: sense.asc, ascq: sense.ascq }, information);
+}
+
+/** SPC-4 §4.5.3: fixed-format sense data is 18 bytes with ADDITIONAL SENSE LENGTH 10. */
+export const fixedSenseBytes = 18;
+const fixedSenseCurrentError = 0x70; // RESPONSE CODE 70h: current error, fixed format
+const fixedSenseValid = 0x80; // byte 0 bit 7: the INFORMATION field is valid
+const fixedSenseAdditionalLength = 10; // bytes 8..17
+
+/** Writes fixed-format sense data into `out` at `at`; returns the bytes written (always 18). */
+export function encodeFixedSense(sense: Sense, out: Uint8Array, at: number): number {
+  assert(at + fixedSenseBytes <= out.length, "sense buffer too small");
+  assert(sense.key >= 0 && sense.key <= 0xf, "sense key out of range");
+  out.fill(0, at, at + fixedSenseBytes);
+  out[at] = fixedSenseCurrentError | (sense.information === undefined ? 0 : fixedSenseValid);
+  out[at + 2] = sense.key;
+  if (sense.information !== undefined) {
+    // The INFORMATION field holds 4 bytes; a larger LBA cannot be reported in fixed format
+    // (SPC-4 §4.5.3: VALID is then cleared).
+    if (sense.information > 0xffffffff) out[at] = fixedSenseCurrentError;
+    else {
+      const v = sense.information >>> 0;
+      out[at + 3] = v >>> 24;
+      out[at + 4] = v >>> 16;
+      out[at + 5] = v >>> 8;
+      out[at + 6] = v;
+    }
+  }
+  out[at + 7] = fixedSenseAdditionalLength;
+  out[at + 12] = sense.asc;
+  out[at + 13] = sense.ascq;
+  return fixedSenseBytes;
+}
+
+export function encodeSense(sense: Sense): Uint8Array {
+  const out = new Uint8Array(fixedSenseBytes);
+  encodeFixedSense(sense, out, 0);
+  return out;
+}
