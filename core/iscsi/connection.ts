@@ -397,14 +397,17 @@ export class IscsiConnection implements PduSink {
       this.textContinuation = null;
       const keys = parseKeys(pdu.data);
       if (keys === null || pdu.data.length > loginTextBytesMax) return this.reject(h, RejectReason.protocolError);
+      // Only SendTargets is offered in a Text request. Anything else, or a bad SendTargets value,
+      // is rejected as a whole (Reject, reason protocol error) rather than answered with
+      // NotUnderstood/Reject values: initiators that asked for SendTargets parse every reply key as
+      // a target, and libiscsi's iSCSISendTargets.Invalid test expects exactly this.
       const reply: KeyValue[] = [];
       for (const [key, value] of keys) {
-        if (key === "SendTargets") {
-          const found = this.sendTargets(value);
-          if (found === null) reply.push([key, "Reject"]);
-          else reply.push(...found);
-        } else reply.push([key, "NotUnderstood"]);
+        const found = key === "SendTargets" ? this.sendTargets(value) : null;
+        if (found === null) return this.reject(h, RejectReason.protocolError);
+        reply.push(...found);
       }
+      if (keys.length === 0) return this.reject(h, RejectReason.protocolError);
       body = encodeKeys(reply);
       if (body.length > textResponseBytesMax) body = body.subarray(0, body.lastIndexOf(0, textResponseBytesMax - 1) + 1);
     }
@@ -490,9 +493,9 @@ export class IscsiConnection implements PduSink {
     switch (fn) {
       case TmfFunction.abortTask: {
         const referenced = u32(h, Bhs.referencedTaskTag);
-        // RFC 7143 §11.6.1: a task that is not there (already answered, or never received) is
-        // reported as complete: the initiator's view and ours agree that it is gone.
-        this.abortTasks((itt) => itt === referenced);
+        // A task that is not here was answered already: "task does not exist" tells the
+        // initiator to expect (or keep) that answer, as libiscsi's AbortTaskSimpleAsync expects.
+        if (this.abortTasks((itt) => itt === referenced) === 0) response = TmfResponse.taskDoesNotExist;
         break;
       }
       case TmfFunction.abortTaskSet:
