@@ -17,6 +17,8 @@ need_cmd gcc gcc
 need_cmd losetup mount
 need_cmd curl curl
 need_cmd unzip unzip
+need_cmd zip zip
+need_cmd runuser util-linux
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   if [ "$(id -u)" != 0 ]; then
