@@ -14,7 +14,7 @@ const allocationBytesMin = 16;
 /** SAM-5 §4.7.3: peripheral device addressing covers LUNs 0..255, flat space 0..16383. */
 const peripheralLunMax = 255;
 export const flatSpaceLunMax = 16383;
-const flatSpaceMethod = 0x40;
+const flatSpaceMethod = 0x4000; // ADDRESS METHOD 01b in the top two bits of the first 16-bit word
 /** SAM-5 §4.7.7: the REPORT LUNS well-known LUN is C101h. */
 export const reportLunsWellKnownLun = 0xc101;
 
