@@ -1,0 +1,326 @@
+// The connection state machine driven with hand-built PDUs: login, SendTargets continuation,
+// NOP, SCSI reads split into Data-In, writes through immediate data, unsolicited Data-Out and
+// R2T sequences, residuals, sense, the CmdSN window, bad DataSN, task management, digests.
+import { describe, expect, test } from "bun:test";
+import { MemoryBlockDevice, memRegistry } from "../../test/iscsi-mem-target.ts";
+import { silentLogger } from "../util/log.ts";
+import type { BlockDevice } from "../volume/block-device.ts";
+import { IscsiConnection } from "./connection.ts";
+import { defaultTargetLimits, encodeKeys, parseKeys, type KeyValue } from "./login.ts";
+import { Bhs, Flag, Op, PduDecoder, bhsBytes, encodePdu, encodedBytes, put32, reservedTag, u32, type Pdu } from "./pdu.ts";
+import { SessionTable } from "./session.ts";
+
+const iqn = "iqn.2026-11.org.qstora:t";
+
+interface Reply {
+  opcode: number;
+  flags: number;
+  header: Uint8Array;
+  data: Uint8Array;
+}
+
+function harness(options: { names?: string[]; async?: boolean; lunBytes?: number } = {}) {
+  const device = new MemoryBlockDevice({ sizeBytes: options.lunBytes ?? 1 << 20, async: options.async ?? false });
+  const targets = new Map<string, { luns: Map<number, BlockDevice> }>();
+  for (const name of options.names ?? [iqn]) targets.set(name, { luns: new Map<number, BlockDevice>([[0, device]]) });
+  const replies: Reply[] = [];
+  const decoder = new PduDecoder(1 << 20);
+  let closed = false;
+  const sessions = new SessionTable();
+  const conn = new IscsiConnection({
+    registry: memRegistry(targets),
+    sessions,
+    portal: { address: "127.0.0.1:3260", portalGroupTag: 1 },
+    limits: defaultTargetLimits,
+    transport: {
+      send: (bytes) => {
+        const error = decoder.push(bytes, {
+          onPdu: (p: Pdu) => replies.push({ opcode: p.opcode, flags: p.header[1]!, header: p.header.slice(), data: p.data.slice() }),
+          onDataDigestError: () => {
+            throw new Error("data digest error in a target PDU");
+          },
+        });
+        if (error !== null) throw new Error(`target sent a bad PDU: ${error.kind}`);
+      },
+      close: () => (closed = true),
+    },
+    logger: silentLogger,
+  });
+  let cmdSN = 1;
+  let itt = 100;
+  const digests = { header: false, data: false };
+  const send = (opcode: number, flags: number, data: Uint8Array | null, fill: (h: Uint8Array) => void = () => {}, sendOptions: { nextCmdSN?: boolean } = {}) => {
+    const h = new Uint8Array(bhsBytes);
+    h[0] = opcode;
+    h[1] = flags;
+    fill(h);
+    if (sendOptions.nextCmdSN !== false && opcode !== Op.dataOut) put32(h, Bhs.cmdSN, cmdSN++);
+    const out = new Uint8Array(encodedBytes(data?.length ?? 0, digests.header, digests.data));
+    encodePdu(out, 0, { header: h, data, headerDigest: digests.header, dataDigest: digests.data });
+    conn.receive(out);
+  };
+  const login = (keys: KeyValue[]) => {
+    send(Op.loginRequest | 0x40, Flag.transit | (1 << 2) | 3, encodeKeys(keys), (h) => {
+      h.set([0x80, 0, 0, 0x12, 0x34, 0], Bhs.isid);
+      put32(h, Bhs.initiatorTaskTag, itt++);
+    }, { nextCmdSN: false });
+    const r = replies.at(-1)!;
+    return { status: [r.header[Bhs.statusClass], r.header[Bhs.statusDetail]], keys: new Map(parseKeys(r.data) ?? []) };
+  };
+  const command = (cdb: number[], options: { edtl: number; read?: boolean; write?: boolean; immediate?: Uint8Array; lun?: number; cmdSN?: number }) => {
+    const tag = itt++;
+    send(Op.scsiCommand, Flag.final | (options.read ? Flag.read : 0) | (options.write ? Flag.write : 0), options.immediate ?? null, (h) => {
+      h[Bhs.lun + 1] = options.lun ?? 0;
+      put32(h, Bhs.initiatorTaskTag, tag);
+      put32(h, Bhs.expectedDataTransferLength, options.edtl);
+      h.set(cdb, Bhs.cdb);
+      if (options.cmdSN !== undefined) put32(h, Bhs.cmdSN, options.cmdSN);
+    }, { nextCmdSN: options.cmdSN === undefined });
+    if (options.cmdSN !== undefined) cmdSN = options.cmdSN + 1;
+    return tag;
+  };
+  const dataOut = (tag: number, ttt: number, dataSN: number, offset: number, data: Uint8Array, final: boolean) =>
+    send(Op.dataOut, final ? Flag.final : 0, data, (h) => {
+      put32(h, Bhs.initiatorTaskTag, tag);
+      put32(h, Bhs.targetTransferTag, ttt);
+      put32(h, Bhs.dataSN, dataSN);
+      put32(h, Bhs.bufferOffset, offset);
+    });
+  return { conn, device, replies, send, login, command, dataOut, digests, decoder, closed: () => closed, sessions, setCmdSN: (n: number) => (cmdSN = n) };
+}
+
+const normalLogin: KeyValue[] = [["InitiatorName", "iqn.2026-11.org.test:i"], ["TargetName", iqn]];
+const read10 = (lba: number, blocks: number) => [0x28, 0, lba >>> 24, lba >>> 16, lba >>> 8, lba, 0, blocks >>> 8, blocks, 0];
+const write10 = (lba: number, blocks: number) => [0x2a, 0, lba >>> 24, lba >>> 16, lba >>> 8, lba, 0, blocks >>> 8, blocks, 0];
+const pattern = (bytes: number, seed: number) => Uint8Array.from({ length: bytes }, (_, i) => (i * 13 + seed) & 0xff);
+
+describe("IscsiConnection", () => {
+  test("a discovery session lists every target with SendTargets=All, continued over Text PDUs", () => {
+    const names = Array.from({ length: 200 }, (_, i) => `iqn.2026-11.org.qstora:target-with-a-long-name-${i}`);
+    const h = harness({ names });
+    expect(h.login([["InitiatorName", "iqn.2026-11.org.test:i"], ["SessionType", "Discovery"], ["MaxRecvDataSegmentLength", "4096"]]).status).toEqual([0, 0]);
+    const text: string[] = [];
+    let ttt = reservedTag;
+    for (let i = 0; i < 100; i++) {
+      h.send(Op.textRequest | 0x40, Flag.final, i === 0 ? encodeKeys([["SendTargets", "All"]]) : null, (b) => {
+        put32(b, Bhs.initiatorTaskTag, 7);
+        put32(b, Bhs.targetTransferTag, ttt);
+      });
+      const r = h.replies.at(-1)!;
+      expect(r.opcode).toBe(Op.textResponse);
+      expect(r.data.length).toBeLessThanOrEqual(4096);
+      text.push(new TextDecoder().decode(r.data));
+      ttt = u32(r.header, Bhs.targetTransferTag);
+      if ((r.flags & Flag.final) !== 0) {
+        expect(ttt).toBe(reservedTag);
+        break;
+      }
+      expect(r.flags & Flag.continue).toBe(Flag.continue);
+    }
+    expect(text.length).toBeGreaterThan(1);
+    // Parsed here rather than with parseKeys, which bounds an initiator's request to 256 keys.
+    const keys = text.join("").split("\0").filter((kv) => kv !== "").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)] as const);
+    expect(keys.filter(([k]) => k === "TargetName").map(([, v]) => v)).toEqual(names);
+    expect(keys.find(([k]) => k === "TargetAddress")?.[1]).toBe("127.0.0.1:3260,1");
+  });
+
+  test("a bad SendTargets value is rejected; SCSI commands in a discovery session are rejected", () => {
+    const h = harness();
+    h.login([["InitiatorName", "iqn.2026-11.org.test:i"], ["SessionType", "Discovery"]]);
+    h.send(Op.textRequest | 0x40, Flag.final, encodeKeys([["SendTargets", "Alle"]]), (b) => put32(b, Bhs.targetTransferTag, reservedTag));
+    expect(h.replies.at(-1)!.opcode).toBe(Op.reject);
+    h.command([0, 0, 0, 0, 0, 0], { edtl: 0 });
+    expect(h.replies.at(-1)!.opcode).toBe(Op.reject);
+  });
+
+  test("a NOP-Out ping is answered with a NOP-In carrying the same data and tag", () => {
+    const h = harness();
+    expect(h.login(normalLogin).status).toEqual([0, 0]);
+    const ping = new Uint8Array([1, 2, 3, 4, 5]);
+    h.send(Op.nopOut | 0x40, Flag.final, ping, (b) => {
+      put32(b, Bhs.initiatorTaskTag, 42);
+      put32(b, Bhs.targetTransferTag, reservedTag);
+    });
+    const r = h.replies.at(-1)!;
+    expect(r.opcode).toBe(Op.nopIn);
+    expect(u32(r.header, Bhs.initiatorTaskTag)).toBe(42);
+    expect(u32(r.header, Bhs.targetTransferTag)).toBe(reservedTag);
+    expect([...r.data]).toEqual([...ping]);
+  });
+
+  test("a login to an unknown target is refused with 'not found' and the connection closes", () => {
+    const h = harness();
+    expect(h.login([["InitiatorName", "iqn.2026-11.org.test:i"], ["TargetName", "iqn.2026-11.org.qstora:nope"]]).status).toEqual([2, 3]);
+    expect(h.closed()).toBe(true);
+  });
+
+  test("a READ is split to the initiator's MaxRecvDataSegmentLength with status in the last Data-In", () => {
+    const h = harness();
+    h.login([...normalLogin, ["MaxRecvDataSegmentLength", "4096"]]);
+    h.device.bytes.set(pattern(16384, 3), 512 * 10);
+    const before = h.replies.length;
+    const tag = h.command(read10(10, 32), { edtl: 16384, read: true });
+    const ins = h.replies.slice(before);
+    expect(ins.map((r) => r.opcode)).toEqual([Op.dataIn, Op.dataIn, Op.dataIn, Op.dataIn]);
+    expect(ins.map((r) => u32(r.header, Bhs.dataSN))).toEqual([0, 1, 2, 3]);
+    expect(ins.map((r) => u32(r.header, Bhs.bufferOffset))).toEqual([0, 4096, 8192, 12288]);
+    const last = ins[3]!;
+    expect(last.flags & (Flag.final | Flag.status)).toBe(Flag.final | Flag.status);
+    expect(last.header[Bhs.byte3]).toBe(0);
+    expect(u32(last.header, Bhs.initiatorTaskTag)).toBe(tag);
+    expect([...ins.flatMap((r) => [...r.data])]).toEqual([...pattern(16384, 3)]);
+  });
+
+  test("residuals: underflow and overflow counts are exact", () => {
+    const h = harness();
+    h.login(normalLogin);
+    let before = h.replies.length;
+    h.command(read10(0, 1), { edtl: 10000, read: true });
+    let last = h.replies.at(-1)!;
+    expect(h.replies.length - before).toBe(1);
+    expect(last.data.length).toBe(512);
+    expect(last.flags & Flag.residualUnderflow).toBe(Flag.residualUnderflow);
+    expect(u32(last.header, Bhs.residualCount)).toBe(10000 - 512);
+    before = h.replies.length;
+    h.command(read10(0, 1), { edtl: 200, read: true });
+    last = h.replies.at(-1)!;
+    expect(last.data.length).toBe(200);
+    expect(last.flags & Flag.residualOverflow).toBe(Flag.residualOverflow);
+    expect(u32(last.header, Bhs.residualCount)).toBe(312);
+    h.command(read10(0, 1), { edtl: 0, read: true });
+    last = h.replies.at(-1)!;
+    expect(last.opcode).toBe(Op.scsiResponse);
+    expect(last.flags & Flag.residualOverflow).toBe(Flag.residualOverflow);
+    expect(u32(last.header, Bhs.residualCount)).toBe(512);
+  });
+
+  test("an out-of-range READ answers CHECK CONDITION with sense in the SCSI Response", () => {
+    const h = harness();
+    h.login(normalLogin);
+    h.command(read10(2048, 1), { edtl: 512, read: true });
+    const r = h.replies.at(-1)!;
+    expect(r.opcode).toBe(Op.scsiResponse);
+    expect(r.header[Bhs.byte3]).toBe(2);
+    expect(r.data.length).toBe(20);
+    expect([r.data[0], r.data[1], r.data[2 + 2], r.data[2 + 12]]).toEqual([0, 18, 5, 0x21]);
+  });
+
+  test("a WRITE with all its data immediate is written without R2T", () => {
+    const h = harness();
+    h.login(normalLogin);
+    h.command(write10(4, 2), { edtl: 1024, write: true, immediate: pattern(1024, 1) });
+    expect(h.replies.at(-1)!.opcode).toBe(Op.scsiResponse);
+    expect(h.replies.at(-1)!.header[Bhs.byte3]).toBe(0);
+    expect([...h.device.bytes.subarray(2048, 3072)]).toEqual([...pattern(1024, 1)]);
+  });
+
+  test("a large WRITE: immediate data, unsolicited Data-Out to FirstBurstLength, then R2T bursts", () => {
+    const h = harness();
+    h.login([...normalLogin, ["InitialR2T", "No"], ["FirstBurstLength", "8192"], ["MaxBurstLength", "16384"], ["MaxOutstandingR2T", "2"]]);
+    const total = 65536;
+    const data = pattern(total, 9);
+    const before = h.replies.length;
+    const tag = h.command(write10(0, total / 512), { edtl: total, write: true, immediate: data.subarray(0, 4096) });
+    const r2ts = h.replies.slice(before).filter((r) => r.opcode === Op.r2t);
+    // Solicited part [8192, 65536) in bursts of 16384, at most 2 outstanding.
+    expect(r2ts.map((r) => [u32(r.header, Bhs.bufferOffset), u32(r.header, Bhs.desiredDataTransferLength), u32(r.header, Bhs.r2tSN)])).toEqual([
+      [8192, 16384, 0],
+      [24576, 16384, 1],
+    ]);
+    h.dataOut(tag, reservedTag, 0, 4096, data.subarray(4096, 8192), true);
+    const pending = [...r2ts];
+    let issued = 2;
+    while (pending.length > 0) {
+      const r = pending.shift()!;
+      const offset = u32(r.header, Bhs.bufferOffset);
+      const length = u32(r.header, Bhs.desiredDataTransferLength);
+      const mark = h.replies.length;
+      for (let at = 0, sn = 0; at < length; at += 4096, sn++) h.dataOut(tag, u32(r.header, Bhs.targetTransferTag), sn, offset + at, data.subarray(offset + at, offset + at + 4096), at + 4096 === length);
+      const more = h.replies.slice(mark).filter((x) => x.opcode === Op.r2t);
+      issued += more.length;
+      pending.push(...more);
+    }
+    expect(issued).toBe(4);
+    const last = h.replies.at(-1)!;
+    expect(last.opcode).toBe(Op.scsiResponse);
+    expect(last.header[Bhs.byte3]).toBe(0);
+    expect([...h.device.bytes.subarray(0, total)]).toEqual([...data]);
+  });
+
+  test("a Data-Out with the wrong DataSN ends the command with ABORTED COMMAND", () => {
+    const h = harness();
+    h.login([...normalLogin, ["InitialR2T", "No"], ["ImmediateData", "No"]]);
+    const tag = h.command(write10(0, 2), { edtl: 1024, write: true });
+    h.dataOut(tag, reservedTag, 1, 0, new Uint8Array(512), false);
+    const r = h.replies.at(-1)!;
+    expect(r.opcode).toBe(Op.scsiResponse);
+    expect(r.data[2 + 2]).toBe(0x0b);
+    h.dataOut(tag, reservedTag, 1, 512, new Uint8Array(512), true); // dropped: the task is gone
+    expect(h.replies.at(-1)).toBe(r);
+  });
+
+  test("a command outside the CmdSN window is ignored; the next in-window one is answered", () => {
+    const h = harness();
+    h.login(normalLogin);
+    const window = u32(h.replies.at(-1)!.header, Bhs.maxCmdSN);
+    const count = h.replies.length;
+    h.command([0, 0, 0, 0, 0, 0], { edtl: 0, cmdSN: window + 1 });
+    expect(h.replies.length).toBe(count);
+    h.command([0, 0, 0, 0, 0, 0], { edtl: 0, cmdSN: u32(h.replies.at(-1)!.header, Bhs.expCmdSN) });
+    expect(h.replies.length).toBe(count + 1);
+    expect(h.replies.at(-1)!.header[Bhs.byte3]).toBe(0);
+  });
+
+  test("ABORT TASK ends a write waiting for data; a finished task 'does not exist'", () => {
+    const h = harness();
+    h.login([...normalLogin, ["InitialR2T", "Yes"]]);
+    const tag = h.command(write10(0, 64), { edtl: 32768, write: true });
+    h.send(Op.taskManagementRequest | 0x40, Flag.final | 1, null, (b) => {
+      put32(b, Bhs.initiatorTaskTag, 999);
+      put32(b, Bhs.referencedTaskTag, tag);
+    });
+    expect(h.replies.at(-1)!.opcode).toBe(Op.taskManagementResponse);
+    expect(h.replies.at(-1)!.header[Bhs.byte2]).toBe(0);
+    h.send(Op.taskManagementRequest | 0x40, Flag.final | 1, null, (b) => {
+      put32(b, Bhs.initiatorTaskTag, 1000);
+      put32(b, Bhs.referencedTaskTag, tag);
+    });
+    expect(h.replies.at(-1)!.header[Bhs.byte2]).toBe(1);
+  });
+
+  test("an asynchronous device is answered after its promise, in one flush", async () => {
+    const h = harness({ async: true });
+    h.login(normalLogin);
+    const before = h.replies.length;
+    h.command(write10(0, 1), { edtl: 512, write: true, immediate: pattern(512, 5) });
+    h.command(read10(0, 1), { edtl: 512, read: true });
+    expect(h.replies.length).toBe(before);
+    await Bun.sleep(20);
+    expect(h.replies.length).toBe(before + 2);
+    expect(h.conn.busy).toBe(false);
+  });
+
+  test("with CRC32C digests negotiated, both directions carry digests from the first full-feature PDU", () => {
+    const h = harness();
+    const r = h.login([...normalLogin, ["HeaderDigest", "CRC32C"], ["DataDigest", "CRC32C"]]);
+    expect(r.keys.get("HeaderDigest")).toBe("CRC32C");
+    // From here both sides add digests; the harness's decoder checks the target's.
+    h.digests.header = h.digests.data = true;
+    h.decoder.headerDigest = h.decoder.dataDigest = true;
+    h.device.bytes.set(pattern(512, 4), 0);
+    h.command(read10(0, 1), { edtl: 512, read: true });
+    const last = h.replies.at(-1)!;
+    expect(last.opcode).toBe(Op.dataIn);
+    expect([...last.data]).toEqual([...pattern(512, 4)]);
+  });
+
+  test("logout answers, closes the connection and ends the session", () => {
+    const h = harness();
+    h.login(normalLogin);
+    expect(h.sessions.count()).toBe(1);
+    h.send(Op.logoutRequest | 0x40, Flag.final, null, (b) => put32(b, Bhs.initiatorTaskTag, 5));
+    expect(h.replies.at(-1)!.opcode).toBe(Op.logoutResponse);
+    expect(h.closed()).toBe(true);
+    expect(h.sessions.count()).toBe(0);
+  });
+});
