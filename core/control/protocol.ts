@@ -3,18 +3,13 @@
 // `Authorization: Bearer <secret from control.secret>`. Errors come back as
 // `{ "error": { "code", "message", "hint"? } }` with the HTTP status of the error table.
 
-export interface ArchiveView {
-  id: string;
-  path: string;
-  kind: "file" | "block";
-  sizeBytes: number;
-  reservedBytes: number;
-  writtenBytes: number;
-  freeBytes: number;
-  unitCount: number;
+import type { ArchiveInfo } from "../archive/archive.ts";
+
+/** An archive as status shows it: its own numbers (zeros while it can't be opened) and a state. */
+export type ArchiveView = Omit<ArchiveInfo, "clusterId"> & {
   state: "online" | "missing" | "error";
   error?: string;
-}
+};
 
 export interface TargetView {
   iqn: string;

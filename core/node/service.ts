@@ -144,8 +144,8 @@ export class NodeService {
         const error = this.archiveErrors.get(rec.id) ?? "not open";
         return { id: rec.id, path: rec.path, kind: rec.kind, sizeBytes: rec.sizeBytes, reservedBytes: 0, writtenBytes: 0, freeBytes: 0, unitCount: 0, state: existsSync(rec.path) ? "error" : "missing", error };
       }
-      const i = archive.info();
-      return { id: rec.id, path: rec.path, kind: i.kind, sizeBytes: i.sizeBytes, reservedBytes: i.reservedBytes, writtenBytes: i.writtenBytes, freeBytes: i.freeBytes, unitCount: i.unitCount, state: "online" };
+      const { clusterId: _, ...info } = archive.info();
+      return { ...info, path: rec.path, state: "online" };
     });
   }
 
