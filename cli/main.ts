@@ -14,6 +14,7 @@ const subCommands = {
   stop: () => import("./commands/stop.ts").then((m) => m.default),
   restart: () => import("./commands/restart.ts").then((m) => m.default),
   status: () => import("./commands/status.ts").then((m) => m.default),
+  health: () => import("./commands/health.ts").then((m) => m.default),
   archive: () => import("./commands/archive/index.ts").then((m) => m.default),
   target: () => import("./commands/target/index.ts").then((m) => m.default),
   lun: () => import("./commands/lun/index.ts").then((m) => m.default),

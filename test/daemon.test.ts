@@ -2,9 +2,9 @@
 // one daemon per data directory, configuration errors that name the key, restart after a crash,
 // and a clean stop under load that loses no acknowledged write.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TestNode, iscsiLoadBin, qstoraBin, run } from "./helpers/node.ts";
+import { TestNode, iscsiLoadBin, qstoraBin, run, spawnLoad } from "./helpers/node.ts";
 
 const iqn = "iqn.2026-11.org.qstora:daemon";
 
@@ -38,21 +38,36 @@ describe("daemon lifecycle", () => {
 
   test("SIGTERM under load finishes in-flight I/O: every acknowledged write is there after", async () => {
     const history = join(node.dir, "term-history.bin");
-    // The load runs 8 s; the daemon stops (SIGTERM) after 3 s and starts again right away, so
-    // an initiator that retries finds the target again and the load ends on its own time.
-    const load = Bun.spawn([iscsiLoadBin, "-m", "randwrite", "-V", "-t", "8", "-R", "64M", "-s", "11", "-S", history, url], { stdout: "pipe", stderr: "pipe" });
+    // The daemon stops (SIGTERM) 3 s into the load; the load ends when its connection does and
+    // saves its history (which writes were acknowledged); then the daemon starts again.
+    const load = spawnLoad(["-m", "randwrite", "-V", "-t", "30", "-R", "64M", "-s", "11", "-S", history, url], join(node.dir, "term-load.json"));
     await Bun.sleep(3000);
     node.ok("stop");
+    await load.finished();
     node.ok("start");
-    const guard = setTimeout(() => load.kill(9), 60_000);
-    await load.exited;
-    clearTimeout(guard);
     const r = run([iscsiLoadBin, "-m", "verify", "-L", history, "-C", "acked", "-R", "64M", "-s", "11", url], { timeoutMs: 120_000 });
     const res = JSON.parse(r.stdout.trim().split("\n").pop() as string) as { verify_failures: number; checked: number };
     console.log(`verify after SIGTERM: ${r.stdout.trim()}`);
     expect(res.verify_failures).toBe(0);
     expect(res.checked).toBeGreaterThan(0);
   }, 120_000);
+
+  test("health is OK, and names a missing archive when its file is gone", () => {
+    expect(node.qJson<{ status: string }>("health").status).toBe("HEALTH_OK");
+    node.ok("stop");
+    const archive = join(node.dir, "a1.img");
+    renameSync(archive, `${archive}.away`);
+    node.ok("start");
+    const h = node.qJson<{ status: string; checks: Array<{ code: string; detail: string[] }> }>("health", "detail");
+    expect(h.status).toBe("HEALTH_ERR");
+    expect(h.checks[0]?.code).toBe("ARCHIVE_UNAVAILABLE");
+    expect(h.checks[0]?.detail[0]).toContain("a1.img");
+    expect(node.q("status").stdout).toContain("ARCHIVE_UNAVAILABLE");
+    node.ok("stop");
+    renameSync(`${archive}.away`, archive);
+    node.ok("start");
+    expect(node.qJson<{ status: string }>("health").status).toBe("HEALTH_OK");
+  });
 
   test("a bad qstora.toml stops the start with an error naming the key", () => {
     node.ok("stop");

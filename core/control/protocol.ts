@@ -4,6 +4,7 @@
 // `{ "error": { "code", "message", "hint"? } }` with the HTTP status of the error table.
 
 import type { ArchiveInfo } from "../archive/archive.ts";
+import type { HealthReport } from "../cluster/health.ts";
 
 /** An archive as status shows it: its own numbers (zeros while it can't be opened) and a state. */
 export type ArchiveView = Omit<ArchiveInfo, "clusterId"> & {
@@ -34,6 +35,7 @@ export interface LunView {
 }
 
 export interface StatusView {
+  health: HealthReport;
   node: { id: string; name: string; clusterId: string; version: string; pid: number; uptimeSeconds: number };
   daemon: "running";
   portal: string;

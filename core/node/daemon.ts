@@ -24,6 +24,10 @@ import { tryLockDataDir } from "./lock.ts";
 import { dataDirPaths, type DataDirPaths } from "./paths.ts";
 import { keys, type ClusterRecord, type NodeRecord } from "./records.ts";
 import { NodeService } from "./service.ts";
+import { judgeHealth } from "../cluster/health.ts";
+
+/** How often the daemon checks that the metadata store answers (for health). */
+const metaProbeIntervalMs = 5000;
 
 export interface Bootstrap {
   archives: string[];
@@ -124,7 +128,16 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     }
     const svc = service;
     const portal = iscsi;
+    let metadataReachable = true;
+    const probe = setInterval(() => {
+      meta
+        ?.get(keys.cluster)
+        .then(() => (metadataReachable = true))
+        .catch(() => (metadataReachable = false));
+    }, metaProbeIntervalMs);
+    probe.unref();
     const status = (): StatusView => ({
+      health: judgeHealth({ archives: svc.archiveViews(), ioErrors: svc.ioTotals().errors, metadataReachable }),
       node: { id: identity.nodeId, name: identity.name, clusterId: identity.clusterId, version: `${version} (${buildCommit})`, pid: process.pid, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) },
       daemon: "running",
       portal: config.portal.listen,

@@ -33,6 +33,29 @@ export function randomLoopback(): string {
   return `127.${b()}.${b()}.${b()}`;
 }
 
+/**
+ * Starts iscsi-load in the background with SIGPIPE ignored: when the target goes away under
+ * load, libiscsi's next write would otherwise kill it before it saves its write history.
+ */
+const loadEndGraceMs = 15_000;
+
+export function spawnLoad(args: string[], outFile: string): { finished(): Promise<void>; output(): string } {
+  const quoted = [iscsiLoadBin, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
+  // Output goes to a file, stderr nowhere: a stalled target makes iscsi-load print a line per
+  // failed I/O, and an unread pipe would block it.
+  const p = Bun.spawn(["sh", "-c", `trap '' PIPE; exec ${quoted} > '${outFile}' 2>/dev/null`], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+  return {
+    // iscsi-load saves its history as soon as its connection is lost, but its final logout can
+    // hang on a target that is gone: give it 15 s, then stop it (the history is on disk by then).
+    finished: async () => {
+      const guard = setTimeout(() => p.kill(9), loadEndGraceMs);
+      await p.exited;
+      clearTimeout(guard);
+    },
+    output: () => readFileSync(outFile, "utf8"),
+  };
+}
+
 export class TestNode {
   readonly dir: string;
   readonly dataDir: string;
