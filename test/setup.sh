@@ -14,6 +14,7 @@ need_file /usr/lib/x86_64-linux-gnu/qemu/block-iscsi.so qemu-block-extra
 need_cmd etcd etcd-server
 need_cmd tgtd tgt
 need_cmd gcc gcc
+need_file /usr/include/isa-l/erasure_code.h libisal-dev
 need_cmd losetup mount
 need_cmd curl curl
 need_cmd unzip unzip
