@@ -1,7 +1,7 @@
 // Bad input from an operator: each case gets a clear one- or two-line error with the exit status
 // of the error table, no stack trace, and leaves the node exactly as it was.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { openSync, writeSync, closeSync, writeFileSync } from "node:fs";
+import { openSync, writeSync, closeSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestNode, run, qstoraBin, type RunResult } from "./helpers/node.ts";
 
@@ -82,6 +82,19 @@ describe("bad input is refused cleanly and changes nothing", () => {
     closeSync(fd);
     expectCleanError(node.q("archive", "add", bad), exit.ARCHIVE_INVALID, /superblock|corrupt|damaged/i);
     expect(node.qJson<unknown[]>("archive", "list").length).toBe(1);
+  });
+
+  test("a failed init leaves no superblock on an existing file it had formatted", () => {
+    const other = new TestNode("qstora-errors-rollback-");
+    try {
+      const plain = join(other.dir, "plain.img");
+      writeFileSync(plain, new Uint8Array(64 << 20));
+      expectCleanError(other.init([plain, "/proc/qstora-nope.img:1G"]), 12, /\/proc\/qstora-nope.img/);
+      expect(readFileSync(plain).subarray(0, 8192).every((b) => b === 0)).toBe(true);
+      expect(other.init([plain]).code).toBe(0); // usable by the next init
+    } finally {
+      other.cleanup();
+    }
   });
 
   test("a second init on an initialised data directory", () => {

@@ -69,6 +69,15 @@ describe("daemon lifecycle", () => {
     expect(node.qJson<{ status: string }>("health").status).toBe("HEALTH_OK");
   });
 
+  test("lun set --write-cache off/on changes the LUN's cache mode, kept in its record", () => {
+    const off = node.qJson<{ writeCache: boolean }>("lun", "set", "--target", iqn, "--lun", "0", "--write-cache", "off");
+    expect(off.writeCache).toBe(false);
+    expect(node.qJson<Array<{ writeCache: boolean }>>("lun", "list")[0]?.writeCache).toBe(false);
+    expect(run(["qemu-io", "-f", "raw", "-c", "write -P 0x11 0 64k", "-c", "read -P 0x11 0 64k", url]).code).toBe(0);
+    expect(node.qJson<{ writeCache: boolean }>("lun", "set", "--target", iqn, "--lun", "0", "--write-cache", "on").writeCache).toBe(true);
+    expect(node.q("lun", "set", "--target", iqn, "--lun", "0", "--write-cache", "maybe").code).toBe(2);
+  });
+
   test("a bad qstora.toml stops the start with an error naming the key", () => {
     node.ok("stop");
     const path = join(node.dataDir, "qstora.toml");

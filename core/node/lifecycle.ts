@@ -2,7 +2,8 @@
 // background, waiting until it answers, and creating a data directory. The daemon itself is in
 // daemon.ts; this file runs in the short-lived CLI process.
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { superblockBytes, superblockOffsets } from "../archive/format.ts";
 import { ControlClient } from "../control/client.ts";
 import type { StatusView } from "../control/protocol.ts";
 import { Archive } from "../archive/archive.ts";
@@ -102,6 +103,16 @@ export async function stopDaemon(paths: DataDirPaths): Promise<{ wasRunning: boo
   throw new QstoraError("TIMEOUT", `the daemon (pid ${pid ?? "?"}) did not stop within ${stopTimeoutMs / 1000} s`, pid === null ? `See ${paths.log}.` : `Look at ${paths.log}; as a last resort: kill -9 ${pid} (acknowledged writes survive it).`);
 }
 
+function wipeSuperblocks(path: string): void {
+  const fd = openSync(path, "r+");
+  try {
+    const zeros = new Uint8Array(superblockBytes);
+    for (const off of superblockOffsets) writeSync(fd, zeros, 0, zeros.length, off);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export interface InitOptions {
   dataDir: string;
   archives: Array<{ path: string; sizeBytes?: number }>;
@@ -130,6 +141,7 @@ export function initDataDir(options: InitOptions): { paths: DataDirPaths; identi
   }
   const createdDir = !existsSync(paths.root);
   const createdFiles: string[] = [];
+  const formattedExisting: string[] = [];
   const opened: Archive[] = [];
   const identity: NodeIdentity = { clusterId: newId(), nodeId: newId(), name: options.name, createdAt: new Date().toISOString() };
   try {
@@ -139,7 +151,7 @@ export function initDataDir(options: InitOptions): { paths: DataDirPaths; identi
       const existed = existsSync(spec.path);
       const archive = Archive.create({ path: spec.path, clusterId: identity.clusterId, ...(spec.sizeBytes === undefined ? {} : { sizeBytes: spec.sizeBytes }) });
       opened.push(archive);
-      if (!existed) createdFiles.push(spec.path);
+      (existed ? formattedExisting : createdFiles).push(spec.path);
     }
     writeFileSync(paths.config, renderConfig(config), { mode: 0o644, flag: "wx" });
     createdFiles.push(paths.config);
@@ -152,6 +164,9 @@ export function initDataDir(options: InitOptions): { paths: DataDirPaths; identi
   } catch (e) {
     for (const a of opened) a.close();
     for (const f of createdFiles) rmSync(f, { force: true });
+    // A file or device that existed before keeps its size but loses the superblocks written
+    // here, so it is not left claimed by a cluster that never came to be.
+    for (const f of formattedExisting) wipeSuperblocks(f);
     if (createdDir) rmSync(paths.root, { recursive: true, force: true });
     throw e;
   }

@@ -63,6 +63,14 @@ export function controlRoutes(service: NodeService, status: () => StatusView, sh
     },
     {
       method: "POST",
+      pattern: "/v1/luns/:target/:lun/settings",
+      handler: ({ params, body }) => {
+        const writeCache = field(body, "writeCache", "boolean", false);
+        return service.setLun(params["target"] as string, params["lun"] as string, writeCache === undefined ? {} : { writeCache });
+      },
+    },
+    {
+      method: "POST",
       pattern: "/v1/shutdown",
       handler: () => {
         // Answer first, then stop: the CLI waits for the pid to go away.

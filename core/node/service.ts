@@ -368,6 +368,19 @@ export class NodeService {
     });
   }
 
+  /** Changes a LUN's settings (write cache); takes effect on the next command. */
+  setLun(target: string, lun: string | number, settings: { writeCache?: boolean }): Promise<LunView> {
+    return this.serial(async () => {
+      const rec = this.findLun(target, lun);
+      const next: LunRecord = { ...rec, ...(settings.writeCache === undefined ? {} : { writeCache: settings.writeCache }) };
+      await this.meta.put(keys.lun(rec.uuid), JSON.stringify(next));
+      this.luns.set(rec.uuid, next);
+      this.volumes.get(rec.uuid)?.update(this.volumeSpec(next));
+      this.logger.info("LUN settings changed", { target: rec.target, lun: rec.lun, writeCache: next.writeCache });
+      return this.lunView(next);
+    });
+  }
+
   ioTotals(): IoCounters {
     const total = { ...this.retiredCounters };
     for (const v of this.volumes.values()) for (const k of Object.keys(total) as Array<keyof IoCounters>) total[k] += v.counters[k];

@@ -7,5 +7,6 @@ export default defineCommand({
     list: () => import("./list.ts").then((m) => m.default),
     delete: () => import("./delete.ts").then((m) => m.default),
     resize: () => import("./resize.ts").then((m) => m.default),
+    set: () => import("./set.ts").then((m) => m.default),
   },
 });
