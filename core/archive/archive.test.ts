@@ -1,179 +1,110 @@
-// The archive conformance suite, run against every backend (sparse file; loop block device),
-// plus corruption and crash tests.
-import { afterAll, describe, expect, test } from "bun:test";
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+// Runs the archive conformance suite on every backend, plus the checks that only make sense for
+// one backend (files: sizes, paths, permissions).
+import { describe, expect, test } from "bun:test";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Archive } from "./archive.ts";
+import { archiveConformance, clusterId, volumeId } from "./archive.conformance.ts";
+import { loopDeviceTarget, pattern, sparseFileTarget, tempPath, unwrap } from "./test-targets.ts";
 import { QstoraError } from "../util/errors.ts";
 
-const clusterId = "11111111-2222-4333-8444-555555555555";
-const volumeId = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+archiveConformance("sparse file", sparseFileTarget);
+archiveConformance("loop block device", loopDeviceTarget);
+
 const MiB = 1 << 20;
-const dir = mkdtempSync(join(tmpdir(), "qstora-archive-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function pattern(len: number, seed: number): Uint8Array {
-  const b = new Uint8Array(len);
-  let x = seed * 2654435761;
-  for (let i = 0; i < len; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
+function codeOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof QstoraError) return e.code;
+    throw e;
   }
-  return b;
+  return "no error";
 }
 
-function unwrap<T>(r: { ok: true; value: T } | { ok: false; message: string }): T {
-  if (!r.ok) throw new Error(r.message);
-  return r.value;
-}
-
-export function archiveConformance(name: string, makePath: () => { path: string; sizeBytes?: number; cleanup(): void }): void {
-  describe(`archive conformance: ${name}`, () => {
-    test("a unit reads back what was written, zeros where nothing was, across reopen", () => {
-      const target = makePath();
-      try {
-        const a = Archive.create({ path: target.path, clusterId, ...(target.sizeBytes === undefined ? {} : { sizeBytes: target.sizeBytes }) });
-        const u = unwrap(a.createUnit({ volumeId, segmentIndex: 3, sizeBytes: 8 * MiB }));
-        const data = pattern(3 * 4096, 1);
-        unwrap(u.write(4096, data));
-        unwrap(u.write(512 * 3, pattern(512, 2))); // sub-page write: read-modify-write
-        expect(unwrap(u.read(4096, 3 * 4096))).toEqual(data);
-        expect(unwrap(u.read(1536, 512))).toEqual(pattern(512, 2));
-        expect(unwrap(u.read(6 * MiB, 8192))).toEqual(new Uint8Array(8192));
-        unwrap(a.flush());
-        const info = a.info();
-        expect(info.unitCount).toBe(1);
-        expect(info.writtenBytes).toBe(4 * 4096);
-        a.close();
-        const b = Archive.open(target.path, { clusterId });
-        const [ui] = b.listUnits();
-        expect(ui?.volumeId).toBe(volumeId);
-        expect(ui?.segmentIndex).toBe(3);
-        const u2 = b.openUnit(ui!.unitId)!;
-        expect(unwrap(u2.read(4096, 3 * 4096))).toEqual(data);
-        b.close();
-      } finally {
-        target.cleanup();
-      }
-    });
-
-    test("unmap makes pages read as zeros and frees them", () => {
-      const target = makePath();
-      try {
-        const a = Archive.create({ path: target.path, clusterId, ...(target.sizeBytes === undefined ? {} : { sizeBytes: target.sizeBytes }) });
-        const u = unwrap(a.createUnit({ volumeId, segmentIndex: 0, sizeBytes: MiB }));
-        unwrap(u.write(0, pattern(65536, 3)));
-        unwrap(u.unmap(4096, 8192 + 512));
-        const back = unwrap(u.read(0, 65536));
-        const want = pattern(65536, 3);
-        want.fill(0, 4096, 4096 + 8192 + 512);
-        expect(back).toEqual(want);
-        a.close();
-      } finally {
-        target.cleanup();
-      }
-    });
-
-    test("a flipped byte in a data page is a medium error for that page only", () => {
-      const target = makePath();
-      try {
-        const a = Archive.create({ path: target.path, clusterId, ...(target.sizeBytes === undefined ? {} : { sizeBytes: target.sizeBytes }) });
-        const u = unwrap(a.createUnit({ volumeId, segmentIndex: 0, sizeBytes: MiB }));
-        unwrap(u.write(0, pattern(4 * 4096, 4)));
-        unwrap(a.flush());
-        const where = u.info.extentOffset + 4096 /* metadata of 256 pages */ + 2 * 4096 + 100;
-        a.close();
-        const fd = openSync(target.path, "r+");
-        writeSync(fd, new Uint8Array([0xff ^ pattern(4 * 4096, 4)[2 * 4096 + 100]!]), 0, 1, where);
-        closeSync(fd);
-        const b = Archive.open(target.path, { clusterId });
-        const u2 = b.openUnit(0)!;
-        const r = u2.read(0, 4 * 4096);
-        expect(r.ok).toBe(false);
-        if (!r.ok) {
-          expect(r.code).toBe("MEDIUM_ERROR");
-          expect(r.offsetBytes).toBe(2 * 4096);
-        }
-        expect(unwrap(u2.read(0, 2 * 4096))).toEqual(pattern(2 * 4096, 4));
-        expect(unwrap(u2.read(3 * 4096, 4096))).toEqual(pattern(4 * 4096, 4).subarray(3 * 4096));
-        b.close();
-      } finally {
-        target.cleanup();
-      }
-    });
-
-    test("create refuses a path of another cluster, open refuses a damaged superblock", () => {
-      const target = makePath();
-      try {
-        Archive.create({ path: target.path, clusterId, ...(target.sizeBytes === undefined ? {} : { sizeBytes: target.sizeBytes }) }).close();
-        expect(() => Archive.create({ path: target.path, clusterId: "99999999-2222-4333-8444-555555555555" })).toThrow(/another cluster/);
-        expect(() => Archive.open(target.path, { clusterId: "99999999-2222-4333-8444-555555555555" })).toThrow(/another cluster/);
-        // One damaged copy is repaired from the other.
-        let fd = openSync(target.path, "r+");
-        writeSync(fd, new Uint8Array(16).fill(0x41), 0, 16, 20);
-        closeSync(fd);
-        Archive.open(target.path, { clusterId }).close();
-        // Both damaged: refused with a clear error.
-        fd = openSync(target.path, "r+");
-        writeSync(fd, new Uint8Array(16).fill(0x41), 0, 16, 20);
-        writeSync(fd, new Uint8Array(16).fill(0x41), 0, 16, 4096 + 20);
-        closeSync(fd);
-        let err: unknown;
-        try {
-          Archive.open(target.path, { clusterId });
-        } catch (e) {
-          err = e;
-        }
-        expect(err).toBeInstanceOf(QstoraError);
-        expect((err as QstoraError).message).toMatch(/damaged/);
-        expect(() => Archive.create({ path: target.path, clusterId })).toThrow(/damaged/);
-      } finally {
-        target.cleanup();
-      }
-    });
-
-    test("units fill the archive and then report NO_SPACE", () => {
-      const target = makePath();
-      try {
-        const a = Archive.create({ path: target.path, clusterId, ...(target.sizeBytes === undefined ? {} : { sizeBytes: target.sizeBytes }) });
-        let n = 0;
-        for (;;) {
-          const r = a.createUnit({ volumeId, segmentIndex: n, sizeBytes: 8 * MiB });
-          if (!r.ok) {
-            expect(r.code).toBe("NO_SPACE");
-            break;
-          }
-          n++;
-        }
-        expect(n).toBeGreaterThan(0);
-        a.removeUnit(0);
-        expect(a.createUnit({ volumeId, segmentIndex: 99, sizeBytes: 8 * MiB }).ok).toBe(true);
-        a.close();
-      } finally {
-        target.cleanup();
-      }
-    });
+describe("archive files", () => {
+  test("create makes a sparse file of the size asked for, and pages take space only when written", () => {
+    const path = tempPath("sparse.img");
+    const a = Archive.create({ path, sizeBytes: 1024 * MiB, clusterId });
+    const st = statSync(path);
+    expect(st.size).toBe(1024 * MiB);
+    expect(st.blocks * 512).toBeLessThan(4 * MiB);
+    const u = unwrap(a.createUnit({ volumeId, segmentIndex: 0, sizeBytes: 512 * MiB }));
+    unwrap(u.write(100 * MiB, pattern(MiB, 1)));
+    unwrap(a.flush());
+    expect(statSync(path).blocks * 512).toBeLessThan(6 * MiB);
+    expect(a.info()).toMatchObject({ kind: "file", writtenBytes: MiB, unitCount: 1 });
+    expect(a.info().reservedBytes).toBeGreaterThanOrEqual(512 * MiB);
+    a.removeUnit(0);
+    expect(statSync(path).blocks * 512).toBeLessThan(2 * MiB);
+    a.close();
   });
-}
 
-let fileCount = 0;
-archiveConformance("sparse file", () => {
-  const path = join(dir, `f${fileCount++}.img`);
-  return { path, sizeBytes: 64 * MiB, cleanup: () => rmSync(path, { force: true }) };
+  test("an existing file is used with its own size", () => {
+    const path = tempPath("existing.img");
+    writeFileSync(path, new Uint8Array(0));
+    Bun.spawnSync(["truncate", "-s", `${40 * MiB + 12345}`, path]);
+    const a = Archive.create({ path, clusterId });
+    expect(a.info().sizeBytes).toBe(40 * MiB);
+    a.close();
+  });
+
+  test("bad inputs are refused with a clear code and leave nothing behind", () => {
+    const dir = tempPath("dir");
+    mkdirSync(dir);
+    expect(codeOf(() => Archive.create({ path: `${dir}/a.img`, sizeBytes: 64 * MiB, clusterId: "not-a-uuid" }))).toBe("INVALID_ARGUMENT");
+    expect(codeOf(() => Archive.create({ path: `${dir}/a.img`, sizeBytes: 8 * MiB, clusterId }))).toBe("INVALID_ARGUMENT");
+    expect(codeOf(() => Archive.create({ path: `${dir}/a.img`, sizeBytes: -1, clusterId }))).toBe("INVALID_ARGUMENT");
+    expect(codeOf(() => Archive.create({ path: `${dir}/a.img`, clusterId }))).toBe("INVALID_ARGUMENT");
+    expect(() => statSync(`${dir}/a.img`)).toThrow();
+    expect(codeOf(() => Archive.create({ path: dir, sizeBytes: 64 * MiB, clusterId }))).toBe("ARCHIVE_INVALID");
+    expect(codeOf(() => Archive.create({ path: `${dir}/no/such/dir/a.img`, sizeBytes: 64 * MiB, clusterId }))).toBe("ARCHIVE_INVALID");
+    expect(codeOf(() => Archive.open(`${dir}/missing.img`, { clusterId }))).toBe("ARCHIVE_INVALID");
+    // An ordinary file that is not an archive.
+    writeFileSync(`${dir}/plain.img`, pattern(32 * MiB, 1));
+    expect(codeOf(() => Archive.open(`${dir}/plain.img`, { clusterId }))).toBe("ARCHIVE_INVALID");
+    expect(Archive.probe(`${dir}/plain.img`)).toBeNull();
+    // A file larger than the size asked for.
+    expect(codeOf(() => Archive.create({ path: `${dir}/plain.img`, sizeBytes: 16 * MiB, clusterId }))).toBe("INVALID_ARGUMENT");
+  });
+
+  test("a truncated archive file is refused", () => {
+    const path = tempPath("truncated.img");
+    Archive.create({ path, sizeBytes: 64 * MiB, clusterId }).close();
+    Bun.spawnSync(["truncate", "-s", `${48 * MiB}`, path]);
+    expect(codeOf(() => Archive.open(path, { clusterId }))).toBe("ARCHIVE_INVALID");
+  });
+
+  test("an unwritable path is refused", () => {
+    // Root ignores file modes, so run the check as an unprivileged user when we are root.
+    const parent = mkdtempSync(join(tmpdir(), "qstora-ro-"));
+    chmodSync(parent, 0o755);
+    const dir = join(parent, "ro");
+    mkdirSync(dir);
+    chmodSync(dir, 0o555);
+    const script = `import { Archive } from ${JSON.stringify(`${import.meta.dir}/archive.ts`)};
+try { Archive.create({ path: ${JSON.stringify(`${dir}/a.img`)}, sizeBytes: ${64 * MiB}, clusterId: ${JSON.stringify(clusterId)} }); console.log("created"); }
+catch (e) { console.log(e.code); }`;
+    const scriptPath = join(parent, "unwritable.ts");
+    writeFileSync(scriptPath, script);
+    chmodSync(scriptPath, 0o644);
+    const asUser = process.getuid?.() === 0 ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : [];
+    const r = Bun.spawnSync([...asUser, process.execPath, scriptPath], { env: { ...process.env, HOME: "/tmp" } });
+    rmSync(parent, { recursive: true, force: true });
+    expect(`${r.stdout.toString().trim()} ${r.stderr.toString()}`.trim()).toBe("ARCHIVE_INVALID");
+  });
 });
 
-archiveConformance("loop block device", () => {
-  const backing = join(dir, `loop${fileCount++}.img`);
-  Bun.spawnSync(["truncate", "-s", `${64 * MiB}`, backing]);
-  const r = Bun.spawnSync(["losetup", "-f", "--show", backing]);
-  const dev = r.stdout.toString().trim();
-  if (r.exitCode !== 0 || !dev.startsWith("/dev/loop")) throw new Error(`losetup failed (loop devices need root): ${r.stderr.toString()}`);
-  return {
-    path: dev,
-    cleanup: () => {
-      Bun.spawnSync(["losetup", "-d", dev]);
-      rmSync(backing, { force: true });
-    },
-  };
+describe("Archive.wipe", () => {
+  test("wipe clears every superblock copy, so the path can be formatted for another cluster", () => {
+    const path = tempPath("wipe.img");
+    Archive.create({ path, sizeBytes: 64 * MiB, clusterId }).close();
+    expect(codeOf(() => Archive.wipe(path, { clusterId: "99999999-2222-4333-8444-555555555555" }))).toBe("ARCHIVE_INVALID");
+    expect(Archive.probe(path)?.clusterId).toBe(clusterId);
+    Archive.wipe(path, { clusterId });
+    expect(Archive.probe(path)).toBeNull();
+    Archive.create({ path, clusterId: "99999999-2222-4333-8444-555555555555" }).close();
+  });
 });

@@ -1,27 +1,29 @@
 // An Archive: a file (sparse) or a raw block device holding segment units, self-describing
-// through its superblock and unit table (format.ts). All I/O is synchronous on a kept-open
-// descriptor: the data path runs inline on the event loop (see docs/ARCHITECTURE.md).
+// through its superblock (three copies) and segment-unit table (format.ts). All I/O is synchronous
+// on a kept-open descriptor: the data path runs inline on the event loop (design: "the data path
+// on Bun"). Must never format or repair an archive of another cluster, and never hand out an
+// extent that overlaps another unit's.
 //
-// Ordering contract (crash consistency under SIGKILL, where every completed pwrite survives):
-// - A page write first writes the page's metadata entry {P = crc(new), A = crc(old), seq}, then
-//   the page. A crash between the two leaves a page matching A; recovery at open resolves every
-//   page written since the unit's last flush to P (landed), A (did not land) or "unwritten".
-//   So a page always reads as its old or its new contents, never as a checksum failure.
-// - flush() fdatasyncs, then records the unit's flushed sequence number (made durable by the
-//   next flush; recovery only needs it to be no later than the truth).
-// - A unit's table entry is written after its metadata area is zeroed, and cleared before its
-//   extent is punched: a crash never leaves an entry pointing at another unit's metadata.
-// Never returns data whose checksum fails: such reads return MEDIUM_ERROR.
-import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, writeSync, type Stats } from "node:fs";
+// Ordering contract (docs/ARCHIVE-FORMAT.md; page writes in segment-unit.ts):
+// - create: unit table zeroed and synced, then the superblocks (tail copy, backup, primary),
+//   synced. A crash before any superblock lands leaves "not an archive", never a half one.
+// - createUnit: the extent's metadata area is zeroed before the table entry names the extent.
+// - removeUnit: the table entry is cleared and synced before the extent's space is punched.
+// - flush: fdatasync, then each unit's flushed stamp is recorded in its table entry (made durable
+//   by the next flush or close; recovery only needs it to be no later than the truth).
+// Errors at the edges (create, open, remove) are QstoraError ARCHIVE_INVALID / IO_ERROR; data
+// path and unit creation outcomes are returned as IoResult.
+import { closeSync, constants, existsSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, rmSync, statSync, type Stats } from "node:fs";
 import type { IoFailure, IoResult } from "../volume/block-device.ts";
 import { assert } from "../util/assert.ts";
 import { crc32c } from "../util/crc32c.ts";
 import { QstoraError } from "../util/errors.ts";
-import { punchHole } from "./libc.ts";
+import { findExtent, findOverlap } from "./extent-allocator.ts";
+import { blockDeviceBytes, errnoText, preadFull, pwriteFull } from "./file-io.ts";
 import {
-  PM,
   archiveBytesMin,
-  dataOffset,
+  backupSuperblockOffset,
+  dataOffsetFor,
   decodeSuperblock,
   decodeUnitEntry,
   encodeSuperblock,
@@ -30,31 +32,28 @@ import {
   extentBytesFor,
   formatVersion,
   hasSuperblockMagic,
+  isUuid,
   metaBytesFor,
   pageBytes,
-  pageFlags,
   pageMetaBytes,
-  pageSeed,
   superblockBytes,
-  superblockOffsets,
+  superblockFrontOffsets,
+  tableEntriesFor,
+  tailReservedBytes,
   unitEntryBytes,
-  unitTableEntries,
   unitTableOffset,
   type ChecksumName,
   type Superblock,
+  type SuperblockResult,
   type UnitEntry,
+  type UnitRole,
+  type UnitState,
 } from "./format.ts";
+import { punchHole } from "./libc.ts";
+import { Unit, type SegmentUnit, type SegmentUnitInfo, type UnitHost } from "./segment-unit.ts";
 
-export interface SegmentUnitInfo {
-  unitId: number;
-  volumeId: string;
-  segmentIndex: number;
-  role: number;
-  replicaIndex: number;
-  sizeBytes: number;
-  extentOffset: number;
-  writtenBytes: number;
-}
+export type { SegmentUnit, SegmentUnitInfo, PageStateName } from "./segment-unit.ts";
+export type { ChecksumName, UnitRole, UnitState } from "./format.ts";
 
 export interface ArchiveInfo {
   id: string;
@@ -62,56 +61,92 @@ export interface ArchiveInfo {
   path: string;
   kind: "file" | "block";
   sizeBytes: number;
+  /** Bytes of the extents reserved by segment units (metadata areas included). */
   reservedBytes: number;
+  /** Bytes of pages holding data. */
   writtenBytes: number;
+  /** Bytes not reserved by any unit (not necessarily one contiguous extent). */
   freeBytes: number;
   unitCount: number;
 }
 
+/** What open() found and fixed, for the log. */
+export interface OpenReport {
+  repairedSuperblocks: number;
+  resolvedPages: number;
+  damagedPageEntries: number;
+}
+
+/** Zeroing buffer bound: metadata areas are zeroed in chunks of at most this. */
+const zeroChunkBytes = 1 << 20;
+
 const OK_VOID: IoResult<void> = { ok: true, value: undefined };
 
-function ioFailure(code: "IO_ERROR" | "MEDIUM_ERROR" | "NO_SPACE", message: string, offsetBytes?: number): IoFailure {
-  return offsetBytes === undefined ? { ok: false, code, message } : { ok: false, code, message, offsetBytes };
+function ioFailure(code: "IO_ERROR" | "NO_SPACE", message: string): IoFailure {
+  return { ok: false, code, message };
 }
 
-function errnoText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+function kindOf(st: Stats): "file" | "block" | null {
+  return st.isBlockDevice() ? "block" : st.isFile() ? "file" : null;
 }
 
-/** Size of a block device, from sysfs (in 512-byte sectors whatever the device's block size). */
-function blockDeviceBytes(st: Stats): number {
-  const major = Math.floor(st.rdev / 256) & 0xfff;
-  const minor = (st.rdev & 0xff) | ((st.rdev >>> 12) & 0xfff00);
-  const sectors = Number(readFileSync(`/sys/dev/block/${major}:${minor}/size`, "utf8").trim());
-  return sectors * 512;
+/** Block devices are opened O_EXCL: Linux then refuses a device that is mounted or held by another opener. */
+function openFlags(kind: "file" | "block"): number {
+  return kind === "block" ? constants.O_RDWR | constants.O_EXCL : constants.O_RDWR;
 }
 
-function preadFull(fd: number, buf: Uint8Array, position: number): number {
-  let done = 0;
-  while (done < buf.length) {
-    const n = readSync(fd, buf, done, buf.length - done, position + done);
-    if (n === 0) break;
-    done += n;
+function deviceBytes(fd: number): number {
+  const st = fstatSync(fd);
+  return st.isBlockDevice() ? blockDeviceBytes(st) : st.size;
+}
+
+/** The archive size a device or file of `bytes` gives: whole MiB. */
+function usableBytes(bytes: number): number {
+  return Math.floor(bytes / extentAlignBytes) * extentAlignBytes;
+}
+
+/** Reads the three superblock copies: primary, front backup, tail backup (where the device size puts it). */
+function readSuperblocks(fd: number): { primary: SuperblockResult; copies: SuperblockResult[]; anyMagic: boolean } {
+  const buf = new Uint8Array(superblockBytes);
+  const copies: SuperblockResult[] = [];
+  let anyMagic = false;
+  for (const off of superblockFrontOffsets) {
+    preadFull(fd, buf, off);
+    anyMagic ||= hasSuperblockMagic(buf);
+    copies.push(decodeSuperblock(buf));
   }
-  if (done < buf.length) buf.fill(0, done); // beyond the end of a file: zeros
-  return done;
+  const size = usableBytes(deviceBytes(fd));
+  if (size >= archiveBytesMin) {
+    preadFull(fd, buf, backupSuperblockOffset(size));
+    anyMagic ||= hasSuperblockMagic(buf);
+    copies.push(decodeSuperblock(buf));
+  }
+  return { primary: copies[0] as SuperblockResult, copies, anyMagic };
 }
 
-function pwriteFull(fd: number, buf: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done, position + done);
+function firstGood(copies: SuperblockResult[]): Superblock | null {
+  for (const c of copies) if (c.ok) return c.superblock;
+  return null;
 }
 
 export class Archive {
   private readonly units = new Map<number, Unit>();
+  private readonly host: UnitHost;
   private closed = false;
+  /** What open() repaired or recovered (all zeros for a fresh archive). */
+  readonly openReport: OpenReport;
 
   private constructor(
     readonly path: string,
     private readonly fd: number,
     private readonly sb: Superblock,
     readonly kind: "file" | "block",
-  ) {}
+    report: OpenReport,
+  ) {
+    const checksum = sb.checksum === "crc32c" ? (page: Uint8Array) => crc32c(page) : (page: Uint8Array) => Bun.hash.crc32(page);
+    this.host = { fd, path, kind, scratchHead: new Uint8Array(pageBytes), scratchTail: new Uint8Array(pageBytes), checksum };
+    this.openReport = report;
+  }
 
   get id(): string {
     return this.sb.archiveId;
@@ -119,8 +154,11 @@ export class Archive {
   get clusterId(): string {
     return this.sb.clusterId;
   }
+  get checksum(): ChecksumName {
+    return this.sb.checksum;
+  }
 
-  /** Reads the superblock(s) without opening for write: who owns this path, if anyone. */
+  /** Who owns `path`, from any intact superblock copy, without writing anything; null if no archive. */
   static probe(path: string): { clusterId: string; archiveId: string } | null {
     let fd: number;
     try {
@@ -129,63 +167,105 @@ export class Archive {
       return null;
     }
     try {
-      for (const off of superblockOffsets) {
-        const buf = new Uint8Array(superblockBytes);
-        preadFull(fd, buf, off);
-        const r = decodeSuperblock(buf);
-        if (r.ok) return { clusterId: r.superblock.clusterId, archiveId: r.superblock.archiveId };
-      }
+      const sb = firstGood(readSuperblocks(fd).copies);
+      return sb === null ? null : { clusterId: sb.clusterId, archiveId: sb.archiveId };
+    } catch {
       return null;
     } finally {
       closeSync(fd);
     }
   }
 
-  /** Formats `path` as a new archive of `clusterId`. Refuses a path that holds an archive already. */
-  static create(spec: { path: string; sizeBytes?: number; clusterId: string; archiveId?: string; checksum?: ChecksumName }): Archive {
-    const existed = existsSync(spec.path);
+  /**
+   * Forgets the archive at `path`: zeroes every superblock copy (front and tail), so the path is no
+   * longer an archive and can be formatted again. Refuses an archive of another cluster when
+   * `clusterId` is given. Data is left in place (not erased).
+   */
+  static wipe(path: string, options: { clusterId?: string } = {}): void {
     let fd: number;
     try {
-      fd = openSync(spec.path, existed ? "r+" : "wx+", 0o600);
+      const kind = kindOf(statSync(path));
+      if (kind === null) throw new Error("neither a regular file nor a block device");
+      fd = openSync(path, openFlags(kind));
     } catch (e) {
-      throw new QstoraError("ARCHIVE_INVALID", `cannot open ${spec.path} for writing: ${errnoText(e)}`, "Choose a path in a directory this user can write, on a local file system.");
+      throw new QstoraError("ARCHIVE_INVALID", `cannot open ${path} to wipe it: ${errnoText(e)}`);
     }
     try {
-      const st = fstatSync(fd);
-      const kind = st.isBlockDevice() ? "block" : st.isFile() ? "file" : null;
-      if (kind === null) throw new QstoraError("ARCHIVE_INVALID", `${spec.path} is neither a regular file nor a block device`);
+      const sb = firstGood(readSuperblocks(fd).copies);
+      if (sb !== null && options.clusterId !== undefined && sb.clusterId !== options.clusterId) {
+        throw new QstoraError("ARCHIVE_INVALID", `${path} is archive ${sb.archiveId} of another cluster (${sb.clusterId}); not wiped`);
+      }
+      const zeros = new Uint8Array(superblockBytes);
+      const offsets = new Set<number>(superblockFrontOffsets);
+      const size = usableBytes(deviceBytes(fd));
+      if (size >= archiveBytesMin) offsets.add(backupSuperblockOffset(size));
+      if (sb !== null) offsets.add(backupSuperblockOffset(sb.sizeBytes));
+      for (const off of offsets) pwriteFull(fd, zeros, off);
+      fdatasyncSync(fd);
+    } catch (e) {
+      if (e instanceof QstoraError) throw e;
+      throw new QstoraError("IO_ERROR", `cannot wipe ${path}: ${errnoText(e)}`);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * Formats `path` as a new archive of `clusterId`: a new sparse file of `sizeBytes`, an existing
+   * file (its size, or grown to `sizeBytes`), or a block device (its size). Refuses a path that holds
+   * an archive already, even a damaged one; on refusal nothing is changed.
+   */
+  static create(spec: { path: string; sizeBytes?: number; clusterId: string; archiveId?: string; checksum?: ChecksumName }): Archive {
+    if (!isUuid(spec.clusterId)) throw new QstoraError("INVALID_ARGUMENT", `cluster id ${JSON.stringify(spec.clusterId)} is not a uuid`);
+    if (spec.archiveId !== undefined && !isUuid(spec.archiveId)) throw new QstoraError("INVALID_ARGUMENT", `archive id ${JSON.stringify(spec.archiveId)} is not a uuid`);
+    if (spec.sizeBytes !== undefined && (!Number.isSafeInteger(spec.sizeBytes) || spec.sizeBytes <= 0)) {
+      throw new QstoraError("INVALID_ARGUMENT", `archive size ${spec.sizeBytes} is not a positive whole number of bytes`);
+    }
+    let st: Stats | null = null;
+    try {
+      st = statSync(spec.path);
+    } catch {
+      st = null;
+    }
+    const existed = st !== null;
+    const kind = st === null ? "file" : kindOf(st);
+    if (kind === null) throw new QstoraError("ARCHIVE_INVALID", `${spec.path} is neither a regular file nor a block device`, "Give a file path (PATH:SIZE to create it) or a block device.");
+    let fd: number;
+    try {
+      fd = existed ? openSync(spec.path, openFlags(kind)) : openSync(spec.path, "wx+", 0o600);
+    } catch (e) {
+      throw new QstoraError("ARCHIVE_INVALID", `cannot open ${spec.path} for writing: ${errnoText(e)}`, "Choose a path this user can write on a local file system, or a block device that is not mounted or in use.");
+    }
+    let createdFile = !existed;
+    try {
       if (existed) {
-        for (const off of superblockOffsets) {
-          const buf = new Uint8Array(superblockBytes);
-          preadFull(fd, buf, off);
-          if (!hasSuperblockMagic(buf)) continue;
-          const r = decodeSuperblock(buf);
-          if (r.ok && r.superblock.clusterId !== spec.clusterId) {
-            throw new QstoraError("ARCHIVE_INVALID", `${spec.path} belongs to another cluster (${r.superblock.clusterId})`, "Use another path; to reuse it, remove it from that cluster first, or wipe it if that cluster is gone.");
-          }
-          if (r.ok) throw new QstoraError("ARCHIVE_INVALID", `${spec.path} is already archive ${r.superblock.archiveId} of this cluster`);
-          throw new QstoraError("ARCHIVE_INVALID", `${spec.path} holds a qstora archive whose superblock is damaged (${r.reason})`, "It may hold data: inspect it, or wipe the first 8 KiB to reuse the path.");
+        const found = readSuperblocks(fd);
+        const sb = firstGood(found.copies);
+        if (sb !== null && sb.clusterId !== spec.clusterId) {
+          throw new QstoraError("ARCHIVE_INVALID", `${spec.path} is archive ${sb.archiveId} of another cluster (${sb.clusterId})`, "Use another path; to reuse this one, remove it from that cluster first, or wipe it if that cluster is gone.");
+        }
+        if (sb !== null) throw new QstoraError("ARCHIVE_INVALID", `${spec.path} is already archive ${sb.archiveId} of this cluster`, "Open it instead of formatting it.");
+        if (found.anyMagic) {
+          throw new QstoraError("ARCHIVE_INVALID", `${spec.path} holds a qstora archive whose superblocks are all damaged`, "It may still hold data: inspect it, or wipe its first 8 KiB and last MiB to reuse the path.");
         }
       }
+      const present = deviceBytes(fd);
       let sizeBytes: number;
       if (kind === "block") {
-        sizeBytes = blockDeviceBytes(st);
+        if (spec.sizeBytes !== undefined && spec.sizeBytes > present) throw new QstoraError("INVALID_ARGUMENT", `${spec.path} has ${present} bytes, fewer than the ${spec.sizeBytes} asked for`);
+        sizeBytes = spec.sizeBytes ?? present;
       } else if (spec.sizeBytes !== undefined) {
+        if (existed && present > spec.sizeBytes) throw new QstoraError("INVALID_ARGUMENT", `${spec.path} is larger (${present} bytes) than the size asked for`, "Leave out :SIZE to use the file's size.");
         sizeBytes = spec.sizeBytes;
-        if (existed && st.size > sizeBytes) throw new QstoraError("ARCHIVE_INVALID", `${spec.path} is larger (${st.size} bytes) than the size asked for`, "Leave out :SIZE to use the file's size.");
       } else {
-        sizeBytes = st.size;
+        if (!existed) throw new QstoraError("INVALID_ARGUMENT", `${spec.path} does not exist and no size was given`, "Give PATH:SIZE to create a sparse file.");
+        sizeBytes = present;
       }
-      sizeBytes = Math.floor(sizeBytes / extentAlignBytes) * extentAlignBytes;
+      sizeBytes = usableBytes(sizeBytes);
       if (sizeBytes < archiveBytesMin) throw new QstoraError("INVALID_ARGUMENT", `archive ${spec.path} would be ${sizeBytes} bytes; the least is ${archiveBytesMin >> 20} MiB`);
-      if (kind === "file") {
-        try {
-          // Sparse: set the length without allocating blocks.
-          if (st.size < sizeBytes) ftruncateSync(fd, sizeBytes);
-        } catch (e) {
-          throw new QstoraError("ARCHIVE_INVALID", `cannot size ${spec.path}: ${errnoText(e)}`);
-        }
-      }
+      // Sparse: set the length without allocating blocks.
+      if (kind === "file" && present < sizeBytes) ftruncateSync(fd, sizeBytes);
+      const unitTableEntries = tableEntriesFor(sizeBytes);
       const sb: Superblock = {
         formatVersion,
         pageBytes,
@@ -194,59 +274,85 @@ export class Archive {
         sizeBytes,
         unitTableOffset,
         unitTableEntries,
-        dataOffset,
+        unitEntryBytes,
+        pageMetaBytes,
+        dataOffset: dataOffsetFor(unitTableEntries),
+        extentAlignBytes,
         checksum: spec.checksum ?? "crc32c",
         createdAtMs: Date.now(),
       };
-      // The table first (all free), then the superblocks: a crash mid-format leaves no valid
-      // superblock, so the path is simply not an archive yet.
-      const table = new Uint8Array(unitTableEntries * unitEntryBytes);
-      pwriteFull(fd, table, unitTableOffset);
-      const sbBytes = encodeSuperblock(sb);
-      for (const off of superblockOffsets) pwriteFull(fd, sbBytes, off);
+      pwriteFull(fd, new Uint8Array(unitTableEntries * unitEntryBytes), unitTableOffset);
       fdatasyncSync(fd);
-      return new Archive(spec.path, fd, sb, kind);
+      const sbBytes = encodeSuperblock(sb);
+      pwriteFull(fd, sbBytes, backupSuperblockOffset(sizeBytes));
+      for (let i = superblockFrontOffsets.length - 1; i >= 0; i--) pwriteFull(fd, sbBytes, superblockFrontOffsets[i] as number);
+      fdatasyncSync(fd);
+      createdFile = false;
+      return new Archive(spec.path, fd, sb, kind, { repairedSuperblocks: 0, resolvedPages: 0, damagedPageEntries: 0 });
     } catch (e) {
       closeSync(fd);
-      if (!existed) rmSync(spec.path, { force: true });
+      if (createdFile) rmSync(spec.path, { force: true });
       if (e instanceof QstoraError) throw e;
       throw new QstoraError("ARCHIVE_INVALID", `cannot format ${spec.path}: ${errnoText(e)}`);
     }
   }
 
-  /** Opens an existing archive, checks its superblock (falling back to the backup) and owner. */
+  /**
+   * Opens an archive: validates a superblock (primary, else a backup), its owner and size, repairs
+   * damaged superblock copies, loads the unit table and recovers pages written since each unit's
+   * last flush. Refuses (ARCHIVE_INVALID, nothing written) a foreign, damaged or truncated archive.
+   */
   static open(path: string, options: { clusterId?: string } = {}): Archive {
+    let kind: "file" | "block" | null;
+    try {
+      kind = kindOf(statSync(path));
+    } catch (e) {
+      throw new QstoraError("ARCHIVE_INVALID", `cannot open archive ${path}: ${errnoText(e)}`, "Check that the file or device exists.");
+    }
+    if (kind === null) throw new QstoraError("ARCHIVE_INVALID", `${path} is neither a regular file nor a block device`);
     let fd: number;
     try {
-      fd = openSync(path, "r+");
+      fd = openSync(path, openFlags(kind));
     } catch (e) {
-      throw new QstoraError("ARCHIVE_INVALID", `cannot open archive ${path}: ${errnoText(e)}`, "Check that the file or device exists and this user can write it.");
+      throw new QstoraError("ARCHIVE_INVALID", `cannot open archive ${path}: ${errnoText(e)}`, "Check that this user can write it, and that a block device is not mounted or in use.");
     }
     try {
-      const st = fstatSync(fd);
-      const kind = st.isBlockDevice() ? "block" : "file";
-      const copies = superblockOffsets.map((off) => {
-        const buf = new Uint8Array(superblockBytes);
-        preadFull(fd, buf, off);
-        return decodeSuperblock(buf);
-      });
-      const good = copies.find((c) => c.ok);
-      if (good === undefined || !good.ok) {
-        const reason = copies[0]?.ok === false ? copies[0].reason : "unknown";
-        throw new QstoraError("ARCHIVE_INVALID", reason === "no-magic" ? `${path} is not a qstora archive` : `the superblock of ${path} is damaged (${reason}) in both copies`, "Restore the device or file; qstora will not guess its layout.");
+      const found = readSuperblocks(fd);
+      const sb = firstGood(found.copies);
+      if (sb === null) {
+        const reason = found.primary.ok ? "unknown" : found.primary.reason;
+        if (!found.anyMagic) throw new QstoraError("ARCHIVE_INVALID", `${path} is not a qstora archive`, "Format it with 'qstora archive add' first.");
+        throw new QstoraError("ARCHIVE_INVALID", `the superblocks of ${path} are damaged (${reason}) in every copy`, "Restore the device or file; qstora will not guess its layout.");
       }
-      const sb = good.superblock;
       if (options.clusterId !== undefined && sb.clusterId !== options.clusterId) {
-        throw new QstoraError("ARCHIVE_INVALID", `${path} belongs to another cluster (${sb.clusterId})`);
+        throw new QstoraError("ARCHIVE_INVALID", `${path} is archive ${sb.archiveId} of another cluster (${sb.clusterId})`, "Attach it to the node of its own cluster.");
       }
-      if (!copies.every((c) => c.ok)) {
-        // Repair the damaged copy from the good one.
-        const bytes = encodeSuperblock(sb);
-        for (const off of superblockOffsets) pwriteFull(fd, bytes, off);
-        fdatasyncSync(fd);
+      const present = deviceBytes(fd);
+      if (present < sb.sizeBytes) {
+        throw new QstoraError("ARCHIVE_INVALID", `${path} has ${present} bytes but its archive is ${sb.sizeBytes}: truncated, or the wrong device`, "Restore the file's size or attach the right device.");
       }
-      const archive = new Archive(path, fd, sb, kind);
-      archive.loadUnits();
+      const table = Archive.readTable(fd, sb, path);
+      // Only now, with the owner and the table known good, repair superblock copies.
+      const good = encodeSuperblock(sb);
+      const offsets = [...superblockFrontOffsets, backupSuperblockOffset(sb.sizeBytes)];
+      const buf = new Uint8Array(superblockBytes);
+      let repaired = 0;
+      for (const off of offsets) {
+        preadFull(fd, buf, off);
+        if (!buf.every((b, i) => b === good[i])) {
+          pwriteFull(fd, good, off);
+          repaired++;
+        }
+      }
+      if (repaired > 0) fdatasyncSync(fd);
+      const archive = new Archive(path, fd, sb, kind, { repairedSuperblocks: repaired, resolvedPages: 0, damagedPageEntries: 0 });
+      for (const [unitId, entry] of table) {
+        const unit = new Unit(archive.host, unitId, entry);
+        const r = unit.load();
+        archive.openReport.resolvedPages += r.resolvedPages;
+        archive.openReport.damagedPageEntries += r.damagedEntries;
+        archive.units.set(unitId, unit);
+      }
       return archive;
     } catch (e) {
       closeSync(fd);
@@ -255,24 +361,28 @@ export class Archive {
     }
   }
 
-  private loadUnits(): void {
-    const table = new Uint8Array(this.sb.unitTableEntries * unitEntryBytes);
-    preadFull(this.fd, table, this.sb.unitTableOffset);
-    for (let i = 0; i < this.sb.unitTableEntries; i++) {
-      const r = decodeUnitEntry(table.subarray(i * unitEntryBytes, (i + 1) * unitEntryBytes));
-      if (r.kind === "corrupt") throw new QstoraError("ARCHIVE_INVALID", `${this.path}: segment unit table entry ${i} is damaged`);
-      if (r.kind === "used") this.units.set(i, new Unit(this, i, r.entry));
+  private static readTable(fd: number, sb: Superblock, path: string): Map<number, UnitEntry> {
+    const bytes = new Uint8Array(sb.unitTableEntries * unitEntryBytes);
+    preadFull(fd, bytes, sb.unitTableOffset);
+    const table = new Map<number, UnitEntry>();
+    const extentEnd = sb.sizeBytes - tailReservedBytes;
+    for (let i = 0; i < sb.unitTableEntries; i++) {
+      const r = decodeUnitEntry(bytes.subarray(i * unitEntryBytes, (i + 1) * unitEntryBytes), i);
+      if (r.kind === "corrupt") throw new QstoraError("ARCHIVE_INVALID", `${path}: segment-unit table entry ${i} is damaged (${r.why})`, "Restore the device or file; qstora will not guess where that unit's data is.");
+      if (r.kind === "free") continue;
+      const e = r.entry;
+      if (e.extentOffset < sb.dataOffset || e.extentOffset + e.extentBytes > extentEnd) {
+        throw new QstoraError("ARCHIVE_INVALID", `${path}: segment unit ${i} claims an extent outside the archive`);
+      }
+      table.set(i, e);
     }
-    for (const u of this.units.values()) u.recover();
+    const overlap = findOverlap([...table.values()].map((e) => ({ offsetBytes: e.extentOffset, lengthBytes: e.extentBytes })));
+    if (overlap !== null) throw new QstoraError("ARCHIVE_INVALID", `${path}: two segment units claim the extent at ${overlap[1].offsetBytes}`);
+    return table;
   }
 
-  /** @internal for Unit */
-  get descriptor(): number {
-    return this.fd;
-  }
-  /** @internal for Unit */
-  writeEntry(unitId: number, entry: UnitEntry | null): void {
-    const bytes = entry === null ? new Uint8Array(unitEntryBytes) : encodeUnitEntry(entry);
+  private writeEntry(unitId: number, entry: UnitEntry | null): void {
+    const bytes = entry === null ? new Uint8Array(unitEntryBytes) : encodeUnitEntry(entry, unitId);
     pwriteFull(this.fd, bytes, this.sb.unitTableOffset + unitId * unitEntryBytes);
   }
 
@@ -280,9 +390,10 @@ export class Archive {
     let reserved = 0;
     let written = 0;
     for (const u of this.units.values()) {
-      reserved += extentBytesFor(u.entry.sizeBytes);
+      reserved += u.entry.extentBytes;
       written += u.writtenPages * pageBytes;
     }
+    const capacity = this.sb.sizeBytes - tailReservedBytes - this.sb.dataOffset;
     return {
       id: this.id,
       clusterId: this.clusterId,
@@ -291,7 +402,7 @@ export class Archive {
       sizeBytes: this.sb.sizeBytes,
       reservedBytes: reserved,
       writtenBytes: written,
-      freeBytes: this.sb.sizeBytes - this.sb.dataOffset - reserved,
+      freeBytes: capacity - reserved,
       unitCount: this.units.size,
     };
   }
@@ -300,20 +411,12 @@ export class Archive {
     return [...this.units.values()].map((u) => u.info);
   }
 
-  /** First fit over the gaps between used extents. */
-  private findExtent(bytes: number): number | null {
-    const used = [...this.units.values()].map((u) => [u.entry.extentOffset, u.entry.extentOffset + extentBytesFor(u.entry.sizeBytes)] as const).sort((a, b) => a[0] - b[0]);
-    let cursor = this.sb.dataOffset;
-    for (const [start, end] of used) {
-      if (start - cursor >= bytes) return cursor;
-      cursor = Math.max(cursor, end);
-    }
-    return this.sb.sizeBytes - cursor >= bytes ? cursor : null;
-  }
-
-  createUnit(spec: { volumeId: string; segmentIndex: number; sizeBytes: number; role?: number; replicaIndex?: number; epoch?: number }): IoResult<SegmentUnit> {
+  /** Reserves an extent for a new unit (thin: pages take space when written). NO_SPACE if none fits. */
+  createUnit(spec: { volumeId: string; segmentIndex: number; sizeBytes: number; role?: UnitRole; replicaIndex?: number; epoch?: number; generation?: number; state?: UnitState }): IoResult<SegmentUnit> {
     assert(!this.closed, "archive closed");
-    assert(spec.sizeBytes > 0 && spec.sizeBytes % pageBytes === 0, "unit size must be whole pages");
+    assert(isUuid(spec.volumeId), "volume id must be a uuid");
+    assert(Number.isInteger(spec.segmentIndex) && spec.segmentIndex >= 0 && spec.segmentIndex <= 0xffffffff, "segment index out of range");
+    assert(Number.isSafeInteger(spec.sizeBytes) && spec.sizeBytes > 0 && spec.sizeBytes % pageBytes === 0, "unit size must be whole pages");
     let unitId = -1;
     for (let i = 0; i < this.sb.unitTableEntries; i++) {
       if (!this.units.has(i)) {
@@ -321,59 +424,97 @@ export class Archive {
         break;
       }
     }
-    if (unitId < 0) return ioFailure("NO_SPACE", `archive ${this.path} has no free segment-unit slot`);
+    if (unitId < 0) return ioFailure("NO_SPACE", `archive ${this.path} has no free segment-unit slot (${this.sb.unitTableEntries} units)`);
     const extentBytes = extentBytesFor(spec.sizeBytes);
-    const extentOffset = this.findExtent(extentBytes);
+    const used = [...this.units.values()].map((u) => ({ offsetBytes: u.entry.extentOffset, lengthBytes: u.entry.extentBytes }));
+    const extentOffset = findExtent(used, extentBytes, { startBytes: this.sb.dataOffset, endBytes: this.sb.sizeBytes - tailReservedBytes, alignBytes: extentAlignBytes });
     if (extentOffset === null) return ioFailure("NO_SPACE", `archive ${this.path} has no free extent of ${extentBytes} bytes`);
     const metaBytes = metaBytesFor(spec.sizeBytes);
+    const entry: UnitEntry = {
+      state: spec.state ?? "active",
+      role: spec.role ?? "replica",
+      shardIndex: spec.replicaIndex ?? 0,
+      volumeId: spec.volumeId,
+      segmentIndex: spec.segmentIndex,
+      extentOffset,
+      extentBytes,
+      sizeBytes: spec.sizeBytes,
+      metaBytes,
+      flushedStamp: 0,
+      epoch: spec.epoch ?? 0,
+      generation: spec.generation ?? 0,
+      createdAtMs: Date.now(),
+    };
     try {
-      // A fresh extent must read as zeros (metadata "never written"). Punch it on files (also
-      // frees space of a unit that lived there before); write zeros where punching fails.
-      if (!punchHole(this.fd, extentOffset, extentBytes)) {
-        const zeros = new Uint8Array(Math.min(metaBytes, 1 << 20));
+      // The metadata area must read as zeros ("never written") before the entry names it. On a
+      // file, punching the whole extent also frees what an earlier unit left there.
+      const punched = this.kind === "file" && punchHole(this.fd, extentOffset, extentBytes);
+      if (!punched) {
+        const zeros = new Uint8Array(Math.min(metaBytes, zeroChunkBytes));
         for (let off = 0; off < metaBytes; off += zeros.length) pwriteFull(this.fd, zeros.subarray(0, Math.min(zeros.length, metaBytes - off)), extentOffset + off);
       }
-      const entry: UnitEntry = {
-        volumeId: spec.volumeId,
-        segmentIndex: spec.segmentIndex,
-        role: spec.role ?? 0,
-        replicaIndex: spec.replicaIndex ?? 0,
-        extentOffset,
-        sizeBytes: spec.sizeBytes,
-        metaBytes,
-        flushedSeq: 0,
-        epoch: spec.epoch ?? 0,
-        createdAtMs: Date.now(),
-      };
       this.writeEntry(unitId, entry);
-      const unit = new Unit(this, unitId, entry);
-      this.units.set(unitId, unit);
-      return { ok: true, value: unit };
     } catch (e) {
       return ioFailure("IO_ERROR", `cannot create a segment unit in ${this.path}: ${errnoText(e)}`);
     }
+    const unit = new Unit(this.host, unitId, entry);
+    this.units.set(unitId, unit);
+    return { ok: true, value: unit };
   }
 
   openUnit(unitId: number): SegmentUnit | undefined {
     return this.units.get(unitId);
   }
 
-  removeUnit(unitId: number): void {
+  /** Changes a unit's replication fields (state, epoch, generation); durable when it returns. */
+  updateUnit(unitId: number, changes: { state?: UnitState; epoch?: number; generation?: number }): IoResult<void> {
+    assert(!this.closed, "archive closed");
     const unit = this.units.get(unitId);
-    if (unit === undefined) return;
-    this.writeEntry(unitId, null);
-    this.units.delete(unitId);
-    punchHole(this.fd, unit.entry.extentOffset, extentBytesFor(unit.entry.sizeBytes));
+    assert(unit !== undefined, "no such unit");
+    const entry: UnitEntry = { ...unit.entry };
+    if (changes.state !== undefined) entry.state = changes.state;
+    if (changes.epoch !== undefined) entry.epoch = changes.epoch;
+    if (changes.generation !== undefined) entry.generation = changes.generation;
+    try {
+      this.writeEntry(unitId, entry);
+      fdatasyncSync(this.fd);
+    } catch (e) {
+      return ioFailure("IO_ERROR", `cannot update segment unit ${unitId} in ${this.path}: ${errnoText(e)}`);
+    }
+    unit.entry = entry;
+    return OK_VOID;
   }
 
+  /** Forgets a unit and gives its space back (punched on files; on devices the extent is just free). */
+  removeUnit(unitId: number): void {
+    assert(!this.closed, "archive closed");
+    const unit = this.units.get(unitId);
+    if (unit === undefined) return;
+    try {
+      this.writeEntry(unitId, null);
+      fdatasyncSync(this.fd);
+    } catch (e) {
+      throw new QstoraError("IO_ERROR", `cannot remove segment unit ${unitId} from ${this.path}: ${errnoText(e)}`);
+    }
+    this.units.delete(unitId);
+    if (this.kind === "file") punchHole(this.fd, unit.entry.extentOffset, unit.entry.extentBytes);
+  }
+
+  /** Makes every completed write durable (fdatasync), then records each unit's flushed stamp. */
   flush(): IoResult<void> {
     assert(!this.closed, "archive closed");
-    const marks = [...this.units.values()].filter((u) => u.seq > u.entry.flushedSeq).map((u) => [u, u.seq] as const);
+    return this.syncAndMark();
+  }
+
+  private syncAndMark(): IoResult<void> {
+    const marks: [Unit, number][] = [];
+    for (const u of this.units.values()) if (u.stamp > u.entry.flushedStamp) marks.push([u, u.stamp]);
     try {
       fdatasyncSync(this.fd);
-      for (const [u, seq] of marks) {
-        u.entry = { ...u.entry, flushedSeq: seq };
-        this.writeEntry(u.unitId, u.entry);
+      for (const [u, stamp] of marks) {
+        const entry: UnitEntry = { ...u.entry, flushedStamp: stamp };
+        this.writeEntry(u.unitId, entry);
+        u.entry = entry;
       }
     } catch (e) {
       return ioFailure("IO_ERROR", `flush of ${this.path} failed: ${errnoText(e)}`);
@@ -381,216 +522,26 @@ export class Archive {
     return OK_VOID;
   }
 
+  /**
+   * Closes the descriptor without flushing or recording anything, as a killed process would leave
+   * it (the kernel keeps every completed pwrite). For crash tests; the daemon calls close().
+   */
+  abandon(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
+  }
+
+  /** Flushes, makes the flushed stamps durable too (a clean reopen has nothing to recover), closes. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     try {
+      const r = this.syncAndMark();
+      if (!r.ok) throw new QstoraError("IO_ERROR", r.message);
       fdatasyncSync(this.fd);
     } finally {
       closeSync(this.fd);
     }
   }
 }
-
-export interface SegmentUnit {
-  readonly info: SegmentUnitInfo;
-  read(offsetBytes: number, lengthBytes: number, into?: Uint8Array): IoResult<Uint8Array>;
-  write(offsetBytes: number, data: Uint8Array): IoResult<void>;
-  unmap(offsetBytes: number, lengthBytes: number): IoResult<void>;
-  pageSeq(pageIndex: number): number;
-}
-
-class Unit implements SegmentUnit {
-  /** Page metadata, mirrored in memory (16 bytes per page). */
-  private readonly meta: Uint8Array;
-  private readonly metaView: DataView;
-  private readonly pages: number;
-  seq = 0;
-  writtenPages = 0;
-  private scratch = new Uint8Array(0);
-
-  constructor(
-    private readonly archive: Archive,
-    readonly unitId: number,
-    public entry: UnitEntry,
-  ) {
-    this.pages = entry.sizeBytes / pageBytes;
-    this.meta = new Uint8Array(entry.metaBytes);
-    this.metaView = new DataView(this.meta.buffer);
-    preadFull(archive.descriptor, this.meta, entry.extentOffset);
-    for (let p = 0; p < this.pages; p++) {
-      const flags = this.metaView.getUint32(p * pageMetaBytes + PM.flags, true);
-      if (flags & pageFlags.written) this.writtenPages++;
-      this.seq = Math.max(this.seq, this.metaView.getUint32(p * pageMetaBytes + PM.seq, true));
-    }
-  }
-
-  get info(): SegmentUnitInfo {
-    return {
-      unitId: this.unitId,
-      volumeId: this.entry.volumeId,
-      segmentIndex: this.entry.segmentIndex,
-      role: this.entry.role,
-      replicaIndex: this.entry.replicaIndex,
-      sizeBytes: this.entry.sizeBytes,
-      extentOffset: this.entry.extentOffset,
-      writtenBytes: this.writtenPages * pageBytes,
-    };
-  }
-
-  private get dataStart(): number {
-    return this.entry.extentOffset + this.entry.metaBytes;
-  }
-
-  private crcOf(page: Uint8Array, pageIndex: number): number {
-    return crc32c(page, pageSeed(this.unitId, pageIndex));
-  }
-
-  /** Resolves pages written after the last recorded flush (see the ordering contract). */
-  recover(): void {
-    const fd = this.archive.descriptor;
-    const page = new Uint8Array(pageBytes);
-    let changed = false;
-    for (let p = 0; p < this.pages; p++) {
-      const at = p * pageMetaBytes;
-      const seq = this.metaView.getUint32(at + PM.seq, true);
-      const flags = this.metaView.getUint32(at + PM.flags, true);
-      if (seq <= this.entry.flushedSeq || !(flags & pageFlags.written) || flags & pageFlags.bad) continue;
-      preadFull(fd, page, this.dataStart + p * pageBytes);
-      const crc = this.crcOf(page, p);
-      if (crc === this.metaView.getUint32(at + PM.crcNew, true)) continue; // the write landed
-      changed = true;
-      if (!(flags & pageFlags.prevWritten)) {
-        this.meta.fill(0, at, at + pageMetaBytes); // first write never landed: unwritten again
-        this.writtenPages--;
-      } else if (crc === this.metaView.getUint32(at + PM.crcPrev, true)) {
-        this.metaView.setUint32(at + PM.crcNew, crc, true); // it did not land: the old contents stand
-      } else {
-        this.metaView.setUint32(at + PM.flags, flags | pageFlags.bad, true); // torn
-      }
-    }
-    if (changed) pwriteFull(fd, this.meta, this.entry.extentOffset);
-  }
-
-  pageSeq(pageIndex: number): number {
-    return this.metaView.getUint32(pageIndex * pageMetaBytes + PM.seq, true);
-  }
-
-  private check(offsetBytes: number, lengthBytes: number): void {
-    assert(offsetBytes % 512 === 0 && lengthBytes % 512 === 0, "unit I/O must be 512-byte aligned");
-    assert(offsetBytes >= 0 && offsetBytes + lengthBytes <= this.entry.sizeBytes, "unit I/O out of range");
-  }
-
-  /** Reads and verifies whole pages [p0, p0+n) into `buf` (n pages long). */
-  private readPages(p0: number, n: number, buf: Uint8Array): IoFailure | null {
-    try {
-      preadFull(this.archive.descriptor, buf, this.dataStart + p0 * pageBytes);
-    } catch (e) {
-      return ioFailure("IO_ERROR", `read failed: ${errnoText(e)}`, p0 * pageBytes);
-    }
-    for (let i = 0; i < n; i++) {
-      const p = p0 + i;
-      const at = p * pageMetaBytes;
-      const flags = this.metaView.getUint32(at + PM.flags, true);
-      const page = buf.subarray(i * pageBytes, (i + 1) * pageBytes);
-      if (!(flags & pageFlags.written)) {
-        page.fill(0);
-        continue;
-      }
-      if (flags & pageFlags.bad || this.crcOf(page, p) !== this.metaView.getUint32(at + PM.crcNew, true)) {
-        return ioFailure("MEDIUM_ERROR", `page ${p} of segment unit ${this.unitId} in ${this.archive.path} failed its checksum`, p * pageBytes);
-      }
-    }
-    return null;
-  }
-
-  private scratchOf(bytes: number): Uint8Array {
-    if (this.scratch.length < bytes) this.scratch = new Uint8Array(Math.max(bytes, 2 * this.scratch.length));
-    return this.scratch.subarray(0, bytes);
-  }
-
-  read(offsetBytes: number, lengthBytes: number, into?: Uint8Array): IoResult<Uint8Array> {
-    this.check(offsetBytes, lengthBytes);
-    const out = into ?? new Uint8Array(lengthBytes);
-    assert(out.length === lengthBytes, "read buffer of the wrong size");
-    const p0 = Math.floor(offsetBytes / pageBytes);
-    const p1 = Math.ceil((offsetBytes + lengthBytes) / pageBytes);
-    const aligned = offsetBytes % pageBytes === 0 && lengthBytes % pageBytes === 0;
-    const buf = aligned ? out : this.scratchOf((p1 - p0) * pageBytes);
-    const failure = this.readPages(p0, p1 - p0, buf);
-    if (failure !== null) return failure;
-    if (!aligned) out.set(buf.subarray(offsetBytes - p0 * pageBytes, offsetBytes - p0 * pageBytes + lengthBytes));
-    return { ok: true, value: out };
-  }
-
-  write(offsetBytes: number, data: Uint8Array): IoResult<void> {
-    this.check(offsetBytes, data.length);
-    const p0 = Math.floor(offsetBytes / pageBytes);
-    const p1 = Math.ceil((offsetBytes + data.length) / pageBytes);
-    let pagesBuf = data;
-    if (offsetBytes % pageBytes !== 0 || data.length % pageBytes !== 0) {
-      // Read-modify-write of the partial pages at the edges, under the same rules.
-      pagesBuf = new Uint8Array((p1 - p0) * pageBytes);
-      const head = this.readPages(p0, 1, pagesBuf.subarray(0, pageBytes));
-      if (head !== null) return head;
-      if (p1 - 1 > p0) {
-        const tail = this.readPages(p1 - 1, 1, pagesBuf.subarray(pagesBuf.length - pageBytes));
-        if (tail !== null) return tail;
-      }
-      pagesBuf.set(data, offsetBytes - p0 * pageBytes);
-    }
-    const seq = ++this.seq;
-    const metaStart = p0 * pageMetaBytes;
-    for (let i = 0; i < p1 - p0; i++) {
-      const p = p0 + i;
-      const at = p * pageMetaBytes;
-      const flags = this.metaView.getUint32(at + PM.flags, true);
-      const wasWritten = (flags & pageFlags.written) !== 0 && (flags & pageFlags.bad) === 0;
-      this.metaView.setUint32(at + PM.crcPrev, wasWritten ? this.metaView.getUint32(at + PM.crcNew, true) : 0, true);
-      this.metaView.setUint32(at + PM.crcNew, this.crcOf(pagesBuf.subarray(i * pageBytes, (i + 1) * pageBytes), p), true);
-      this.metaView.setUint32(at + PM.seq, seq, true);
-      this.metaView.setUint32(at + PM.flags, pageFlags.written | (wasWritten ? pageFlags.prevWritten : 0), true);
-      if (!(flags & pageFlags.written)) this.writtenPages++;
-    }
-    try {
-      pwriteFull(this.archive.descriptor, this.meta.subarray(metaStart, p1 * pageMetaBytes), this.entry.extentOffset + metaStart);
-      pwriteFull(this.archive.descriptor, pagesBuf, this.dataStart + p0 * pageBytes);
-    } catch (e) {
-      return ioFailure("IO_ERROR", `write to ${this.archive.path} failed: ${errnoText(e)}`, offsetBytes);
-    }
-    return OK_VOID;
-  }
-
-  unmap(offsetBytes: number, lengthBytes: number): IoResult<void> {
-    this.check(offsetBytes, lengthBytes);
-    // Only whole pages are deallocated; partial pages at the edges are written with zeros.
-    const first = Math.ceil(offsetBytes / pageBytes);
-    const last = Math.floor((offsetBytes + lengthBytes) / pageBytes);
-    if (offsetBytes < first * pageBytes) {
-      const end = Math.min(first * pageBytes, offsetBytes + lengthBytes);
-      const r = this.write(offsetBytes, new Uint8Array(end - offsetBytes));
-      if (!r.ok) return r;
-    }
-    if (last > first) {
-      for (let p = first; p < last; p++) {
-        const at = p * pageMetaBytes;
-        if (this.metaView.getUint32(at + PM.flags, true) & pageFlags.written) this.writtenPages--;
-        this.meta.fill(0, at, at + pageMetaBytes);
-      }
-      try {
-        // Metadata first: once it says "unwritten" the page reads as zeros whatever the data holds.
-        pwriteFull(this.archive.descriptor, this.meta.subarray(first * pageMetaBytes, last * pageMetaBytes), this.entry.extentOffset + first * pageMetaBytes);
-        punchHole(this.archive.descriptor, this.dataStart + first * pageBytes, (last - first) * pageBytes);
-      } catch (e) {
-        return ioFailure("IO_ERROR", `unmap in ${this.archive.path} failed: ${errnoText(e)}`, offsetBytes);
-      }
-    }
-    const tailStart = Math.max(last * pageBytes, offsetBytes);
-    if (tailStart < offsetBytes + lengthBytes && last >= first) {
-      const r = this.write(tailStart, new Uint8Array(offsetBytes + lengthBytes - tailStart));
-      if (!r.ok) return r;
-    }
-    return OK_VOID;
-  }
-}
-
