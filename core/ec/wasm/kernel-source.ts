@@ -93,13 +93,11 @@ function buildMultiply(rows: number, vectors: number, variant: KernelVariant): F
   c.i32Const(0).localSet(off);
   c.emit(op.loop, op.blockEmpty); // chunk loop: one turn per vectors*16 bytes of every shard
   {
-    for (const a of acc) c.v128ConstSplat(0).localSet(a);
-    c.i32Const(0).localSet(j);
-    c.localGet(tables).localSet(tp);
-    c.emit(op.loop, op.blockEmpty); // source loop
-    {
+    // Source 0 sets the accumulators (no zeroing, no xor); sources 1..k-1 xor into them.
+    const sourceStep = (first: boolean): void => {
       // sp = srcs[j] + off
-      c.localGet(srcs).localGet(j).i32Const(2).emit(op.i32Shl, op.i32Add).i32Load(0).localGet(off).emit(op.i32Add).localSet(sp);
+      if (first) c.localGet(srcs).i32Load(0).localGet(off).emit(op.i32Add).localSet(sp);
+      else c.localGet(srcs).localGet(j).i32Const(2).emit(op.i32Shl, op.i32Add).i32Load(0).localGet(off).emit(op.i32Add).localSet(sp);
       for (let v = 0; v < vectors; v++) {
         c.localGet(sp).v128Load(v * vectorBytes).localTee(hi[v]!);
         c.localGet(mask).simd(simd.v128And).localSet(lo[v]!);
@@ -110,15 +108,27 @@ function buildMultiply(rows: number, vectors: number, variant: KernelVariant): F
         c.localGet(tp).v128Load(32 * r).localSet(loTab);
         c.localGet(tp).v128Load(32 * r + 16).localSet(hiTab);
         for (let v = 0; v < vectors; v++) {
-          c.localGet(accOf(r, v));
+          if (!first) c.localGet(accOf(r, v));
           c.localGet(loTab).localGet(lo[v]!).simd(swizzleOp);
           c.localGet(hiTab).localGet(hi[v]!).simd(swizzleOp);
-          c.simd(simd.v128Xor).simd(simd.v128Xor).localSet(accOf(r, v));
+          c.simd(simd.v128Xor);
+          if (!first) c.simd(simd.v128Xor);
+          c.localSet(accOf(r, v));
         }
       }
       c.localGet(tp).i32Const(32 * rows).emit(op.i32Add).localSet(tp);
+    };
+    c.localGet(tables).localSet(tp);
+    sourceStep(true);
+    c.i32Const(1).localSet(j);
+    c.emit(op.block, op.blockEmpty); // skipped when k = 1
+    c.i32Const(1).localGet(k).emit(op.i32LtU, op.i32Eqz, op.brIf, 0);
+    c.emit(op.loop, op.blockEmpty); // sources 1..k-1
+    {
+      sourceStep(false);
       c.localGet(j).i32Const(1).emit(op.i32Add).localTee(j).localGet(k).emit(op.i32LtU, op.brIf, 0);
     }
+    c.emit(op.end);
     c.emit(op.end);
     for (let r = 0; r < rows; r++) {
       c.localGet(dsts).i32Load(4 * r).localGet(off).emit(op.i32Add).localSet(dp);
