@@ -19,6 +19,7 @@ const subCommands = {
   target: () => import("./commands/target/index.ts").then((m) => m.default),
   lun: () => import("./commands/lun/index.ts").then((m) => m.default),
   quickstart: () => import("./commands/quickstart.ts").then((m) => m.default),
+  token: () => import("./commands/token/index.ts").then((m) => m.default),
 };
 
 export const main = defineCommand({

@@ -2,6 +2,7 @@
 // one daemon per data directory, configuration errors that name the key, restart after a crash,
 // and a clean stop under load that loses no acknowledged write.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestNode, iscsiLoadBin, qstoraBin, run, spawnLoad } from "./helpers/node.ts";
@@ -88,5 +89,40 @@ describe("daemon lifecycle", () => {
     expect(r.stderr + r.stdout).toContain('"log.level"');
     writeFileSync(path, good);
     node.ok("start");
+  });
+});
+
+describe("join tokens", () => {
+  const node = new TestNode("qstora-tokens-");
+  let initToken = "";
+  beforeAll(() => {
+    const r = node.init([`${node.dir}/a1.img:1G`], ["--json"]);
+    if (r.code !== 0) throw new Error(`init failed: ${r.stderr}`);
+    initToken = (JSON.parse(r.stdout) as { joinToken: string }).joinToken;
+  });
+  afterAll(() => node.cleanup());
+
+  test("init makes a CA and a token that pins it; token create prints one token alone", () => {
+    const ca = new X509Certificate(readFileSync(join(node.dataDir, "ca.pem")));
+    expect(ca.ca).toBe(true);
+    expect(statSync(join(node.dataDir, "ca.key")).mode & 0o777).toBe(0o600);
+    const fingerprint = createHash("sha256").update(ca.raw).digest("hex");
+    expect(initToken.startsWith(`QS1${fingerprint}::`)).toBe(true);
+    const out = node.ok("token", "create", "--ttl", "1h", "--description", "for node 2").stdout;
+    expect(out.trim().split("\n").length).toBe(1);
+    expect(out.trim()).toMatch(new RegExp(`^QS1${fingerprint}::[a-z0-9]{6}\\.[A-Za-z0-9_-]{32}$`));
+  });
+
+  test("token list shows ids and expiry, never secrets; revoke removes one", () => {
+    const list = node.qJson<Array<{ id: string; expiresAt?: string; description?: string }>>("token", "list");
+    expect(list.length).toBe(2);
+    const listed = JSON.stringify(list);
+    expect(listed).not.toContain(initToken.split(".")[1]!);
+    expect(listed).not.toContain("secretSha256");
+    const id = list.find((t) => t.description === "for node 2")!.id;
+    node.ok("token", "revoke", id);
+    expect(node.qJson<unknown[]>("token", "list").length).toBe(1);
+    expect(node.q("token", "revoke", id).code).toBe(3);
+    expect(node.q("token", "create", "--ttl", "soon").code).toBe(2);
   });
 });

@@ -2,7 +2,7 @@
 import { defineCommand } from "citty";
 import { consola } from "consola";
 import { hostname } from "node:os";
-import { initDataDir, startBackground } from "../../core/node/lifecycle.ts";
+import { controlClient, initDataDir, startBackground } from "../../core/node/lifecycle.ts";
 import { runDaemon } from "../../core/node/daemon.ts";
 import { parseArchiveSpec } from "../../core/node/service.ts";
 import { parseSize } from "../../core/util/size.ts";
@@ -41,13 +41,16 @@ export default defineCommand({
       return;
     }
     const status = await startBackground(paths);
+    // The first join token: no expiry, like k3s's server token; revoke it with `qstora token revoke`.
+    const { token } = await controlClient(paths).call<{ token: string }>("POST", "/v1/tokens", { ttlSeconds: 0, description: "made by init" });
     if (args.json) {
-      printJson({ clusterId: identity.clusterId, nodeId: identity.nodeId, dataDir: paths.root, status });
+      printJson({ clusterId: identity.clusterId, nodeId: identity.nodeId, dataDir: paths.root, joinToken: token, status });
       return;
     }
     consola.success(`initialised node ${name} in ${paths.root} and started the daemon (pid ${status.node.pid})`);
     consola.log(`  portal:   ${config.portal.listen}`);
     consola.log(`  archives: ${status.archives.map((a) => a.path).join(", ")}`);
+    consola.log(`  join token (keep it secret; it pins this cluster's CA): ${token}`);
     const dd = args["data-dir"] === undefined ? "" : ` --data-dir ${paths.root}`;
     consola.log(`\nNext:\n  qstora target create iqn.2026-11.org.qstora:disk1${dd}\n  qstora lun create --target iqn.2026-11.org.qstora:disk1 --size 10G${dd}\n  qstora status${dd}`);
   },

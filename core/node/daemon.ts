@@ -25,6 +25,7 @@ import { dataDirPaths, type DataDirPaths } from "./paths.ts";
 import { keys, type ClusterRecord, type NodeRecord } from "./records.ts";
 import { NodeService } from "./service.ts";
 import { judgeHealth } from "../cluster/health.ts";
+import { caFingerprint } from "../cluster/ca.ts";
 
 /** How often the daemon checks that the metadata store answers (for health). */
 const metaProbeIntervalMs = 5000;
@@ -150,7 +151,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     });
     const { controlRoutes } = await import("./routes.ts");
     try {
-      control = startControlServer({ host: apiAddr.host, port: apiAddr.port, secret, routes: controlRoutes(svc, status, () => void shutdown("stop requested")), logger: logger.child("api") });
+      control = startControlServer({ host: apiAddr.host, port: apiAddr.port, secret, routes: controlRoutes(svc, status, () => void shutdown("stop requested"), () => caFingerprint(readFileSync(paths.caCert, "utf8"))), logger: logger.child("api") });
     } catch (e) {
       throw bindError(e, "control API", config.api.listen);
     }

@@ -4,6 +4,7 @@
 import { spawn } from "node:child_process";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { superblockBytes, superblockOffsets } from "../archive/format.ts";
+import { createClusterCa } from "../cluster/ca.ts";
 import { ControlClient } from "../control/client.ts";
 import type { StatusView } from "../control/protocol.ts";
 import { Archive } from "../archive/archive.ts";
@@ -157,6 +158,11 @@ export function initDataDir(options: InitOptions): { paths: DataDirPaths; identi
     createdFiles.push(paths.config);
     createSecret(paths.secret);
     createdFiles.push(paths.secret);
+    const ca = createClusterCa(identity.clusterId);
+    writeFileSync(paths.caCert, ca.certPem, { mode: 0o644, flag: "wx" });
+    createdFiles.push(paths.caCert);
+    writeFileSync(paths.caKey, ca.keyPem, { mode: 0o600, flag: "wx" });
+    createdFiles.push(paths.caKey);
     const boot: Bootstrap = { archives: options.archives.map((a) => a.path) };
     writeFileSync(paths.bootstrap, JSON.stringify(boot), { mode: 0o600 });
     createdFiles.push(paths.bootstrap);

@@ -19,6 +19,9 @@ export interface DataDirPaths {
   readonly log: string;
   readonly meta: string;
   readonly bootstrap: string;
+  /** The cluster CA certificate (PEM) and, on the node that made it, its key (mode 0600). */
+  readonly caCert: string;
+  readonly caKey: string;
 }
 
 export function dataDirPaths(root: string): DataDirPaths {
@@ -33,5 +36,7 @@ export function dataDirPaths(root: string): DataDirPaths {
     log: join(dir, "qstora.log"),
     meta: join(dir, "meta"),
     bootstrap: join(dir, "bootstrap.json"),
+    caCert: join(dir, "ca.pem"),
+    caKey: join(dir, "ca.key"),
   };
 }

@@ -15,8 +15,20 @@ function field<T extends "string" | "number" | "boolean">(body: unknown, name: s
   return v as never;
 }
 
-export function controlRoutes(service: NodeService, status: () => StatusView, shutdown: () => void): Route[] {
+export function controlRoutes(service: NodeService, status: () => StatusView, shutdown: () => void, caFingerprint: () => string): Route[] {
   return [
+    { method: "GET", pattern: "/v1/tokens", handler: async () => ({ tokens: await service.listTokens() }) },
+    {
+      method: "POST",
+      pattern: "/v1/tokens",
+      handler: async ({ body }) => {
+        const ttlSeconds = field(body, "ttlSeconds", "number", false);
+        const description = field(body, "description", "string", false);
+        const { token, record } = await service.createToken({ caFingerprint: caFingerprint(), ...(ttlSeconds === undefined ? {} : { ttlSeconds }), ...(description === undefined ? {} : { description }) });
+        return { token, id: record.id, expiresAt: record.expiresAt ?? null };
+      },
+    },
+    { method: "DELETE", pattern: "/v1/tokens/:id", handler: async ({ params }) => (await service.revokeToken(params["id"] as string), {}) },
     { method: "GET", pattern: "/v1/status", handler: () => status() },
     { method: "GET", pattern: "/v1/archives", handler: () => ({ archives: service.archiveViews() }) },
     {

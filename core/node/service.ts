@@ -20,6 +20,7 @@ import { LocalUnits } from "./local-units.ts";
 import { checkIscsiName, checkLunName, checkLunNumber } from "./names.ts";
 import { keys, type ArchiveRecord, type LunRecord, type TargetRecord } from "./records.ts";
 import type { NodeIdentity } from "./identity.ts";
+import { newToken, type TokenRecord } from "../cluster/token.ts";
 
 export const lunDefaults = { blockBytes: 512, stripeBytes: 1 << 20, segmentBytes: 1 << 30 } as const;
 const targetsPerNodeMax = 4096;
@@ -379,6 +380,25 @@ export class NodeService {
       this.logger.info("LUN settings changed", { target: rec.target, lun: rec.lun, writeCache: next.writeCache });
       return this.lunView(next);
     });
+  }
+
+  // ---- join tokens ----
+
+  async createToken(options: { caFingerprint: string; ttlSeconds?: number; description?: string }): Promise<{ token: string; record: TokenRecord }> {
+    const made = newToken(options.caFingerprint, { now: new Date(), ...(options.ttlSeconds === undefined ? {} : { ttlSeconds: options.ttlSeconds }), ...(options.description === undefined ? {} : { description: options.description }) });
+    await this.createRecord(keys.token(made.record.id), made.record, `token ${made.record.id}`);
+    this.logger.info("join token created", { id: made.record.id, expires: made.record.expiresAt ?? "never" });
+    return made;
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    return (await this.meta.list(keys.tokens)).map((kv) => parseRecord<TokenRecord>(kv.value)).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async revokeToken(id: string): Promise<void> {
+    const { deleted } = await this.meta.delete(keys.token(id));
+    if (deleted === 0) throw new QstoraError("NOT_FOUND", `no join token ${id}`, "List them with `qstora token list`.");
+    this.logger.info("join token revoked", { id });
   }
 
   ioTotals(): IoCounters {
