@@ -245,6 +245,7 @@ export class Unit implements SegmentUnit {
         return ioFailure("IO_ERROR", `read of ${this.host.path} failed: ${errnoText(e)}`, p0 * pageBytes);
       }
     }
+    if (n === 1) return this.verifyPage(p0, buf); // the common 4 KiB case: no view to allocate
     for (let i = 0; i < n; i++) {
       const failure = this.verifyPage(p0 + i, buf.subarray(i * pageBytes, (i + 1) * pageBytes));
       if (failure !== null) return failure;
