@@ -88,7 +88,7 @@ async function runShape(job: Job, ready: () => Promise<void>): Promise<Figures> 
 }
 
 type ToWorker = { type: "job"; job: Job } | { type: "go" };
-type FromWorker = { type: "ready"; kernel: string } | { type: "done"; figures: Figures };
+type FromWorker = { type: "ready" } | { type: "done"; figures: Figures };
 
 async function runWorkers(job: Job, count: number): Promise<Figures> {
   const workers = Array.from({ length: count }, () => new Worker(new URL(import.meta.url).href));
@@ -122,7 +122,7 @@ function workerMain(): void {
   self.onmessage = async (e: MessageEvent<ToWorker>) => {
     if (e.data.type === "go") return go();
     const figures = await runShape(e.data.job, async () => {
-      postMessage({ type: "ready", kernel: e.data.type } satisfies FromWorker);
+      postMessage({ type: "ready" } satisfies FromWorker);
       await started;
     });
     postMessage({ type: "done", figures } satisfies FromWorker);
