@@ -1,3 +1,4 @@
+// Tests of the kernel choice at start, the warm-up check and the wasm arena's bounds.
 import { expect, test } from "bun:test";
 import { QstoraError } from "../util/errors.ts";
 import { availableEcKernels, loadEcKernel } from "./engine.ts";

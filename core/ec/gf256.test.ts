@@ -1,3 +1,4 @@
+// Tests of GF(2^8) arithmetic and matrices against their definitions; pure, no I/O.
 import { describe, expect, test } from "bun:test";
 import { cauchyMatrix, gfInv, gfMul, invertMatrix, multiplyMatrices, writeNibbleTables } from "./gf256.ts";
 

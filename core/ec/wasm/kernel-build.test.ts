@@ -1,3 +1,4 @@
+// Tests that the checked-in wasm kernel is a fresh build of its source, and the emitter's LEB128.
 import { expect, test } from "bun:test";
 import { kernelRelaxedBase64, kernelStandardBase64 } from "./kernel.generated.ts";
 import { buildKernelModule, checkedInVariant } from "./kernel-source.ts";
