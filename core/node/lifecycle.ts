@@ -2,8 +2,7 @@
 // background, waiting until it answers, and creating a data directory. The daemon itself is in
 // daemon.ts; this file runs in the short-lived CLI process.
 import { spawn } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
-import { superblockBytes, superblockOffsets } from "../archive/format.ts";
+import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createClusterCa } from "../cluster/ca.ts";
 import { ControlClient } from "../control/client.ts";
 import type { StatusView } from "../control/protocol.ts";
@@ -104,16 +103,6 @@ export async function stopDaemon(paths: DataDirPaths): Promise<{ wasRunning: boo
   throw new QstoraError("TIMEOUT", `the daemon (pid ${pid ?? "?"}) did not stop within ${stopTimeoutMs / 1000} s`, pid === null ? `See ${paths.log}.` : `Look at ${paths.log}; as a last resort: kill -9 ${pid} (acknowledged writes survive it).`);
 }
 
-function wipeSuperblocks(path: string): void {
-  const fd = openSync(path, "r+");
-  try {
-    const zeros = new Uint8Array(superblockBytes);
-    for (const off of superblockOffsets) writeSync(fd, zeros, 0, zeros.length, off);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 export interface InitOptions {
   dataDir: string;
   archives: Array<{ path: string; sizeBytes?: number }>;
@@ -172,7 +161,7 @@ export function initDataDir(options: InitOptions): { paths: DataDirPaths; identi
     for (const f of createdFiles) rmSync(f, { force: true });
     // A file or device that existed before keeps its size but loses the superblocks written
     // here, so it is not left claimed by a cluster that never came to be.
-    for (const f of formattedExisting) wipeSuperblocks(f);
+    for (const f of formattedExisting) Archive.wipe(f, { clusterId: identity.clusterId });
     if (createdDir) rmSync(paths.root, { recursive: true, force: true });
     throw e;
   }
