@@ -25,6 +25,13 @@ describe("daemon lifecycle", () => {
     expect(readFileSync(join(node.dataDir, "qstora.toml"), "utf8")).toContain(`listen = "${node.address}:3260"`);
   });
 
+  test("status reports the erasure-coding kernel chosen at start", () => {
+    const s = node.qJson<{ ec: { kernel: string; available: string[] } }>("status");
+    expect(s.ec.available.length).toBeGreaterThan(0);
+    expect(s.ec.kernel).toBe(s.ec.available[0]!);
+    expect(["isal", "wasm-relaxed-simd", "wasm-simd", "typescript"]).toContain(s.ec.kernel);
+  });
+
   test("a second daemon on the same data directory is refused", () => {
     const r = run([qstoraBin, "serve", "--data-dir", node.dataDir]);
     expect(r.code).toBe(13);

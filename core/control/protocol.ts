@@ -44,6 +44,8 @@ export interface StatusView {
   archives: ArchiveView[];
   targets: TargetView[];
   luns: LunView[];
+  /** Erasure-coding kernels this host can run, fastest first; the first is the one used. */
+  ec: { kernel: string; available: string[] };
   io: { readOps: number; writeOps: number; readBytes: number; writeBytes: number; flushes: number; errors: number };
 }
 

@@ -26,6 +26,7 @@ import { keys, type ClusterRecord, type NodeRecord } from "./records.ts";
 import { NodeService } from "./service.ts";
 import { judgeHealth } from "../cluster/health.ts";
 import { caFingerprint } from "../cluster/ca.ts";
+import { availableEcKernels } from "../ec/engine.ts";
 
 /** How often the daemon checks that the metadata store answers (for health). */
 const metaProbeIntervalMs = 5000;
@@ -137,6 +138,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
         .catch(() => (metadataReachable = false));
     }, metaProbeIntervalMs);
     probe.unref();
+    // Chosen once at start (a probe of each kernel; erasure-coded LUNs will load the winner).
+    const ecKernels = availableEcKernels();
     const status = (): StatusView => ({
       health: judgeHealth({ archives: svc.archiveViews(), ioErrors: svc.ioTotals().errors, metadataReachable }),
       node: { id: identity.nodeId, name: identity.name, clusterId: identity.clusterId, version: `${version} (${buildCommit})`, pid: process.pid, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) },
@@ -147,6 +150,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       archives: svc.archiveViews(),
       targets: svc.targetViews((iqn) => portal.sessionCount(iqn)),
       luns: svc.lunViews(),
+      ec: { kernel: ecKernels[0] ?? "none", available: ecKernels },
       io: svc.ioTotals(),
     });
     const { controlRoutes } = await import("./routes.ts");
