@@ -62,6 +62,6 @@ describe("pkg/build.ts", () => {
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.reason).toContain("does-not-exist");
     expect(Bun.file(outfile).size).toBe(0);
-    expect(Bun.spawnSync(["sh", "-c", `ls ${work} | grep -c tmp-`]).stdout.toString().trim()).toBe("0");
+    expect(Bun.spawnSync(["sh", "-c", `ls -A ${work} | grep -c build-`]).stdout.toString().trim()).toBe("0");
   });
 });

@@ -6,7 +6,7 @@
 // A build takes about 0.4 s (bundle ~0.1 s, then the runtime is copied with the bundle appended),
 // so the test suite simply builds every time instead of guessing whether dist/qstora is stale.
 import { mkdirSync, renameSync, rmSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import packageJson from "../package.json" with { type: "json" };
 import { assert } from "../core/util/assert.ts";
 
@@ -88,12 +88,16 @@ export function compileArgs(bun: string, options: CompileOptions): string[] {
 export type CompileResult = { ok: true; ms: number } | { ok: false; reason: string };
 
 /**
- * Compiles into a temporary file beside `outfile` and renames it into place, so that a failed
- * or interrupted build never leaves a truncated executable where a good one was.
+ * Compiles into a temporary directory beside `outfile` and renames the result into place, so
+ * that a failed or interrupted build never leaves a truncated executable where a good one was.
+ * The temporary file keeps the final name: Bun embeds it (as /$bunfs/root/NAME, seen in stack
+ * traces), and a varying name would make every build differ.
  */
 export function compile(options: CompileOptions): CompileResult {
-  mkdirSync(dirname(options.outfile), { recursive: true });
-  const temporary = `${options.outfile}.tmp-${process.pid}`;
+  const temporaryDir = join(dirname(options.outfile), `.build-${process.pid}`);
+  rmSync(temporaryDir, { recursive: true, force: true });
+  mkdirSync(temporaryDir, { recursive: true });
+  const temporary = join(temporaryDir, basename(options.outfile));
   const started = performance.now();
   const r = Bun.spawnSync(compileArgs(process.execPath, { ...options, outfile: temporary }), {
     cwd: repoRoot,
@@ -102,11 +106,12 @@ export function compile(options: CompileOptions): CompileResult {
     timeout: compileTimeoutMs,
   });
   if (r.exitCode !== 0) {
-    rmSync(temporary, { force: true });
+    rmSync(temporaryDir, { recursive: true, force: true });
     const why = r.exitCode === null ? `timed out after ${compileTimeoutMs} ms` : `exit ${r.exitCode}`;
     return { ok: false, reason: `bun build of ${options.outfile} failed (${why}):\n${r.stderr.toString()}${r.stdout.toString()}` };
   }
   renameSync(temporary, options.outfile);
+  rmSync(temporaryDir, { recursive: true, force: true });
   return { ok: true, ms: performance.now() - started };
 }
 
