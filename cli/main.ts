@@ -9,6 +9,7 @@ import { isLongRunning } from "./commands/_shared.ts";
 
 const subCommands = {
   init: () => import("./commands/init.ts").then((m) => m.default),
+  join: () => import("./commands/join.ts").then((m) => m.default),
   serve: () => import("./commands/serve.ts").then((m) => m.default),
   start: () => import("./commands/start.ts").then((m) => m.default),
   stop: () => import("./commands/stop.ts").then((m) => m.default),

@@ -66,3 +66,8 @@ export function markLongRunning(): void {
 export function isLongRunning(): boolean {
   return longRunning;
 }
+
+/** A flag given more than once arrives from citty as an array: the last one wins, as in most CLIs. */
+export function last(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[value.length - 1] : value;
+}

@@ -7,7 +7,7 @@ import { runDaemon } from "../../core/node/daemon.ts";
 import { parseArchiveSpec } from "../../core/node/service.ts";
 import { parseSize } from "../../core/util/size.ts";
 import { QstoraError } from "../../core/util/errors.ts";
-import { commonArgs, markLongRunning, pathsFrom, printJson, repeated } from "./_shared.ts";
+import { commonArgs, last, markLongRunning, pathsFrom, printJson, repeated } from "./_shared.ts";
 
 export default defineCommand({
   meta: { name: "init", description: "Create a single-node cluster in the data directory and start the daemon" },
@@ -25,14 +25,14 @@ export default defineCommand({
     const archiveTexts = repeated(rawArgs, "archive");
     if (archiveTexts.length === 0) throw new QstoraError("USAGE", "init needs at least one --archive PATH[:SIZE]", "For example: qstora init --archive /srv/qstora/a1.img:20G");
     const archives = archiveTexts.map((t) => parseArchiveSpec(t, (s) => parseSize(s, "archive size"), process.cwd()));
-    const name = args.name ?? hostname();
+    const name = last(args.name) ?? hostname();
     const { identity, config } = initDataDir({
       dataDir: paths.root,
       archives,
       name,
-      ...(args.address === undefined ? {} : { address: args.address }),
-      ...(args.portal === undefined ? {} : { portal: args.portal }),
-      ...(args.etcd === undefined ? {} : { etcd: args.etcd.split(",").map((s) => s.trim()).filter((s) => s !== "") }),
+      ...(last(args.address) === undefined ? {} : { address: last(args.address) as string }),
+      ...(last(args.portal) === undefined ? {} : { portal: last(args.portal) as string }),
+      ...(last(args.etcd) === undefined ? {} : { etcd: (last(args.etcd) as string).split(",").map((s) => s.trim()).filter((s) => s !== "") }),
     });
     if (args.foreground) {
       consola.success(`initialised node ${name} (cluster ${identity.clusterId}) in ${paths.root}; serving in the foreground`);

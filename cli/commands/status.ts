@@ -31,6 +31,8 @@ export default defineCommand({
     consola.log(`health   ${s.health.status}${s.health.checks.map((c) => `\n         ${c.code}: ${c.summary}`).join("")}`);
     consola.log(`node     ${s.node.name} (${s.node.id})\ncluster  ${s.node.clusterId}\ndaemon   running, pid ${s.node.pid}, up ${s.node.uptimeSeconds} s, qstora ${s.node.version}\nportal   ${s.portal}\nmetadata ${s.metadata.backend} ${s.metadata.endpoints.join(",")}\nec       ${s.ec.kernel} (available: ${s.ec.available.join(", ")})`);
     consola.log(`io       ${s.io.readOps} reads (${formatSize(s.io.readBytes)}), ${s.io.writeOps} writes (${formatSize(s.io.writeBytes)}), ${s.io.flushes} flushes, ${s.io.errors} errors\n`);
+    printTable(["NODE", "STATE", "PORTAL", "ID"], s.nodes.map((n) => [n.name, n.state, n.portal || "-", n.id]), "no nodes");
+    process.stdout.write("\n");
     printTable(
       ["ARCHIVE", "STATE", "SIZE", "USED", "FREE", "PATH"],
       s.archives.map((a) => [a.id.slice(0, 8), a.state, formatSize(a.sizeBytes), formatSize(a.writtenBytes), formatSize(a.freeBytes), a.path]),

@@ -31,6 +31,8 @@ export interface NodeFacts {
   archives: ArchiveFact[];
   ioErrors: number;
   metadataReachable: boolean;
+  /** Names of cluster nodes whose heartbeat has lapsed. */
+  nodesDown?: string[];
 }
 
 /** Free space below which an archive is "nearly full" (warn) and "full" (error), as fractions. */
@@ -55,6 +57,7 @@ export function judgeHealth(facts: NodeFacts): HealthReport {
   if (full.length > 0) checks.push({ code: "ARCHIVE_FULL", severity: "HEALTH_ERR", summary: `${full.length} archive(s) full: new segments can't be placed`, detail: full.map((a) => `archive ${a.id} at ${a.path}: ${pct(a)}`) });
   if (nearFull.length > 0) checks.push({ code: "ARCHIVE_NEARFULL", severity: "HEALTH_WARN", summary: `${nearFull.length} archive(s) nearly full`, detail: nearFull.map((a) => `archive ${a.id} at ${a.path}: ${pct(a)}`) });
   if (facts.archives.length === 0) checks.push({ code: "NO_ARCHIVES", severity: "HEALTH_WARN", summary: "the node has no archive: LUNs can't store data", detail: ["add one with `qstora archive add PATH:SIZE`"] });
+  if ((facts.nodesDown ?? []).length > 0) checks.push({ code: "NODE_DOWN", severity: "HEALTH_WARN", summary: `${facts.nodesDown?.length} node(s) down`, detail: (facts.nodesDown ?? []).map((n) => `node ${n} has no heartbeat`) });
   if (!facts.metadataReachable) checks.push({ code: "METADATA_UNREACHABLE", severity: "HEALTH_ERR", summary: "the metadata store does not answer: management commands wait", detail: [] });
   if (facts.ioErrors > 0) checks.push({ code: "IO_ERRORS", severity: "HEALTH_WARN", summary: `${facts.ioErrors} I/O error(s) since the daemon started`, detail: ["see qstora.log in the data directory"] });
   const status: Severity = checks.some((c) => c.severity === "HEALTH_ERR") ? "HEALTH_ERR" : checks.length > 0 ? "HEALTH_WARN" : "HEALTH_OK";

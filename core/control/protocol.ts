@@ -34,8 +34,17 @@ export interface LunView {
   url: string;
 }
 
+export interface NodeView {
+  id: string;
+  name: string;
+  portal: string;
+  /** "up" while the node's heartbeat lease lives in the metadata store. */
+  state: "up" | "down";
+}
+
 export interface StatusView {
   health: HealthReport;
+  nodes: NodeView[];
   node: { id: string; name: string; clusterId: string; version: string; pid: number; uptimeSeconds: number };
   daemon: "running";
   portal: string;

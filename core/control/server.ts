@@ -49,14 +49,19 @@ export interface ControlServer {
   stop(): void;
 }
 
-export function startControlServer(options: { host: string; port: number; secret: string; routes: Route[]; logger: Logger }): ControlServer {
-  const secret = Buffer.from(options.secret);
+/**
+ * `secret` null serves without the bearer check: only for routes that authenticate each request
+ * themselves (the cluster listener's join, which checks a join token) or are public (the CA).
+ */
+export function startControlServer(options: { host: string; port: number; secret: string | null; routes: Route[]; logger: Logger; tls?: { cert: string; key: string } }): ControlServer {
+  const secret = options.secret === null ? null : Buffer.from(options.secret);
   const server = Bun.serve({
     hostname: options.host,
     port: options.port,
     maxRequestBodySize: requestBodyBytesMax,
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
     async fetch(req) {
-      if (!secretMatches(req.headers.get("authorization"), secret)) {
+      if (secret !== null && !secretMatches(req.headers.get("authorization"), secret)) {
         return errorResponse(new QstoraError("UNAUTHENTICATED", "missing or wrong control secret", "The CLI reads it from control.secret in the data directory."));
       }
       const url = new URL(req.url);
@@ -80,7 +85,7 @@ export function startControlServer(options: { host: string; port: number; secret
     },
   });
   return {
-    url: `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${server.port}`,
+    url: `${options.tls === undefined ? "http" : "https"}://${options.host.includes(":") ? `[${options.host}]` : options.host}:${server.port}`,
     stop: () => void server.stop(true),
   };
 }

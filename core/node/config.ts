@@ -10,11 +10,12 @@ export interface NodeConfig {
   node: { name: string; address: string };
   portal: { listen: string };
   api: { listen: string };
-  metadata: { backend: "embedded" | "etcd"; endpoints: string[]; listen: string };
+  metadata: { backend: "embedded" | "etcd" | "cluster"; endpoints: string[]; listen: string };
+  cluster: { listen: string };
   log: { level: LogLevelName };
 }
 
-export const portDefaults = { portal: 3260, api: 7325, metadata: 7327 } as const;
+export const portDefaults = { portal: 3260, api: 7325, cluster: 7326, metadata: 7327 } as const;
 
 export interface ConfigKey {
   readonly path: string;
@@ -34,9 +35,10 @@ export const configKeys: readonly ConfigKey[] = [
   { path: "node.address", description: "The address every listener of this node uses unless its own key says otherwise.", check: isAddress },
   { path: "portal.listen", description: "The iSCSI portal, ADDRESS:PORT (default: node.address:3260).", check: isHostPort },
   { path: "api.listen", description: "The control API (REST, token-authenticated) used by the CLI, ADDRESS:PORT (default: node.address:7325).", check: isHostPort },
-  { path: "metadata.backend", description: '"embedded" (antietcd inside the daemon) or "etcd" (an external etcd cluster).', check: oneOf("embedded", "etcd") },
-  { path: "metadata.endpoints", description: "For the etcd backend: the client URLs of the etcd cluster.", check: isUrlList },
+  { path: "metadata.backend", description: '"embedded" (antietcd inside the daemon), "etcd" (an external etcd cluster) or "cluster" (the embedded store of the node this one joined).', check: oneOf("embedded", "etcd", "cluster") },
+  { path: "metadata.endpoints", description: "For the etcd and cluster backends: the client URLs of the metadata store.", check: isUrlList },
   { path: "metadata.listen", description: "For the embedded backend: where antietcd listens, ADDRESS:PORT, loopback only (default: node.address:7327 when that is a loopback address, else 127.0.0.1:7327).", check: isHostPort },
+  { path: "cluster.listen", description: "The node-to-node listener (HTTPS with the cluster CA; joins are answered there), ADDRESS:PORT (default: node.address:7326).", check: isHostPort },
   { path: "log.level", description: 'Least severity written to qstora.log: "debug", "info", "warn" or "error".', check: oneOf("debug", "info", "warn", "error") },
 ];
 
@@ -57,6 +59,7 @@ export function defaultConfig(options: { name: string; address?: string }): Node
     // The embedded store has no authentication of its own: it stays on loopback (the node's own
     // loopback address when it has one, so that test nodes on 127.0.0.x don't collide).
     metadata: { backend: "embedded", endpoints: [], listen: `${address.startsWith("127.") ? address : "127.0.0.1"}:${portDefaults.metadata}` },
+    cluster: { listen: `${address}:${portDefaults.cluster}` },
     log: { level: "info" },
   };
 }
@@ -102,8 +105,8 @@ export function parseConfig(text: string, file = "qstora.toml"): NodeConfig {
     const [section, field] = key.path.split(".") as [keyof NodeConfig, string];
     (base[section] as Record<string, unknown>)[field] = value;
   }
-  if (base.metadata.backend === "etcd" && base.metadata.endpoints.length === 0) {
-    throw new QstoraError("CONFIG_INVALID", `${file}: "metadata.endpoints" must list at least one URL when metadata.backend is "etcd"`);
+  if (base.metadata.backend !== "embedded" && base.metadata.endpoints.length === 0) {
+    throw new QstoraError("CONFIG_INVALID", `${file}: "metadata.endpoints" must list at least one URL when metadata.backend is "${base.metadata.backend}"`);
   }
   return base;
 }

@@ -27,6 +27,12 @@ import { NodeService } from "./service.ts";
 import { judgeHealth } from "../cluster/health.ts";
 import { caFingerprint } from "../cluster/ca.ts";
 import { availableEcKernels } from "../ec/engine.ts";
+import { caPath, joinPath, type JoinRequest } from "../cluster/join.ts";
+import { keepLeaseAlive } from "../meta/documents.ts";
+import { answerJoin } from "./join-member.ts";
+
+/** A node whose heartbeat lease lapses for this long is shown down. */
+const heartbeatTtlSeconds = 10;
 
 /** How often the daemon checks that the metadata store answers (for health). */
 const metaProbeIntervalMs = 5000;
@@ -80,6 +86,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
   let service: NodeService | undefined;
   let iscsi: IscsiServer | undefined;
   let control: { stop(): void } | undefined;
+  let clusterApi: { stop(): void } | undefined;
+  let heartbeat: { stop(): void } | undefined;
   let stopping = false;
 
   const shutdown = async (reason: string, exitCode = 0): Promise<void> => {
@@ -87,6 +95,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     stopping = true;
     logger.info("stopping", { reason });
     control?.stop();
+    clusterApi?.stop();
+    heartbeat?.stop();
     try {
       await iscsi?.close();
     } catch (e) {
@@ -140,30 +150,70 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     probe.unref();
     // Chosen once at start (a probe of each kernel; erasure-coded LUNs will load the winner).
     const ecKernels = availableEcKernels();
-    const status = (): StatusView => ({
-      health: judgeHealth({ archives: svc.archiveViews(), ioErrors: svc.ioTotals().errors, metadataReachable }),
+    const metaStore = meta;
+    const nodesView = async (): Promise<StatusView["nodes"]> => {
+      try {
+        const [nodes, alive] = await Promise.all([metaStore.list(keys.nodes), metaStore.list(keys.alive)]);
+        const up = new Set(alive.map((kv) => kv.key.slice(keys.alive.length)));
+        return nodes.map((kv) => JSON.parse(kv.value) as NodeRecord).map((n) => ({ id: n.id, name: n.name, portal: n.portal, state: up.has(n.id) ? "up" : "down" }));
+      } catch {
+        return [{ id: identity.nodeId, name: identity.name, portal: config.portal.listen, state: "up" }];
+      }
+    };
+    const status = async (): Promise<StatusView> => {
+      const nodes = await nodesView();
+      return {
+      health: judgeHealth({ archives: svc.archiveViews(), ioErrors: svc.ioTotals().errors, metadataReachable, nodesDown: nodes.filter((n) => n.state === "down").map((n) => n.name) }),
+      nodes,
       node: { id: identity.nodeId, name: identity.name, clusterId: identity.clusterId, version: `${version} (${buildCommit})`, pid: process.pid, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) },
       daemon: "running",
       portal: config.portal.listen,
       api: config.api.listen,
-      metadata: { backend: config.metadata.backend, endpoints: config.metadata.backend === "etcd" ? config.metadata.endpoints : [config.metadata.listen] },
+      metadata: { backend: config.metadata.backend, endpoints: config.metadata.backend === "embedded" ? [config.metadata.listen] : config.metadata.endpoints },
       archives: svc.archiveViews(),
       targets: svc.targetViews((iqn) => portal.sessionCount(iqn)),
       luns: svc.lunViews(),
       ec: { kernel: ecKernels[0] ?? "none", available: ecKernels },
       io: svc.ioTotals(),
-    });
+      };
+    };
     const { controlRoutes } = await import("./routes.ts");
     try {
       control = startControlServer({ host: apiAddr.host, port: apiAddr.port, secret, routes: controlRoutes(svc, status, () => void shutdown("stop requested"), () => caFingerprint(readFileSync(paths.caCert, "utf8"))), logger: logger.child("api") });
     } catch (e) {
       throw bindError(e, "control API", config.api.listen);
     }
+    // The cluster listener (HTTPS with this node's CA-signed certificate): answers joins.
+    const clusterAddr = listenAddress(config.cluster.listen, "cluster.listen");
+    const metadataEndpoints = config.metadata.backend === "embedded" ? [`http://${config.metadata.listen}`] : config.metadata.endpoints;
+    const caPem = readFileSync(paths.caCert, "utf8");
+    try {
+      clusterApi = startControlServer({
+        host: clusterAddr.host,
+        port: clusterAddr.port,
+        secret: null,
+        tls: { cert: `${readFileSync(paths.nodeCert, "utf8")}${caPem}`, key: readFileSync(paths.nodeKey, "utf8") },
+        routes: [
+          { method: "GET", pattern: caPath, handler: () => ({ caPem }) },
+          { method: "POST", pattern: joinPath, handler: ({ body }) => answerJoin({ meta: meta as MetaStore, paths, clusterId: identity.clusterId, metadataEndpoints, logger: logger.child("join") }, body as JoinRequest) },
+        ],
+        logger: logger.child("cluster"),
+      });
+    } catch (e) {
+      throw bindError(e, "cluster listener", config.cluster.listen);
+    }
+    // Liveness: a key under a lease that this daemon keeps alive; it vanishes when the node dies.
+    const store = meta;
+    const lease = await store.leaseGrant(heartbeatTtlSeconds);
+    await store.put(keys.aliveNode(identity.nodeId), JSON.stringify({ since: new Date().toISOString() }), { lease });
+    heartbeat = keepLeaseAlive(store, { id: lease, ttlSeconds: heartbeatTtlSeconds }, (reason) => logger.warn("heartbeat lease lost", { reason }));
   } catch (e) {
     const err = isQstoraError(e) ? e : new QstoraError("INTERNAL", e instanceof Error ? e.message : String(e));
     logger.error("start failed", { code: err.code, error: err.message, hint: err.hint, stack: isQstoraError(e) ? undefined : e instanceof Error ? e.stack : undefined });
     stopping = true;
     control?.stop();
+    clusterApi?.stop();
+    heartbeat?.stop();
     await iscsi?.close().catch(() => undefined);
     service?.close();
     await meta?.shutdown().catch(() => undefined);

@@ -3,12 +3,14 @@
 // daemon.ts; this file runs in the short-lived CLI process.
 import { spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createClusterCa } from "../cluster/ca.ts";
+import { createClusterCa, newKeyPair, signNodeCertificate } from "../cluster/ca.ts";
+import { fetchPinnedCa, requestJoin } from "../cluster/join.ts";
+import { parseToken } from "../cluster/token.ts";
 import { ControlClient } from "../control/client.ts";
 import type { StatusView } from "../control/protocol.ts";
 import { Archive } from "../archive/archive.ts";
 import { QstoraError, isErrorCode } from "../util/errors.ts";
-import { defaultConfig, parseHostPort, renderConfig, type NodeConfig } from "./config.ts";
+import { defaultConfig, parseHostPort, portDefaults, renderConfig, type NodeConfig } from "./config.ts";
 import { readConfigFile, type Bootstrap } from "./daemon.ts";
 import { createSecret, newId, readSecret, writeIdentity, type NodeIdentity } from "./identity.ts";
 import { isDataDirLocked, readPid } from "./lock.ts";
@@ -103,6 +105,13 @@ export async function stopDaemon(paths: DataDirPaths): Promise<{ wasRunning: boo
   throw new QstoraError("TIMEOUT", `the daemon (pid ${pid ?? "?"}) did not stop within ${stopTimeoutMs / 1000} s`, pid === null ? `See ${paths.log}.` : `Look at ${paths.log}; as a last resort: kill -9 ${pid} (acknowledged writes survive it).`);
 }
 
+function writeNodeCredentials(paths: DataDirPaths, keyPem: string, certPem: string, createdFiles: string[]): void {
+  writeFileSync(paths.nodeKey, keyPem, { mode: 0o600, flag: "wx" });
+  createdFiles.push(paths.nodeKey);
+  writeFileSync(paths.nodeCert, certPem, { mode: 0o644, flag: "wx" });
+  createdFiles.push(paths.nodeCert);
+}
+
 export interface InitOptions {
   dataDir: string;
   archives: Array<{ path: string; sizeBytes?: number }>;
@@ -152,6 +161,9 @@ export function initDataDir(options: InitOptions): { paths: DataDirPaths; identi
     createdFiles.push(paths.caCert);
     writeFileSync(paths.caKey, ca.keyPem, { mode: 0o600, flag: "wx" });
     createdFiles.push(paths.caKey);
+    const nodeKeys = newKeyPair();
+    const nodeCert = signNodeCertificate(ca, { nodeName: options.name, publicKeyPem: nodeKeys.publicKey.export({ type: "spki", format: "pem" }).toString(), altNames: [config.node.address] });
+    writeNodeCredentials(paths, nodeKeys.privateKeyPem, nodeCert, createdFiles);
     const boot: Bootstrap = { archives: options.archives.map((a) => a.path) };
     writeFileSync(paths.bootstrap, JSON.stringify(boot), { mode: 0o600 });
     createdFiles.push(paths.bootstrap);
@@ -162,6 +174,78 @@ export function initDataDir(options: InitOptions): { paths: DataDirPaths; identi
     // A file or device that existed before keeps its size but loses the superblocks written
     // here, so it is not left claimed by a cluster that never came to be.
     for (const f of formattedExisting) Archive.wipe(f, { clusterId: identity.clusterId });
+    if (createdDir) rmSync(paths.root, { recursive: true, force: true });
+    throw e;
+  }
+  for (const a of opened) a.close();
+  return { paths, identity, config };
+}
+
+export interface JoinOptions {
+  dataDir: string;
+  /** A member's cluster listener, ADDRESS[:PORT] (port 7326 by default). */
+  member: string;
+  token: string;
+  archives: Array<{ path: string; sizeBytes?: number }>;
+  name: string;
+  address?: string;
+  portal?: string;
+}
+
+/**
+ * Joins a cluster: checks the member's CA against the token before sending anything secret,
+ * gets this node's certificate and ids, then writes the data directory and formats the archives.
+ * Nothing is written locally before the member accepts, and on a local failure afterwards what
+ * was written is removed again.
+ */
+export async function joinDataDir(options: JoinOptions): Promise<{ paths: DataDirPaths; identity: NodeIdentity; config: NodeConfig }> {
+  const paths = dataDirPaths(options.dataDir);
+  if (existsSync(paths.identity) || existsSync(paths.config)) {
+    throw new QstoraError("ALREADY_INITIALIZED", `${paths.root} already holds a qstora node`, "A node belongs to one cluster; choose another --data-dir.");
+  }
+  if (options.archives.length === 0) throw new QstoraError("USAGE", "join needs at least one --archive PATH[:SIZE]");
+  for (const a of options.archives) {
+    const owner = Archive.probe(a.path);
+    if (owner !== null) throw new QstoraError("ARCHIVE_INVALID", `${a.path} is already archive ${owner.archiveId} of cluster ${owner.clusterId}`);
+  }
+  const token = parseToken(options.token);
+  const member = parseHostPort(options.member) ?? parseHostPort(`${options.member}:${portDefaults.cluster}`);
+  if (member === null) throw new QstoraError("INVALID_ARGUMENT", `"${options.member}" is not ADDRESS[:PORT]`);
+  const memberUrl = `https://${member.host}:${member.port}`;
+  const caPem = await fetchPinnedCa(memberUrl, token);
+  const config = defaultConfig({ name: options.name, ...(options.address === undefined ? {} : { address: options.address }) });
+  if (options.portal !== undefined) {
+    if (parseHostPort(options.portal) === null) throw new QstoraError("INVALID_ARGUMENT", `--portal "${options.portal}" is not ADDRESS:PORT`);
+    config.portal.listen = options.portal;
+  }
+  const nodeKeys = newKeyPair();
+  const answer = await requestJoin(memberUrl, caPem, { token: options.token, name: options.name, address: config.node.address, publicKeyPem: nodeKeys.publicKey.export({ type: "spki", format: "pem" }).toString() });
+  config.metadata = { ...config.metadata, backend: "cluster", endpoints: answer.metadataEndpoints };
+  const identity: NodeIdentity = { clusterId: answer.clusterId, nodeId: answer.nodeId, name: options.name, createdAt: new Date().toISOString() };
+  const createdDir = !existsSync(paths.root);
+  const createdFiles: string[] = [];
+  const opened: Archive[] = [];
+  try {
+    mkdirSync(paths.root, { recursive: true, mode: 0o700 });
+    chmodSync(paths.root, 0o700);
+    for (const spec of options.archives) {
+      const existed = existsSync(spec.path);
+      opened.push(Archive.create({ path: spec.path, clusterId: identity.clusterId, ...(spec.sizeBytes === undefined ? {} : { sizeBytes: spec.sizeBytes }) }));
+      if (!existed) createdFiles.push(spec.path);
+    }
+    writeFileSync(paths.config, renderConfig(config), { mode: 0o644, flag: "wx" });
+    createdFiles.push(paths.config);
+    createSecret(paths.secret);
+    createdFiles.push(paths.secret);
+    writeFileSync(paths.caCert, answer.caPem, { mode: 0o644, flag: "wx" });
+    createdFiles.push(paths.caCert);
+    writeNodeCredentials(paths, nodeKeys.privateKeyPem, answer.certPem, createdFiles);
+    writeFileSync(paths.bootstrap, JSON.stringify({ archives: options.archives.map((a) => a.path) } satisfies Bootstrap), { mode: 0o600 });
+    createdFiles.push(paths.bootstrap);
+    writeIdentity(paths.identity, identity);
+  } catch (e) {
+    for (const a of opened) a.close();
+    for (const f of createdFiles) rmSync(f, { force: true });
     if (createdDir) rmSync(paths.root, { recursive: true, force: true });
     throw e;
   }

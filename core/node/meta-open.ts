@@ -10,7 +10,7 @@ import { parseHostPort, type NodeConfig } from "./config.ts";
 
 export async function openMetaStore(options: { config: NodeConfig; dir: string; logger: Logger }): Promise<MetaStore & { shutdown(): Promise<void> }> {
   const { config } = options;
-  if (config.metadata.backend === "etcd") {
+  if (config.metadata.backend !== "embedded") {
     const client = new EtcdClient(config.metadata.endpoints);
     return Object.assign(client, { shutdown: () => client.close() });
   }

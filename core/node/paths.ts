@@ -22,6 +22,9 @@ export interface DataDirPaths {
   /** The cluster CA certificate (PEM) and, on the node that made it, its key (mode 0600). */
   readonly caCert: string;
   readonly caKey: string;
+  /** This node's key and its certificate signed by the cluster CA (node-to-node TLS). */
+  readonly nodeKey: string;
+  readonly nodeCert: string;
 }
 
 export function dataDirPaths(root: string): DataDirPaths {
@@ -38,5 +41,7 @@ export function dataDirPaths(root: string): DataDirPaths {
     bootstrap: join(dir, "bootstrap.json"),
     caCert: join(dir, "ca.pem"),
     caKey: join(dir, "ca.key"),
+    nodeKey: join(dir, "node.key"),
+    nodeCert: join(dir, "node.pem"),
   };
 }

@@ -35,6 +35,8 @@ export interface TargetRecord {
 
 export interface LunRecord {
   uuid: string;
+  /** The node whose archives hold the LUN's data and whose portal serves it (until replication). */
+  nodeId?: string;
   target: string;
   lun: number;
   name: string;

@@ -15,7 +15,7 @@ function field<T extends "string" | "number" | "boolean">(body: unknown, name: s
   return v as never;
 }
 
-export function controlRoutes(service: NodeService, status: () => StatusView, shutdown: () => void, caFingerprint: () => string): Route[] {
+export function controlRoutes(service: NodeService, status: () => Promise<StatusView>, shutdown: () => void, caFingerprint: () => string): Route[] {
   return [
     { method: "GET", pattern: "/v1/tokens", handler: async () => ({ tokens: await service.listTokens() }) },
     {

@@ -72,6 +72,8 @@ export class NodeService {
     }
     for (const kv of await this.meta.list(keys.luns)) {
       const rec = parseRecord<LunRecord>(kv.value);
+      // Without replication a LUN's data lives on one node: only that node serves it.
+      if (rec.nodeId !== undefined && rec.nodeId !== this.identity.nodeId) continue;
       this.luns.set(rec.uuid, rec);
       this.volumes.set(rec.uuid, new Volume(this.volumeSpec(rec), this.units));
     }
@@ -311,6 +313,7 @@ export class NodeService {
       const uuid = crypto.randomUUID();
       const rec: LunRecord = {
         uuid,
+        nodeId: this.identity.nodeId,
         target,
         lun,
         name: checkLunName(req.name ?? `lun${lun}`),

@@ -86,8 +86,8 @@ export class TestNode {
     return JSON.parse(r.stdout) as T;
   }
 
-  init(archives: string[] = [`${this.dir}/a1.img:2G`], extra: string[] = []): RunResult {
-    return run([qstoraBin, "init", ...archives.flatMap((a) => ["--archive", a]), "--address", this.address, "--name", "test", "--data-dir", this.dataDir, ...extra]);
+  init(archives: string[] = [`${this.dir}/a1.img:2G`], extra: string[] = [], name = "test"): RunResult {
+    return run([qstoraBin, "init", ...archives.flatMap((a) => ["--archive", a]), "--address", this.address, "--name", name, "--data-dir", this.dataDir, ...extra]);
   }
 
   /** init + a target + a LUN; returns the LUN's URL. */
