@@ -6,6 +6,7 @@ import { consola } from "consola";
 import { QstoraError, errorTable, isQstoraError } from "../core/util/errors.ts";
 import { buildCommit, version } from "../core/version.ts";
 import { isLongRunning } from "./commands/_shared.ts";
+import { disableNativeCrc32c } from "../core/util/crc32c.ts";
 
 const subCommands = {
   init: () => import("./commands/init.ts").then((m) => m.default),
@@ -96,6 +97,9 @@ async function run(rawArgs: string[]): Promise<number> {
   }
 }
 
-const status = await run(process.argv.slice(2));
+// Only a daemon compiles the crc32c kernel; the CLI's few checksums run in plain TypeScript.
+const args = process.argv.slice(2);
+if (args[0] !== "serve" && !args.includes("--foreground")) disableNativeCrc32c();
+const status = await run(args);
 // A daemon started in this process (serve, init --foreground) keeps it alive; all else ends here.
 if (status !== 0 || !isLongRunning()) process.exit(status);

@@ -27,6 +27,7 @@ import { NodeService } from "./service.ts";
 import { judgeHealth } from "../cluster/health.ts";
 import { caFingerprint } from "../cluster/ca.ts";
 import { availableEcKernels } from "../ec/engine.ts";
+import { setCrc32cScratchDir } from "../util/crc32c.ts";
 import { caPath, joinPath, type JoinRequest } from "../cluster/join.ts";
 import { keepLeaseAlive } from "../meta/documents.ts";
 import { answerJoin } from "./join-member.ts";
@@ -73,6 +74,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
   const portalAddr = listenAddress(config.portal.listen, "portal.listen");
   const apiAddr = listenAddress(config.api.listen, "api.listen");
 
+  // qstora writes only in its own directories: scratch files (the crc32c kernel's) go here.
+  setCrc32cScratchDir(paths.scratch);
   const lock = tryLockDataDir(paths.lock, paths.pid);
   if (lock === null) throw new QstoraError("LOCKED", `another qstora daemon is running on ${paths.root}`, "Use `qstora status`, or `qstora stop` first.");
 

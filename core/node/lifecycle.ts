@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statS
 import { createClusterCa, newKeyPair, signNodeCertificate } from "../cluster/ca.ts";
 import { fetchPinnedCa, requestJoin } from "../cluster/join.ts";
 import { parseToken } from "../cluster/token.ts";
+import { setCrc32cScratchDir } from "../util/crc32c.ts";
 import { ControlClient } from "../control/client.ts";
 import type { StatusView } from "../control/protocol.ts";
 import { Archive } from "../archive/archive.ts";
@@ -59,8 +60,10 @@ export async function startBackground(paths: DataDirPaths): Promise<StatusView> 
   const client = controlClient(paths);
   const logBytes = existsSync(paths.log) ? statSync(paths.log).size : 0;
   const out = openSync(paths.log, "a", 0o600);
+  // The daemon's scratch files (Bun's cc headers among them) stay in its data directory.
+  mkdirSync(paths.scratch, { recursive: true, mode: 0o700 });
   const [cmd, ...args] = selfCommand();
-  const child = spawn(cmd as string, [...args, "serve", "--data-dir", paths.root], { detached: true, stdio: ["ignore", out, out], env: { ...process.env, QSTORA_BACKGROUND: "1" } });
+  const child = spawn(cmd as string, [...args, "serve", "--data-dir", paths.root], { detached: true, stdio: ["ignore", out, out], env: { ...process.env, QSTORA_BACKGROUND: "1", TMPDIR: paths.scratch } });
   let exited: number | null = null;
   child.on("exit", (code) => {
     exited = code ?? 1;
@@ -146,6 +149,7 @@ export function initDataDir(options: InitOptions): { paths: DataDirPaths; identi
   try {
     mkdirSync(paths.root, { recursive: true, mode: 0o700 });
     chmodSync(paths.root, 0o700);
+    setCrc32cScratchDir(paths.scratch);
     for (const spec of options.archives) {
       const existed = existsSync(spec.path);
       const archive = Archive.create({ path: spec.path, clusterId: identity.clusterId, ...(spec.sizeBytes === undefined ? {} : { sizeBytes: spec.sizeBytes }) });
@@ -228,6 +232,7 @@ export async function joinDataDir(options: JoinOptions): Promise<{ paths: DataDi
   try {
     mkdirSync(paths.root, { recursive: true, mode: 0o700 });
     chmodSync(paths.root, 0o700);
+    setCrc32cScratchDir(paths.scratch);
     for (const spec of options.archives) {
       const existed = existsSync(spec.path);
       opened.push(Archive.create({ path: spec.path, clusterId: identity.clusterId, ...(spec.sizeBytes === undefined ? {} : { sizeBytes: spec.sizeBytes }) }));

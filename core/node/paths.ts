@@ -25,6 +25,8 @@ export interface DataDirPaths {
   /** This node's key and its certificate signed by the cluster CA (node-to-node TLS). */
   readonly nodeKey: string;
   readonly nodeCert: string;
+  /** Scratch files of this node's processes (removed after use). */
+  readonly scratch: string;
 }
 
 export function dataDirPaths(root: string): DataDirPaths {
@@ -43,5 +45,6 @@ export function dataDirPaths(root: string): DataDirPaths {
     caKey: join(dir, "ca.key"),
     nodeKey: join(dir, "node.key"),
     nodeCert: join(dir, "node.pem"),
+    scratch: join(dir, "tmp"),
   };
 }

@@ -5,8 +5,11 @@
 // instruction bytes are emitted with .byte). Measured here: ≈0.46 µs per 4 KiB page, against
 // ≈4.4 µs for the TypeScript slicing-by-8 fallback, which stays as the test oracle.
 // Never returns a wrong value: if the fast path fails its self-test, the fallback is used.
+// The kernel is compiled on first use, in a scratch directory the program names
+// (`setCrc32cScratchDir`: the daemon and init use <data-dir>/tmp), so that qstora writes nothing
+// outside its own directories; the scratch files are removed right after.
 import { cc } from "bun:ffi";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -98,9 +101,28 @@ function cpuHasSse42(): boolean {
 
 type Crc = (data: Uint8Array, seed?: number) => number;
 
+let scratchDir: string | undefined;
+let nativeAllowed = true;
+
+/**
+ * Where the kernel's C source goes while it compiles (call before first use). Bun's cc puts its
+ * headers under $TMPDIR/bun-cc, reading TMPDIR when the process starts: processes that compile
+ * are started with TMPDIR pointing into their data directory (see core/node/lifecycle.ts).
+ */
+export function setCrc32cScratchDir(dir: string): void {
+  scratchDir = dir;
+}
+
+/** For short-lived processes (the CLI): the portable code is fast enough and compiles nothing. */
+export function disableNativeCrc32c(): void {
+  nativeAllowed = false;
+}
+
 function loadNative(): Crc | null {
-  if (process.arch !== "x64" || !cpuHasSse42() || process.env["QSTORA_CRC32C"] === "portable") return null;
-  const dir = mkdtempSync(join(tmpdir(), "qstora-crc-"));
+  if (!nativeAllowed || process.arch !== "x64" || !cpuHasSse42() || process.env["QSTORA_CRC32C"] === "portable") return null;
+  const base = scratchDir ?? tmpdir();
+  mkdirSync(base, { recursive: true, mode: 0o700 });
+  const dir = mkdtempSync(join(base, "crc-"));
   try {
     const file = join(dir, "crc32c.c");
     writeFileSync(file, kernelSource);
@@ -120,8 +142,17 @@ function loadNative(): Crc | null {
   }
 }
 
-const native = loadNative();
+let chosen: Crc | undefined;
+function implementation(): Crc {
+  chosen ??= loadNative() ?? crc32cPortable;
+  return chosen;
+}
 
 /** CRC-32C of `data`, continuing from `seed` (0 for a fresh CRC). */
-export const crc32c: Crc = native ?? crc32cPortable;
-export const crc32cImplementation: "sse4.2" | "portable" = native === null ? "portable" : "sse4.2";
+export function crc32c(data: Uint8Array, seed = 0): number {
+  return (chosen ?? implementation())(data, seed);
+}
+
+export function crc32cImplementation(): "sse4.2" | "portable" {
+  return implementation() === crc32cPortable ? "portable" : "sse4.2";
+}
