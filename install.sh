@@ -244,7 +244,7 @@ if [ -n "$UNIT_INSTALLED" ] && [ "$SKIP_START" = false ]; then
 fi
 
 if [ -n "$UPGRADE_FROM" ]; then
-  say "qstora upgraded from $UPGRADE_FROM to $VERSION in $INSTALL_DIR."
+  say "qstora $UPGRADE_FROM replaced by $VERSION in $INSTALL_DIR."
   if [ -n "$UNIT_INSTALLED" ] && systemctl is-active --quiet qstora 2>/dev/null; then
     [ "$SKIP_START" = false ] || say "Restart the service to use it: systemctl restart qstora"
   else
