@@ -18,7 +18,7 @@ need_file /usr/include/isa-l/erasure_code.h libisal-dev
 need_cmd losetup mount
 need_cmd curl curl
 need_cmd unzip unzip
-need_cmd zip zip
+need_cmd strace strace
 need_cmd runuser util-linux
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
