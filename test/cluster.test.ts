@@ -41,6 +41,7 @@ describe("a cluster formed with init and join", () => {
       expect(s.nodes.map((x) => `${x.name}:${x.state}`).sort()).toEqual(["node-a:up", "node-b:up", "node-c:up"]);
     }
     expect(clusterIds.size).toBe(1);
+    expect(c.qJson<Array<{ name: string }>>("node", "list").map((n) => n.name).sort()).toEqual(["node-a", "node-b", "node-c"]);
   });
 
   test("a joined node serves its own LUNs", () => {

@@ -71,3 +71,8 @@ export function isLongRunning(): boolean {
 export function last(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[value.length - 1] : value;
 }
+
+/** The nodes table, as `status` and `node list` print it. */
+export function printNodes(nodes: Array<{ name: string; state: string; portal: string; id: string }>): void {
+  printTable(["NODE", "STATE", "PORTAL", "ID"], nodes.map((n) => [n.name, n.state, n.portal || "-", n.id]), "no nodes");
+}

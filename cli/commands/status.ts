@@ -6,7 +6,7 @@ import { isDataDirLocked, readPid } from "../../core/node/lock.ts";
 import { readIdentity } from "../../core/node/identity.ts";
 import { formatSize } from "../../core/util/size.ts";
 import { QstoraError } from "../../core/util/errors.ts";
-import { clientFrom, commonArgs, pathsFrom, printJson, printTable } from "./_shared.ts";
+import { clientFrom, commonArgs, pathsFrom, printJson, printNodes, printTable } from "./_shared.ts";
 
 export default defineCommand({
   meta: { name: "status", description: "Show the node: daemon, portal, archives (size/used), targets, LUNs and I/O" },
@@ -31,7 +31,7 @@ export default defineCommand({
     consola.log(`health   ${s.health.status}${s.health.checks.map((c) => `\n         ${c.code}: ${c.summary}`).join("")}`);
     consola.log(`node     ${s.node.name} (${s.node.id})\ncluster  ${s.node.clusterId}\ndaemon   running, pid ${s.node.pid}, up ${s.node.uptimeSeconds} s, qstora ${s.node.version}\nportal   ${s.portal}\nmetadata ${s.metadata.backend} ${s.metadata.endpoints.join(",")}\nec       ${s.ec.kernel} (available: ${s.ec.available.join(", ")})`);
     consola.log(`io       ${s.io.readOps} reads (${formatSize(s.io.readBytes)}), ${s.io.writeOps} writes (${formatSize(s.io.writeBytes)}), ${s.io.flushes} flushes, ${s.io.errors} errors\n`);
-    printTable(["NODE", "STATE", "PORTAL", "ID"], s.nodes.map((n) => [n.name, n.state, n.portal || "-", n.id]), "no nodes");
+    printNodes(s.nodes);
     process.stdout.write("\n");
     printTable(
       ["ARCHIVE", "STATE", "SIZE", "USED", "FREE", "PATH"],
