@@ -108,13 +108,6 @@ export async function stopDaemon(paths: DataDirPaths): Promise<{ wasRunning: boo
   throw new QstoraError("TIMEOUT", `the daemon (pid ${pid ?? "?"}) did not stop within ${stopTimeoutMs / 1000} s`, pid === null ? `See ${paths.log}.` : `Look at ${paths.log}; as a last resort: kill -9 ${pid} (acknowledged writes survive it).`);
 }
 
-function writeNodeCredentials(paths: DataDirPaths, keyPem: string, certPem: string, createdFiles: string[]): void {
-  writeFileSync(paths.nodeKey, keyPem, { mode: 0o600, flag: "wx" });
-  createdFiles.push(paths.nodeKey);
-  writeFileSync(paths.nodeCert, certPem, { mode: 0o644, flag: "wx" });
-  createdFiles.push(paths.nodeCert);
-}
-
 export interface InitOptions {
   dataDir: string;
   archives: Array<{ path: string; sizeBytes?: number }>;
@@ -141,48 +134,58 @@ export function initDataDir(options: InitOptions): { paths: DataDirPaths; identi
     if (bad !== undefined || options.etcd.length === 0) throw new QstoraError("INVALID_ARGUMENT", `--etcd "${bad ?? ""}" is not a URL`, "For example --etcd http://10.0.0.1:2379,http://10.0.0.2:2379.");
     config.metadata = { ...config.metadata, backend: "etcd", endpoints: options.etcd };
   }
+  const identity: NodeIdentity = { clusterId: newId(), nodeId: newId(), name: options.name, createdAt: new Date().toISOString() };
+  const ca = createClusterCa(identity.clusterId);
+  const nodeKeys = newKeyPair();
+  const nodeCert = signNodeCertificate(ca, { nodeName: options.name, publicKeyPem: nodeKeys.publicKey.export({ type: "spki", format: "pem" }).toString(), altNames: [config.node.address] });
+  writeDataDir(paths, { identity, config, archives: options.archives, caCertPem: ca.certPem, caKeyPem: ca.keyPem, nodeKeyPem: nodeKeys.privateKeyPem, nodeCertPem: nodeCert });
+  return { paths, identity, config };
+}
+
+/**
+ * Writes a node's data directory and formats its archives (init and join). On any failure it
+ * removes what it created and wipes the superblocks it wrote on files that existed before (they
+ * keep their size but are not left claimed by a cluster that never came to be). The identity
+ * file is written last: its presence means "initialised".
+ */
+function writeDataDir(
+  paths: DataDirPaths,
+  d: { identity: NodeIdentity; config: NodeConfig; archives: Array<{ path: string; sizeBytes?: number }>; caCertPem: string; caKeyPem?: string; nodeKeyPem: string; nodeCertPem: string },
+): void {
   const createdDir = !existsSync(paths.root);
   const createdFiles: string[] = [];
   const formattedExisting: string[] = [];
   const opened: Archive[] = [];
-  const identity: NodeIdentity = { clusterId: newId(), nodeId: newId(), name: options.name, createdAt: new Date().toISOString() };
+  const writeNew = (path: string, text: string, mode: number): void => {
+    writeFileSync(path, text, { mode, flag: "wx" });
+    createdFiles.push(path);
+  };
   try {
     mkdirSync(paths.root, { recursive: true, mode: 0o700 });
     chmodSync(paths.root, 0o700);
     setCrc32cScratchDir(paths.scratch);
-    for (const spec of options.archives) {
+    for (const spec of d.archives) {
       const existed = existsSync(spec.path);
-      const archive = Archive.create({ path: spec.path, clusterId: identity.clusterId, ...(spec.sizeBytes === undefined ? {} : { sizeBytes: spec.sizeBytes }) });
-      opened.push(archive);
+      opened.push(Archive.create({ path: spec.path, clusterId: d.identity.clusterId, ...(spec.sizeBytes === undefined ? {} : { sizeBytes: spec.sizeBytes }) }));
       (existed ? formattedExisting : createdFiles).push(spec.path);
     }
-    writeFileSync(paths.config, renderConfig(config), { mode: 0o644, flag: "wx" });
-    createdFiles.push(paths.config);
+    writeNew(paths.config, renderConfig(d.config), 0o644);
     createSecret(paths.secret);
     createdFiles.push(paths.secret);
-    const ca = createClusterCa(identity.clusterId);
-    writeFileSync(paths.caCert, ca.certPem, { mode: 0o644, flag: "wx" });
-    createdFiles.push(paths.caCert);
-    writeFileSync(paths.caKey, ca.keyPem, { mode: 0o600, flag: "wx" });
-    createdFiles.push(paths.caKey);
-    const nodeKeys = newKeyPair();
-    const nodeCert = signNodeCertificate(ca, { nodeName: options.name, publicKeyPem: nodeKeys.publicKey.export({ type: "spki", format: "pem" }).toString(), altNames: [config.node.address] });
-    writeNodeCredentials(paths, nodeKeys.privateKeyPem, nodeCert, createdFiles);
-    const boot: Bootstrap = { archives: options.archives.map((a) => a.path) };
-    writeFileSync(paths.bootstrap, JSON.stringify(boot), { mode: 0o600 });
-    createdFiles.push(paths.bootstrap);
-    writeIdentity(paths.identity, identity); // last: its presence means "initialised"
+    writeNew(paths.caCert, d.caCertPem, 0o644);
+    if (d.caKeyPem !== undefined) writeNew(paths.caKey, d.caKeyPem, 0o600);
+    writeNew(paths.nodeKey, d.nodeKeyPem, 0o600);
+    writeNew(paths.nodeCert, d.nodeCertPem, 0o644);
+    writeNew(paths.bootstrap, JSON.stringify({ archives: d.archives.map((a) => a.path) } satisfies Bootstrap), 0o600);
+    writeIdentity(paths.identity, d.identity);
   } catch (e) {
     for (const a of opened) a.close();
     for (const f of createdFiles) rmSync(f, { force: true });
-    // A file or device that existed before keeps its size but loses the superblocks written
-    // here, so it is not left claimed by a cluster that never came to be.
-    for (const f of formattedExisting) Archive.wipe(f, { clusterId: identity.clusterId });
+    for (const f of formattedExisting) Archive.wipe(f, { clusterId: d.identity.clusterId });
     if (createdDir) rmSync(paths.root, { recursive: true, force: true });
     throw e;
   }
   for (const a of opened) a.close();
-  return { paths, identity, config };
 }
 
 export interface JoinOptions {
@@ -226,34 +229,6 @@ export async function joinDataDir(options: JoinOptions): Promise<{ paths: DataDi
   const answer = await requestJoin(memberUrl, caPem, { token: options.token, name: options.name, address: config.node.address, publicKeyPem: nodeKeys.publicKey.export({ type: "spki", format: "pem" }).toString() });
   config.metadata = { ...config.metadata, backend: "cluster", endpoints: answer.metadataEndpoints };
   const identity: NodeIdentity = { clusterId: answer.clusterId, nodeId: answer.nodeId, name: options.name, createdAt: new Date().toISOString() };
-  const createdDir = !existsSync(paths.root);
-  const createdFiles: string[] = [];
-  const opened: Archive[] = [];
-  try {
-    mkdirSync(paths.root, { recursive: true, mode: 0o700 });
-    chmodSync(paths.root, 0o700);
-    setCrc32cScratchDir(paths.scratch);
-    for (const spec of options.archives) {
-      const existed = existsSync(spec.path);
-      opened.push(Archive.create({ path: spec.path, clusterId: identity.clusterId, ...(spec.sizeBytes === undefined ? {} : { sizeBytes: spec.sizeBytes }) }));
-      if (!existed) createdFiles.push(spec.path);
-    }
-    writeFileSync(paths.config, renderConfig(config), { mode: 0o644, flag: "wx" });
-    createdFiles.push(paths.config);
-    createSecret(paths.secret);
-    createdFiles.push(paths.secret);
-    writeFileSync(paths.caCert, answer.caPem, { mode: 0o644, flag: "wx" });
-    createdFiles.push(paths.caCert);
-    writeNodeCredentials(paths, nodeKeys.privateKeyPem, answer.certPem, createdFiles);
-    writeFileSync(paths.bootstrap, JSON.stringify({ archives: options.archives.map((a) => a.path) } satisfies Bootstrap), { mode: 0o600 });
-    createdFiles.push(paths.bootstrap);
-    writeIdentity(paths.identity, identity);
-  } catch (e) {
-    for (const a of opened) a.close();
-    for (const f of createdFiles) rmSync(f, { force: true });
-    if (createdDir) rmSync(paths.root, { recursive: true, force: true });
-    throw e;
-  }
-  for (const a of opened) a.close();
+  writeDataDir(paths, { identity, config, archives: options.archives, caCertPem: answer.caPem, nodeKeyPem: nodeKeys.privateKeyPem, nodeCertPem: answer.certPem });
   return { paths, identity, config };
 }
