@@ -66,6 +66,17 @@ describe("a cluster formed with init and join", () => {
     expect(a.qJson<Status>("status").nodes.find((x) => x.name === "node-c")?.state).toBe("up");
   }, 60_000);
 
+  test("all nodes stopped and started again: the same cluster, nodes and LUNs", () => {
+    for (const n of [c, b, a]) n.ok("stop");
+    for (const n of [a, b, c]) n.ok("start");
+    const s = b.qJson<Status>("status");
+    expect(s.nodes.map((x) => `${x.name}:${x.state}`).sort()).toEqual(["node-a:up", "node-b:up", "node-c:up"]);
+    expect(b.qJson<Array<{ target: string }>>("lun", "list").map((l) => l.target)).toEqual(["iqn.2026-11.org.qstora:on-b"]);
+    const io = run(["qemu-io", "-f", "raw", "-c", "read -P 0x42 0 1M", b.url("iqn.2026-11.org.qstora:on-b")]);
+    expect(io.code).toBe(0);
+    expect(io.stdout).not.toContain("Pattern verification failed");
+  }, 60_000);
+
   test("bad joins are refused and write nothing", async () => {
     const bad = new TestNode("qstora-cluster-bad-");
     try {
@@ -96,6 +107,18 @@ describe("a cluster formed with init and join", () => {
       bad.cleanup();
     }
     expect(a.qJson<Status>("status").nodes.length).toBe(3);
+  }, 60_000);
+
+  test("two more join: five nodes, and every node's status agrees", () => {
+    const more = [new TestNode("qstora-cluster-d-"), new TestNode("qstora-cluster-e-")];
+    try {
+      more.forEach((n, i) => expect(joinCmd(n, a, token, `node-${"de"[i]}`).code).toBe(0));
+      const views = [a, b, c, ...more].map((n) => JSON.stringify(n.qJson<Status>("status").nodes.map((x) => `${x.name}:${x.state}`).sort()));
+      expect(new Set(views).size).toBe(1);
+      expect(JSON.parse(views[0]!)).toEqual(["node-a:up", "node-b:up", "node-c:up", "node-d:up", "node-e:up"]);
+    } finally {
+      for (const n of more) n.cleanup();
+    }
   }, 60_000);
 });
 
