@@ -14,16 +14,19 @@ const defaultLunBytes = 64 << 20;
 /** A RAM disk. With `async`, every answer is a Promise (the slow path of the SCSI layer). */
 export class MemoryBlockDevice implements BlockDevice {
   readonly bytes: Uint8Array;
-  private readonly details: BlockDeviceInfo;
+  private details: BlockDeviceInfo;
   flushes = 0;
   fuaWrites = 0;
   /** Byte offsets that read back as MEDIUM ERROR (a failing checksum, for tests). */
   readonly badOffsets = new Set<number>();
+  /** One byte per logical block: 1 when the block is deallocated (UNMAP), for GET LBA STATUS. */
+  readonly deallocated: Uint8Array;
 
   constructor(options: { sizeBytes: number; blockBytes?: number; uuid?: string; async?: boolean; writeCache?: boolean }) {
     const blockBytes = options.blockBytes ?? 512;
     assert(options.sizeBytes % blockBytes === 0, "size must be whole blocks");
     this.bytes = new Uint8Array(options.sizeBytes);
+    this.deallocated = new Uint8Array(options.sizeBytes / blockBytes);
     this.details = {
       uuid: options.uuid ?? "5f0c2a9e-1b7d-4c3e-9a51-0d2c6e8f7a41",
       name: "mem",
@@ -58,7 +61,32 @@ export class MemoryBlockDevice implements BlockDevice {
   write(offsetBytes: number, data: Uint8Array, options: { fua: boolean }): MaybePromise<IoResult<void>> {
     assert(offsetBytes + data.length <= this.bytes.length, "write past the end");
     this.bytes.set(data, offsetBytes);
+    const bb = this.details.blockBytes;
+    this.deallocated.fill(0, Math.floor(offsetBytes / bb), Math.ceil((offsetBytes + data.length) / bb));
     if (options.fua) this.fuaWrites++;
+    return this.answer({ ok: true, value: undefined });
+  }
+
+  unmap(offsetBytes: number, lengthBytes: number): MaybePromise<IoResult<void>> {
+    assert(offsetBytes + lengthBytes <= this.bytes.length, "unmap past the end");
+    this.bytes.fill(0, offsetBytes, offsetBytes + lengthBytes);
+    const bb = this.details.blockBytes;
+    this.deallocated.fill(1, offsetBytes / bb, (offsetBytes + lengthBytes) / bb);
+    return this.answer({ ok: true, value: undefined });
+  }
+
+  mappingAt(offsetBytes: number, lengthBytes: number): MaybePromise<IoResult<{ mapped: boolean; lengthBytes: number }>> {
+    const bb = this.details.blockBytes;
+    const first = offsetBytes / bb;
+    const end = Math.min(this.deallocated.length, first + Math.max(1, lengthBytes / bb));
+    const state = this.deallocated[first];
+    let i = first + 1;
+    while (i < end && this.deallocated[i] === state) i++;
+    return this.answer({ ok: true, value: { mapped: state === 0, lengthBytes: (i - first) * bb } });
+  }
+
+  setWriteCache(enabled: boolean): MaybePromise<IoResult<void>> {
+    this.details = { ...this.details, writeCache: enabled };
     return this.answer({ ok: true, value: undefined });
   }
 

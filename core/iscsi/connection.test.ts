@@ -8,6 +8,7 @@ import type { BlockDevice } from "../volume/block-device.ts";
 import { IscsiConnection } from "./connection.ts";
 import { defaultTargetLimits, encodeKeys, parseKeys, type KeyValue } from "./login.ts";
 import { Bhs, Flag, Op, PduDecoder, bhsBytes, encodePdu, encodedBytes, put32, reservedTag, u32, type Pdu } from "./pdu.ts";
+import { LunStateTable } from "../scsi/lun-state.ts";
 import { SessionTable } from "./session.ts";
 
 const iqn = "iqn.2026-11.org.qstora:t";
@@ -32,6 +33,7 @@ function harness(options: { names?: string[]; async?: boolean; lunBytes?: number
     sessions,
     portal: { address: "127.0.0.1:3260", portalGroupTag: 1 },
     limits: defaultTargetLimits,
+    lunStates: new LunStateTable(),
     transport: {
       send: (bytes) => {
         const error = decoder.push(bytes, {

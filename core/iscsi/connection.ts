@@ -11,6 +11,7 @@ import type { Logger } from "../util/log.ts";
 import type { BlockDevice, MaybePromise } from "../volume/block-device.ts";
 import { decodeCdb, type Command } from "../scsi/cdb.ts";
 import { executeCommand, type ScsiPort } from "../scsi/logical-unit.ts";
+import { UnitAttention, type LunStateTable, type Nexus } from "../scsi/lun-state.ts";
 import { decodeLun } from "../scsi/commands/report-luns.ts";
 import { Asc, SenseKey, Status, checkCondition, fixedSenseBytes, encodeFixedSense, senseForErrorCode, type ScsiResult } from "../scsi/sense.ts";
 import { ResponseBatch } from "./batch.ts";
@@ -39,6 +40,8 @@ export interface ConnectionOptions {
   readonly limits: TargetLimits;
   readonly transport: ConnectionTransport;
   readonly logger: Logger;
+  /** The portal's shared logical unit state (unit attentions, reservations, mode pages). */
+  readonly lunStates: LunStateTable;
 }
 
 /** CmdSN window we advertise (MaxCmdSN - ExpCmdSN + 1). */
@@ -118,6 +121,9 @@ export class IscsiConnection implements PduSink {
   private session: SessionHandle | undefined;
   private target: { iqn: string; alias?: string; luns: Map<number, BlockDevice> } | undefined;
   private readonly port: ScsiPort;
+  private nexus: Nexus = { id: "", initiatorPort: "", relativePortId: 0 };
+  /** The target's LUN inventory version this session last reported (REPORTED LUNS DATA HAS CHANGED). */
+  private inventorySeen = 0;
   private readonly writes = new Map<number, WriteTask>();
   private writeBufferBytes = 0;
   /** Tasks whose device call is under way, by ITT; an aborted one is answered by nobody. */
@@ -200,6 +206,7 @@ export class IscsiConnection implements PduSink {
     this.writeBufferBytes = 0;
     this.textContinuation = null;
     if (this.session !== undefined) this.options.sessions.remove(this.session);
+    if (this.nexus.id !== "") this.options.lunStates.forgetNexus(this.nexus.id);
   }
 
   // ---- output ----
@@ -347,6 +354,11 @@ export class IscsiConnection implements PduSink {
         this.target = this.options.registry.lookupTarget(targetName);
         if (this.target === undefined) return this.loginFailed(h, LoginStatus.targetRemoved, `target ${targetName} was removed during login`);
       }
+      const isidHex = Array.from(this.isid, (b) => b.toString(16).padStart(2, "0")).join("");
+      const initiatorPort = `${this.initiatorName},i,0x${isidHex}`;
+      const relativePortId = this.options.portal.portalGroupTag;
+      this.nexus = { id: `${initiatorPort}|${relativePortId}`, initiatorPort, relativePortId };
+      if (targetName !== undefined) this.inventorySeen = this.options.lunStates.inventoryVersion(targetName);
       this.session = { tsih, nexus: nexusKey(this.initiatorName, this.isid, targetName ?? "(discovery)"), targetName, close: (reason) => this.shutdown(reason) };
       this.options.sessions.add(this.session);
     }
@@ -502,13 +514,19 @@ export class IscsiConnection implements PduSink {
       case TmfFunction.clearTaskSet:
         this.abortTasks((_, l) => l === lun);
         break;
-      case TmfFunction.logicalUnitReset:
-        if (this.target?.luns.get(lun) === undefined) response = TmfResponse.lunDoesNotExist;
-        else this.abortTasks((_, l) => l === lun);
+      case TmfFunction.logicalUnitReset: {
+        const device = this.target?.luns.get(lun);
+        if (device === undefined) response = TmfResponse.lunDoesNotExist;
+        else {
+          this.abortTasks((_, l) => l === lun);
+          this.options.lunStates.get(device).reset(this.nexus.id);
+        }
         break;
+      }
       case TmfFunction.targetWarmReset:
       case TmfFunction.targetColdReset:
         this.abortTasks(() => true);
+        for (const device of this.target?.luns.values() ?? []) this.options.lunStates.get(device).reset(this.nexus.id);
         break;
       case TmfFunction.taskReassign:
         response = TmfResponse.reassignmentNotSupported;
@@ -537,9 +555,11 @@ export class IscsiConnection implements PduSink {
     const lun = decodeLun(h, Bhs.lun);
     const command = decodeCdb(h.subarray(Bhs.cdb, Bhs.cdb + 16));
     const device = lun < 0 ? undefined : this.target.luns.get(lun);
+    const lunsChanged = this.reportedLunsChanged(command);
     const writing = (flags & Flag.write) !== 0;
     const immediate = pdu.data;
     if (immediate.length > edtl || (immediate.length > 0 && !writing)) return this.reject(h, RejectReason.protocolError);
+    if (lunsChanged !== null) return this.answer(itt, edtl, lunsChanged);
     if (!writing || edtl === immediate.length) {
       return this.execute(itt, edtl, command, device, lun, writing ? immediate : null);
     }
@@ -571,6 +591,21 @@ export class IscsiConnection implements PduSink {
     this.writes.set(itt, task);
     this.writeBufferBytes += keepBytes;
     this.issueR2Ts(task);
+  }
+
+  /**
+   * SPC-4 §5.13: after the target's LUN inventory changed, the next command (other than INQUIRY
+   * and REQUEST SENSE) gets REPORTED LUNS DATA HAS CHANGED; REPORT LUNS clears it.
+   */
+  private reportedLunsChanged(command: Command): ScsiResult | null {
+    const target = this.target;
+    if (target === undefined) return null;
+    const version = this.options.lunStates.inventoryVersion(target.iqn);
+    if (version === this.inventorySeen) return null;
+    if (command.kind === "inquiry" || command.kind === "request-sense") return null;
+    this.inventorySeen = version;
+    if (command.kind === "report-luns") return null;
+    return checkCondition(SenseKey.unitAttention, UnitAttention.reportedLunsDataChanged);
   }
 
   /** Bytes of Data-Out the command can use (the rest of EDTL is received and dropped). */
@@ -652,7 +687,7 @@ export class IscsiConnection implements PduSink {
   private execute(itt: number, edtl: number, command: Command, device: BlockDevice | undefined, lun: number, dataOut: Uint8Array | null): void {
     let result: MaybePromise<ScsiResult>;
     try {
-      result = executeCommand({ command, device, port: this.port, dataOut, dataInBytesMax: edtl });
+      result = executeCommand({ command, device, port: this.port, dataOut, dataInBytesMax: edtl, nexus: this.nexus, lunStates: this.options.lunStates });
     } catch (e) {
       this.options.logger.error("command failed with an exception (a bug)", { error: String(e), opcode: command.kind });
       result = senseForErrorCode("INTERNAL");

@@ -10,6 +10,7 @@ import type { Logger } from "../util/log.ts";
 import { IscsiConnection, type TargetRegistry } from "./connection.ts";
 import { defaultTargetLimits, type TargetLimits } from "./login.ts";
 import { SessionTable } from "./session.ts";
+import { LunStateTable } from "../scsi/lun-state.ts";
 
 export type { TargetRegistry } from "./connection.ts";
 
@@ -38,6 +39,8 @@ interface SocketState {
 
 export interface IscsiServer {
   readonly port: number;
+  /** The logical unit state table the sessions share. */
+  readonly lunStates: LunStateTable;
   /** Sessions in full feature phase, for one target or all (discovery sessions excluded). */
   sessionCount(iqn?: string): number;
   /** Stop accepting, finish in-flight commands, close connections. */
@@ -51,6 +54,12 @@ export interface IscsiServerOptions {
   logger: Logger;
   portalGroupTag?: number;
   limits?: TargetLimits;
+  /**
+   * Logical unit state shared by every session (reservations, unit attentions, mode pages). The
+   * daemon passes one built with its persistence (APTPL) and calls lunInventoryChanged(iqn) when
+   * a target gains or loses a LUN; without one the server makes a memory-only table.
+   */
+  lunStates?: LunStateTable;
 }
 
 function hostPort(host: string, port: number): string {
@@ -63,6 +72,7 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
   const limits = options.limits ?? defaultTargetLimits;
   const logger = options.logger;
   const sessions = new SessionTable();
+  const lunStates = options.lunStates ?? new LunStateTable();
   const sockets = new Set<Socket<SocketState>>();
 
   const flushQueue = (s: Socket<SocketState>): void => {
@@ -148,6 +158,7 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
           limits,
           transport: { send: (bytes) => send(s, bytes), close: () => end(s) },
           logger,
+          lunStates,
         });
         s.data = { conn, queue: [], queuedBytes: 0, paused: false, closed: false, endWhenDrained: false, timer: undefined };
         s.data.timer = setTimeout(() => {
@@ -179,6 +190,7 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
 
   return {
     port: listener.port,
+    lunStates,
     sessionCount: (iqn?: string) => sessions.count(iqn),
     async close(): Promise<void> {
       listener.stop(false);

@@ -40,14 +40,15 @@ describe("decodeCdb()", () => {
     expect(decodeCdb(cdb([Opcode.readCapacity10, 0, 0, 0, 0, 0, 0, 0, 0, 0]))).toEqual({ kind: "read-capacity-10" });
     expect(decodeCdb(cdb([Opcode.readCapacity10, 0, 0, 0, 0, 5, 0, 0, 0, 0]))).toEqual({ kind: "invalid", sense: Asc.invalidFieldInCdb });
     expect(decodeCdb(cdb([Opcode.serviceActionIn16, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0]))).toEqual({ kind: "read-capacity-16", allocationBytes: 32 });
-    expect(decodeCdb(cdb([Opcode.serviceActionIn16, 0x12]))).toEqual({ kind: "invalid", sense: Asc.invalidFieldInCdb });
+    expect(decodeCdb(cdb([Opcode.serviceActionIn16, 0x12, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 64, 0, 0]))).toEqual({ kind: "get-lba-status", lba: 5, allocationBytes: 64 });
+    expect(decodeCdb(cdb([Opcode.serviceActionIn16, 0x13]))).toEqual({ kind: "invalid", sense: Asc.invalidFieldInCdb });
     expect(decodeCdb(cdb([Opcode.synchronizeCache10, 0, 0, 0, 0, 10, 0, 0, 5, 0]))).toEqual({ kind: "synchronize-cache", lba: 10, blocks: 5 });
     expect(decodeCdb(cdb([Opcode.synchronizeCache16, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0]))).toEqual({ kind: "synchronize-cache", lba: 7, blocks: 3 });
     expect(decodeCdb(cdb([Opcode.reportLuns, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0, 0]))).toEqual({ kind: "report-luns", selectReport: 2, allocationBytes: 256 });
   });
 
   test("an unknown opcode decodes as unsupported; NACA in CONTROL is an invalid field", () => {
-    expect(decodeCdb(cdb([0x42]))).toEqual({ kind: "unsupported", opcode: 0x42 });
+    expect(decodeCdb(cdb([0x3b]))).toEqual({ kind: "unsupported", opcode: 0x3b }); // WRITE BUFFER
     expect(decodeCdb(cdb([0xc0]))).toEqual({ kind: "unsupported", opcode: 0xc0 }); // vendor-specific group
     expect(decodeCdb(cdb([Opcode.testUnitReady, 0, 0, 0, 0, 0x04]))).toEqual({ kind: "invalid", sense: Asc.invalidFieldInCdb });
     expect(decodeCdb(cdb([Opcode.read10, 0, 0, 0, 0, 0, 0, 0, 1, 0x04]))).toEqual({ kind: "invalid", sense: Asc.invalidFieldInCdb });

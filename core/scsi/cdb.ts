@@ -27,7 +27,41 @@ export const Opcode = {
   reportLuns: 0xa0,
   read12: 0xa8,
   write12: 0xaa,
+  modeSelect6: 0x15,
+  reserve6: 0x16,
+  release6: 0x17,
+  writeAndVerify10: 0x2e,
+  verify10: 0x2f,
+  preFetch10: 0x34,
+  readDefectData10: 0x37,
+  writeSame10: 0x41,
+  unmap: 0x42,
+  modeSelect10: 0x55,
+  reserve10: 0x56,
+  release10: 0x57,
+  persistentReserveIn: 0x5e,
+  persistentReserveOut: 0x5f,
+  compareAndWrite: 0x89,
+  writeAndVerify16: 0x8e,
+  verify16: 0x8f,
+  preFetch16: 0x90,
+  writeSame16: 0x93,
+  maintenanceIn: 0xa3,
+  writeAndVerify12: 0xae,
+  verify12: 0xaf,
+  readDefectData12: 0xb7,
 } as const;
+
+/** SBC-3 §5.23: SERVICE ACTION IN(16) service action of GET LBA STATUS. */
+export const serviceActionGetLbaStatus = 0x12;
+/** SPC-4 §6.35, §6.37, §6.36: MAINTENANCE IN service actions. */
+export const MaintenanceIn = { reportTargetPortGroups: 0x0a, reportSupportedOperationCodes: 0x0c, reportSupportedTaskManagementFunctions: 0x0d } as const;
+/** SBC-3 §5.48: WRITE SAME byte 1 bits: NDOB (16 only), UNMAP, ANCHOR. */
+const writeSameNdob = 0x01;
+const writeSameUnmap = 0x08;
+const writeSameAnchor = 0x10;
+/** SBC-3 §5.27: UNMAP byte 1 bit 0: ANCHOR. */
+const unmapAnchor = 0x01;
 
 /** SBC-3 §5.16: SERVICE ACTION IN(16) service action of READ CAPACITY(16). */
 export const serviceActionReadCapacity16 = 0x10;
@@ -86,6 +120,21 @@ export type Command =
   | { readonly kind: "report-luns"; readonly selectReport: number; readonly allocationBytes: number }
   | { readonly kind: "start-stop-unit" }
   | { readonly kind: "prevent-allow-medium-removal" }
+  | { readonly kind: "verify"; readonly opcode: number; readonly lba: number; readonly blocks: number; readonly byteCheck: number; readonly protect: number }
+  | { readonly kind: "pre-fetch"; readonly lba: number; readonly blocks: number }
+  | { readonly kind: "write-same"; readonly lba: number; readonly blocks: number; readonly unmap: boolean; readonly anchor: boolean; readonly noDataOut: boolean; readonly protect: number }
+  | { readonly kind: "unmap"; readonly anchor: boolean; readonly parameterBytes: number }
+  | { readonly kind: "get-lba-status"; readonly lba: number; readonly allocationBytes: number }
+  | { readonly kind: "compare-and-write"; readonly lba: number; readonly blocks: number; readonly fua: boolean; readonly protect: number }
+  | { readonly kind: "mode-select"; readonly tenByte: boolean; readonly pageFormat: boolean; readonly savePages: boolean; readonly parameterBytes: number }
+  | { readonly kind: "report-supported-opcodes"; readonly rctd: boolean; readonly options: number; readonly opcode: number; readonly serviceAction: number; readonly allocationBytes: number }
+  | { readonly kind: "report-supported-tmf"; readonly extended: boolean; readonly allocationBytes: number }
+  | { readonly kind: "report-target-port-groups"; readonly extended: boolean; readonly allocationBytes: number }
+  | { readonly kind: "read-defect-data"; readonly tenByte: boolean; readonly format: number; readonly allocationBytes: number }
+  | { readonly kind: "reserve" }
+  | { readonly kind: "release" }
+  | { readonly kind: "persistent-reserve-in"; readonly serviceAction: number; readonly allocationBytes: number }
+  | { readonly kind: "persistent-reserve-out"; readonly serviceAction: number; readonly scope: number; readonly type: number; readonly parameterBytes: number }
   | { readonly kind: "unsupported"; readonly opcode: number }
   | { readonly kind: "invalid"; readonly sense: AdditionalSense };
 
@@ -96,6 +145,15 @@ const invalidField: Command = { kind: "invalid", sense: Asc.invalidFieldInCdb };
 function readWrite(kind: "read" | "write", cdb: Uint8Array, lba: number, blocks: number): ReadWriteCommand {
   const flags = cdb[1] as number;
   return { kind, opcode: cdb[0] as number, lba, blocks, fua: (flags & rwFuaBit) !== 0, protect: flags >>> 5 };
+}
+
+function verify(cdb: Uint8Array, lba: number, blocks: number): Command {
+  const flags = cdb[1] as number;
+  // SBC-3 §5.29: BYTCHK (bits 2..1) 00b checks the medium, 01b compares with Data-Out,
+  // 11b compares every block with one block of Data-Out; 10b is reserved.
+  const byteCheck = (flags >>> 1) & 0x03;
+  if (byteCheck === 2) return invalidField;
+  return { kind: "verify", opcode: cdb[0] as number, lba, blocks, byteCheck, protect: flags >>> 5 };
 }
 
 /** Decodes a CDB (`cdb` holds at least 16 bytes: the iSCSI BHS's CDB field). */
@@ -152,8 +210,96 @@ export function decodeCdb(cdb: Uint8Array): Command {
       if (((cdb[8] as number) & 0x01) === 0 && be32(cdb, 2) !== 0) return invalidField;
       return { kind: "read-capacity-10" };
     case Opcode.serviceActionIn16:
-      if (((cdb[1] as number) & 0x1f) !== serviceActionReadCapacity16) return invalidField;
-      return { kind: "read-capacity-16", allocationBytes: be32(cdb, 10) };
+      switch ((cdb[1] as number) & 0x1f) {
+        case serviceActionReadCapacity16:
+          return { kind: "read-capacity-16", allocationBytes: be32(cdb, 10) };
+        case serviceActionGetLbaStatus:
+          return { kind: "get-lba-status", lba: be64(cdb, 2), allocationBytes: be32(cdb, 10) };
+        default:
+          return invalidField;
+      }
+    case Opcode.writeAndVerify10:
+      return { ...readWrite("write", cdb, be32(cdb, 2), be16(cdb, 7)), fua: true };
+    case Opcode.writeAndVerify12:
+      return { ...readWrite("write", cdb, be32(cdb, 2), be32(cdb, 6)), fua: true };
+    case Opcode.writeAndVerify16:
+      return { ...readWrite("write", cdb, be64(cdb, 2), be32(cdb, 10)), fua: true };
+    case Opcode.verify10:
+      return verify(cdb, be32(cdb, 2), be16(cdb, 7));
+    case Opcode.verify12:
+      return verify(cdb, be32(cdb, 2), be32(cdb, 6));
+    case Opcode.verify16:
+      return verify(cdb, be64(cdb, 2), be32(cdb, 10));
+    case Opcode.preFetch10:
+      return { kind: "pre-fetch", lba: be32(cdb, 2), blocks: be16(cdb, 7) };
+    case Opcode.preFetch16:
+      return { kind: "pre-fetch", lba: be64(cdb, 2), blocks: be32(cdb, 10) };
+    case Opcode.writeSame10:
+    case Opcode.writeSame16: {
+      const flags = cdb[1] as number;
+      const ten = opcode === Opcode.writeSame10;
+      // NDOB exists only in WRITE SAME(16); in (10) bit 0 is reserved (SBC-3 §5.47).
+      if (ten && (flags & writeSameNdob) !== 0) return invalidField;
+      return {
+        kind: "write-same",
+        lba: ten ? be32(cdb, 2) : be64(cdb, 2),
+        blocks: ten ? be16(cdb, 7) : be32(cdb, 10),
+        unmap: (flags & writeSameUnmap) !== 0,
+        anchor: (flags & writeSameAnchor) !== 0,
+        noDataOut: (flags & writeSameNdob) !== 0,
+        protect: flags >>> 5,
+      };
+    }
+    case Opcode.unmap:
+      return { kind: "unmap", anchor: ((cdb[1] as number) & unmapAnchor) !== 0, parameterBytes: be16(cdb, 7) };
+    case Opcode.compareAndWrite: {
+      const flags = cdb[1] as number;
+      return { kind: "compare-and-write", lba: be64(cdb, 2), blocks: cdb[13] as number, fua: (flags & rwFuaBit) !== 0, protect: flags >>> 5 };
+    }
+    case Opcode.modeSelect6:
+    case Opcode.modeSelect10: {
+      const tenByte = opcode === Opcode.modeSelect10;
+      const flags = cdb[1] as number;
+      return { kind: "mode-select", tenByte, pageFormat: (flags & 0x10) !== 0, savePages: (flags & 0x01) !== 0, parameterBytes: tenByte ? be16(cdb, 7) : (cdb[4] as number) };
+    }
+    case Opcode.maintenanceIn: {
+      const action = (cdb[1] as number) & 0x1f;
+      switch (action) {
+        case MaintenanceIn.reportSupportedOperationCodes:
+          return {
+            kind: "report-supported-opcodes",
+            rctd: ((cdb[2] as number) & 0x80) !== 0,
+            options: (cdb[2] as number) & 0x07,
+            opcode: cdb[3] as number,
+            serviceAction: be16(cdb, 4),
+            allocationBytes: be32(cdb, 6),
+          };
+        case MaintenanceIn.reportSupportedTaskManagementFunctions:
+          return { kind: "report-supported-tmf", extended: ((cdb[2] as number) & 0x80) !== 0, allocationBytes: be32(cdb, 6) };
+        case MaintenanceIn.reportTargetPortGroups:
+          return { kind: "report-target-port-groups", extended: (cdb[1] as number) >>> 5 === 1, allocationBytes: be32(cdb, 6) };
+        default:
+          return invalidField;
+      }
+    }
+    case Opcode.readDefectData10:
+      return { kind: "read-defect-data", tenByte: true, format: cdb[2] as number, allocationBytes: be16(cdb, 7) };
+    case Opcode.readDefectData12:
+      return { kind: "read-defect-data", tenByte: false, format: cdb[1] as number, allocationBytes: be32(cdb, 6) };
+    case Opcode.reserve6:
+    case Opcode.reserve10:
+    case Opcode.release6:
+    case Opcode.release10: {
+      // SPC-2 §7.21: third-party reservations (3RDPTY, byte 1 bit 4 of the 10-byte forms) and
+      // the obsolete extent bit (bit 0 of the 6-byte forms) are not supported.
+      const ten = opcode === Opcode.reserve10 || opcode === Opcode.release10;
+      if (((cdb[1] as number) & (ten ? 0x10 : 0x01)) !== 0) return invalidField;
+      return { kind: opcode === Opcode.reserve6 || opcode === Opcode.reserve10 ? "reserve" : "release" };
+    }
+    case Opcode.persistentReserveIn:
+      return { kind: "persistent-reserve-in", serviceAction: (cdb[1] as number) & 0x1f, allocationBytes: be16(cdb, 7) };
+    case Opcode.persistentReserveOut:
+      return { kind: "persistent-reserve-out", serviceAction: (cdb[1] as number) & 0x1f, scope: (cdb[2] as number) >>> 4, type: (cdb[2] as number) & 0x0f, parameterBytes: be32(cdb, 5) };
     case Opcode.synchronizeCache10:
       return { kind: "synchronize-cache", lba: be32(cdb, 2), blocks: be16(cdb, 7) };
     case Opcode.synchronizeCache16:

@@ -6,10 +6,13 @@ import { Opcode, decodeCdb } from "./cdb.ts";
 import { naaDesignator } from "./commands/inquiry.ts";
 import { decodeLun, encodeLun, reportLunsWellKnownLun } from "./commands/report-luns.ts";
 import { executeCommand, type ScsiPort } from "./logical-unit.ts";
+import { LunStateTable, type Nexus } from "./lun-state.ts";
 import { SenseKey, Status, type ScsiResult } from "./sense.ts";
 
 const port: ScsiPort = { targetName: "iqn.2026-11.org.qstora:t", relativePortId: 1, lunNumbers: () => [0, 3] };
 const uuid = "0123456789abcdef0123456789abcdef";
+const nexus: Nexus = { id: "iqn.2026-11.org.qstora:i,i,0x000000000001|1", initiatorPort: "iqn.2026-11.org.qstora:i,i,0x000000000001", relativePortId: 1 };
+const lunStates = new LunStateTable();
 
 function cdb(bytes: number[]): Uint8Array {
   const out = new Uint8Array(16);
@@ -18,7 +21,7 @@ function cdb(bytes: number[]): Uint8Array {
 }
 
 async function run(device: MemoryBlockDevice | undefined, bytes: number[], options: { dataOut?: Uint8Array; edtl?: number } = {}): Promise<ScsiResult> {
-  return await executeCommand({ command: decodeCdb(cdb(bytes)), device, port, dataOut: options.dataOut ?? null, dataInBytesMax: options.edtl ?? 1 << 20 });
+  return await executeCommand({ command: decodeCdb(cdb(bytes)), device, port, dataOut: options.dataOut ?? null, dataInBytesMax: options.edtl ?? 1 << 20, nexus, lunStates });
 }
 
 const sense = (r: ScsiResult): string => (r.sense === undefined ? "none" : `${r.sense.key}/${r.sense.asc.toString(16)}/${r.sense.ascq}`);
@@ -28,7 +31,7 @@ for (const async of [false, true]) {
     const fresh = () => new MemoryBlockDevice({ sizeBytes: 1 << 20, uuid, async });
 
     test("answers synchronously exactly when the device does", () => {
-      const r = executeCommand({ command: decodeCdb(cdb([Opcode.read10, 0, 0, 0, 0, 0, 0, 0, 1, 0])), device: fresh(), port, dataOut: null, dataInBytesMax: 512 });
+      const r = executeCommand({ command: decodeCdb(cdb([Opcode.read10, 0, 0, 0, 0, 0, 0, 0, 1, 0])), device: fresh(), port, dataOut: null, dataInBytesMax: 512, nexus, lunStates });
       expect(r instanceof Promise).toBe(async);
     });
 
@@ -141,17 +144,17 @@ describe("executeCommand() other commands", () => {
     expect(r16[13]).toBe(3); // 8 logical blocks per 4 KiB physical block
   });
 
-  test("MODE SENSE: caching page with WCE, all pages, DBD, changeable values, saved refused", async () => {
+  test("MODE SENSE: caching page with WCE, all pages, DBD, changeable values, saved values", async () => {
     const caching = (await run(d, [Opcode.modeSense6, 0x08, 0x08, 0, 255, 0])).data!;
     expect(caching[3]).toBe(0); // no block descriptor with DBD
-    expect(caching[4]).toBe(0x08);
+    expect(caching[4]! & 0x3f).toBe(0x08);
     expect(caching[6]! & 0x04).toBe(0x04);
     const all = (await run(d, [Opcode.modeSense10, 0, 0x3f, 0, 0, 0, 0, 0x10, 0, 0])).data!;
     expect(be16(all, 0)).toBe(all.length - 2);
     expect(be16(all, 6)).toBe(8);
     const changeable = (await run(d, [Opcode.modeSense6, 0x08, 0x48, 0, 255, 0])).data!;
-    expect(changeable[6]! & 0x04).toBe(0);
-    expect(sense(await run(d, [Opcode.modeSense6, 0, 0xc8, 0, 255, 0]))).toBe("5/39/0");
+    expect(changeable[6]! & 0x05).toBe(0x05); // WCE and RCD are changeable
+    expect((await run(d, [Opcode.modeSense6, 0x08, 0xc8, 0, 255, 0])).data![6]! & 0x04).toBe(0x04);
     expect(sense(await run(d, [Opcode.modeSense6, 0, 0x19, 0, 255, 0]))).toBe("5/24/0");
   });
 
@@ -168,7 +171,7 @@ describe("executeCommand() other commands", () => {
     const r = await run(d, [Opcode.requestSense, 0, 0, 0, 252, 0]);
     expect(r.data?.[0]).toBe(0x70);
     expect(r.data?.[2]).toBe(SenseKey.noSense);
-    expect(sense(await run(d, [0x42, 0, 0, 0, 0, 0, 0, 0, 0, 0]))).toBe("5/20/0");
+    expect(sense(await run(d, [0x3b, 0, 0, 0, 0, 0, 0, 0, 0, 0]))).toBe("5/20/0");
   });
 
   test("LUN fields: peripheral and flat addressing round-trip; the REPORT LUNS well-known LUN decodes", () => {

@@ -53,4 +53,16 @@ export interface BlockDevice {
   flush(): MaybePromise<IoResult<void>>;
   /** Deallocates a range (UNMAP); reads of it return zeros afterwards. Optional until issue 3. */
   unmap?(offsetBytes: number, lengthBytes: number): MaybePromise<IoResult<void>>;
+  /**
+   * GET LBA STATUS: whether the bytes from `offsetBytes` are mapped or deallocated, and for how
+   * long that holds (at most `lengthBytes`, at least one block). Optional: without it every
+   * block reports mapped.
+   */
+  mappingAt?(offsetBytes: number, lengthBytes: number): MaybePromise<IoResult<{ mapped: boolean; lengthBytes: number }>>;
+  /**
+   * MODE SELECT changed the caching page's WCE: keep it (saved per LUN) so info().writeCache
+   * reports it from now on, also after a restart. Optional: without it the setting lasts until
+   * the process ends.
+   */
+  setWriteCache?(enabled: boolean): MaybePromise<IoResult<void>>;
 }

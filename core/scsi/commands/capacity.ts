@@ -20,11 +20,16 @@ export function readCapacity10(info: BlockDeviceInfo): ScsiResult {
   return { status: Status.good, data: b };
 }
 
-export function readCapacity16(command: { allocationBytes: number }, info: BlockDeviceInfo): ScsiResult {
+/** SBC-3 §5.17.2 byte 14: LBPME (thin provisioning) and LBPRZ (deallocated blocks read zeros). */
+const lbpme = 0x80;
+const lbprz = 0x40;
+
+export function readCapacity16(command: { allocationBytes: number }, info: BlockDeviceInfo, options: { unmap: boolean } = { unmap: false }): ScsiResult {
   const b = new Uint8Array(readCapacity16Bytes);
   putBe64(b, 0, lastLba(info));
   putBe32(b, 8, info.blockBytes);
   // Byte 13 bits 3..0: LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT.
   b[13] = Math.max(0, Math.round(Math.log2(info.physicalBlockBytes / info.blockBytes))) & 0x0f;
+  if (options.unmap) b[14] = lbpme | lbprz;
   return { status: Status.good, data: cutToAllocation(b, command.allocationBytes) };
 }

@@ -1,9 +1,10 @@
 // INQUIRY (SPC-4 §6.6): standard data and the VPD pages 00h (supported pages), 80h (unit serial
-// number), 83h (device identification), B0h (block limits) and B1h (block device
-// characteristics). Pure: builds bytes from the device's identity; never touches the device's data.
+// number), 83h (device identification), 86h (extended INQUIRY), B0h (block limits), B1h (block
+// device characteristics) and B2h (logical block provisioning). Pure: builds bytes from the device's identity; never touches the device's data.
 import { assert } from "../../util/assert.ts";
 import type { BlockDeviceInfo } from "../../volume/block-device.ts";
-import { asciiField, cutToAllocation, putBe16, putBe32 } from "../bytes.ts";
+import { asciiField, cutToAllocation, putBe16, putBe32, putBe64 } from "../bytes.ts";
+import { maxCompareAndWriteBlocks, maxUnmapBytes, maxUnmapDescriptors, maxWriteSameBytes } from "./block.ts";
 import { Asc, Status, illegalRequest, type ScsiResult } from "../sense.ts";
 
 export interface InquiryPort {
@@ -23,6 +24,10 @@ const peripheralNoLun = 0x7f;
 const versionSpc4 = 0x06;
 /** Byte 3: HISUP (bit 4) and RESPONSE DATA FORMAT 2. */
 const hisupFormat2 = 0x12;
+/** Byte 5: TPGS 01b, implicit asymmetric logical unit access (SPC-4 §6.6.2). */
+const tpgsImplicit = 0x10;
+/** The one target port group: active/optimized (REPORT TARGET PORT GROUPS, VPD 83h designator 5h). */
+export const targetPortGroupId = 1;
 /** Byte 7: CMDQUE, full task management model. */
 const cmdque = 0x02;
 /** SPC-4 table 151: version descriptors SAM-5, iSCSI (RFC 7143), SPC-4, SBC-3. */
@@ -39,9 +44,21 @@ export const VpdPage = {
   unitSerialNumber: 0x80,
   deviceIdentification: 0x83,
   blockLimits: 0xb0,
+  extendedInquiry: 0x86,
   blockDeviceCharacteristics: 0xb1,
+  logicalBlockProvisioning: 0xb2,
 } as const;
-const supportedPages = [VpdPage.supportedPages, VpdPage.unitSerialNumber, VpdPage.deviceIdentification, VpdPage.blockLimits, VpdPage.blockDeviceCharacteristics];
+const supportedPages = [VpdPage.supportedPages, VpdPage.unitSerialNumber, VpdPage.deviceIdentification, VpdPage.extendedInquiry, VpdPage.blockLimits, VpdPage.blockDeviceCharacteristics, VpdPage.logicalBlockProvisioning];
+/** SPC-4 §7.8.7: the extended INQUIRY data page is 3Ch bytes; byte 5 HEADSUP, ORDSUP, SIMPSUP. */
+const extendedInquiryPageBytes = 0x3c;
+const headOrderedSimpleSupported = 0x07;
+/** SBC-3 §6.5.4: logical block provisioning page: LBPU, LBPWS, LBPWS10, LBPRZ; PROVISIONING TYPE 010b thin. */
+const provisioningPageBytes = 4;
+const lbpu = 0x80;
+const lbpws = 0x40;
+const lbpws10 = 0x20;
+const lbprzBit = 0x04;
+const provisioningThin = 0x02;
 
 /** SBC-3 §6.5.3: the block limits page is 3Ch bytes long after its 4-byte header. */
 const blockLimitsPageBytes = 0x3c;
@@ -58,7 +75,7 @@ const optimalTransferBytes = 1 << 20;
 /** SPC-4 §7.8.6.1 designator header fields. */
 const CodeSet = { binary: 0x1, ascii: 0x2, utf8: 0x3 } as const;
 const Association = { logicalUnit: 0x00, targetPort: 0x10, targetDevice: 0x20 } as const;
-const DesignatorType = { t10VendorId: 0x1, naa: 0x3, relativeTargetPort: 0x4, scsiNameString: 0x8 } as const;
+const DesignatorType = { t10VendorId: 0x1, naa: 0x3, relativeTargetPort: 0x4, targetPortGroup: 0x5, scsiNameString: 0x8 } as const;
 /** PROTOCOL IDENTIFIER 5h: iSCSI (SPC-4 table 362), valid when PIV is set. */
 const protocolIscsi = 0x5;
 const piv = 0x80;
@@ -93,6 +110,7 @@ function standardInquiry(connected: boolean): Uint8Array {
   b[2] = versionSpc4;
   b[3] = hisupFormat2;
   b[4] = standardBytes - 5; // ADDITIONAL LENGTH: bytes after byte 4
+  b[5] = tpgsImplicit;
   b[7] = cmdque;
   b.set(asciiField(vendorId, 8), 8);
   b.set(asciiField(productId, 16), 16);
@@ -131,6 +149,8 @@ function scsiNameString(name: string): Uint8Array {
 function deviceIdentification(info: BlockDeviceInfo, port: InquiryPort): Uint8Array {
   const relative = new Uint8Array(4);
   putBe16(relative, 2, port.relativePortId);
+  const group = new Uint8Array(4);
+  putBe16(group, 2, targetPortGroupId);
   const t10 = new Uint8Array(8 + 32);
   t10.set(asciiField(vendorId, 8));
   t10.set(asciiField(unitSerial(info), 32), 8);
@@ -138,6 +158,7 @@ function deviceIdentification(info: BlockDeviceInfo, port: InquiryPort): Uint8Ar
     designator({ codeSet: CodeSet.binary, association: Association.logicalUnit, type: DesignatorType.naa, body: naaDesignator(info.uuid), iscsi: false }),
     designator({ codeSet: CodeSet.ascii, association: Association.logicalUnit, type: DesignatorType.t10VendorId, body: t10, iscsi: false }),
     designator({ codeSet: CodeSet.binary, association: Association.targetPort, type: DesignatorType.relativeTargetPort, body: relative, iscsi: true }),
+    designator({ codeSet: CodeSet.binary, association: Association.targetPort, type: DesignatorType.targetPortGroup, body: group, iscsi: true }),
     // The iSCSI SCSI target port name (RFC 7143 §4.2.7, SPC-4 §7.8.6.11): "<iqn>,t,0x<tpgt in hex>".
     designator({ codeSet: CodeSet.utf8, association: Association.targetPort, type: DesignatorType.scsiNameString, body: scsiNameString(`${port.targetName},t,0x${port.relativePortId.toString(16).padStart(4, "0")}`), iscsi: true }),
     designator({ codeSet: CodeSet.utf8, association: Association.targetDevice, type: DesignatorType.scsiNameString, body: scsiNameString(port.targetName), iscsi: true }),
@@ -151,13 +172,41 @@ function deviceIdentification(info: BlockDeviceInfo, port: InquiryPort): Uint8Ar
   return vpdPage(VpdPage.deviceIdentification, body);
 }
 
-function blockLimits(info: BlockDeviceInfo): Uint8Array {
+/** What the LUN supports beyond READ/WRITE, for the block limits and provisioning pages. */
+export interface LunFeatures {
+  readonly unmap: boolean;
+}
+
+function blockLimits(info: BlockDeviceInfo, features: LunFeatures): Uint8Array {
   const b = new Uint8Array(blockLimitsPageBytes);
   // Offsets below are of the page minus its 4-byte header (SBC-3 table 193 minus 4).
+  b[1] = maxCompareAndWriteBlocks; // MAXIMUM COMPARE AND WRITE LENGTH
+  if (features.unmap) {
+    putBe32(b, 16, maxUnmapBytes / info.blockBytes); // MAXIMUM UNMAP LBA COUNT
+    putBe32(b, 20, maxUnmapDescriptors); // MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
+    putBe32(b, 24, Math.max(1, info.physicalBlockBytes / info.blockBytes)); // OPTIMAL UNMAP GRANULARITY
+    b[28] = 0x80; // UGAVALID, UNMAP GRANULARITY ALIGNMENT 0
+  }
+  putBe64(b, 32, maxWriteSameBytes / info.blockBytes); // MAXIMUM WRITE SAME LENGTH
   putBe16(b, 2, Math.max(1, info.physicalBlockBytes / info.blockBytes)); // OPTIMAL TRANSFER LENGTH GRANULARITY
   putBe32(b, 4, transferBytesMax / info.blockBytes); // MAXIMUM TRANSFER LENGTH
   putBe32(b, 8, optimalTransferBytes / info.blockBytes); // OPTIMAL TRANSFER LENGTH
   return vpdPage(VpdPage.blockLimits, b);
+}
+
+function extendedInquiry(): Uint8Array {
+  const b = new Uint8Array(extendedInquiryPageBytes);
+  b[1] = headOrderedSimpleSupported;
+  return vpdPage(VpdPage.extendedInquiry, b);
+}
+
+function logicalBlockProvisioning(features: LunFeatures): Uint8Array {
+  const b = new Uint8Array(provisioningPageBytes);
+  if (features.unmap) {
+    b[1] = lbpu | lbpws | lbpws10 | lbprzBit;
+    b[2] = provisioningThin;
+  }
+  return vpdPage(VpdPage.logicalBlockProvisioning, b);
 }
 
 function blockDeviceCharacteristics(): Uint8Array {
@@ -167,7 +216,7 @@ function blockDeviceCharacteristics(): Uint8Array {
 }
 
 /** Runs INQUIRY. `info` is undefined when no logical unit sits at the addressed LUN. */
-export function inquiry(command: { evpd: boolean; page: number; allocationBytes: number }, info: BlockDeviceInfo | undefined, port: InquiryPort): ScsiResult {
+export function inquiry(command: { evpd: boolean; page: number; allocationBytes: number }, info: BlockDeviceInfo | undefined, port: InquiryPort, features: LunFeatures = { unmap: false }): ScsiResult {
   if (!command.evpd) return { status: Status.good, data: cutToAllocation(standardInquiry(info !== undefined), command.allocationBytes) };
   if (info === undefined) return illegalRequest(Asc.logicalUnitNotSupported);
   let page: Uint8Array;
@@ -182,10 +231,16 @@ export function inquiry(command: { evpd: boolean; page: number; allocationBytes:
       page = deviceIdentification(info, port);
       break;
     case VpdPage.blockLimits:
-      page = blockLimits(info);
+      page = blockLimits(info, features);
       break;
     case VpdPage.blockDeviceCharacteristics:
       page = blockDeviceCharacteristics();
+      break;
+    case VpdPage.extendedInquiry:
+      page = extendedInquiry();
+      break;
+    case VpdPage.logicalBlockProvisioning:
+      page = logicalBlockProvisioning(features);
       break;
     default:
       return illegalRequest(Asc.invalidFieldInCdb);

@@ -1,0 +1,120 @@
+// The portal under a connection flood: 1,000 connections that never log in (half of them stop in
+// the middle of a Login PDU) must not stop an existing session from being answered promptly, and
+// connections past the portal's limit are refused rather than queued. Loopback only.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Socket } from "bun";
+import { memTargetIqn, startMemTarget, type MemTarget } from "../../test/iscsi-mem-target.ts";
+import { encodeKeys } from "./login.ts";
+import { Bhs, Flag, Op, bhsBytes, encodePdu, encodedBytes, put32, u32 } from "./pdu.ts";
+
+const floodConnections = 1000;
+const answerTimeoutMs = 2000;
+
+function pdu(opcode: number, flags: number, data: Uint8Array | null, fill: (h: Uint8Array) => void): Uint8Array {
+  const h = new Uint8Array(bhsBytes);
+  h[0] = opcode;
+  h[1] = flags;
+  fill(h);
+  const out = new Uint8Array(encodedBytes(data?.length ?? 0, false, false));
+  encodePdu(out, 0, { header: h, data, headerDigest: false, dataDigest: false });
+  return out;
+}
+
+/** A tiny initiator: sends PDUs, collects whole answers (no digests). */
+class Client {
+  private buffer = new Uint8Array(0);
+  private waiters: Array<() => void> = [];
+  readonly answers: Uint8Array[] = [];
+  socket!: Socket<undefined>;
+
+  async connect(port: number): Promise<void> {
+    this.socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: {
+        data: (_s, chunk) => {
+          const joined = new Uint8Array(this.buffer.length + chunk.length);
+          joined.set(this.buffer);
+          joined.set(chunk, this.buffer.length);
+          this.buffer = joined;
+          while (this.buffer.length >= bhsBytes) {
+            const dataBytes = ((this.buffer[5] as number) << 16) | ((this.buffer[6] as number) << 8) | (this.buffer[7] as number);
+            const total = bhsBytes + (this.buffer[4] as number) * 4 + ((dataBytes + 3) & ~3);
+            if (this.buffer.length < total) break;
+            this.answers.push(this.buffer.slice(0, total));
+            this.buffer = this.buffer.slice(total);
+          }
+          for (const w of this.waiters.splice(0)) w();
+        },
+      },
+    });
+  }
+
+  async next(timeoutMs: number): Promise<Uint8Array> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.answers.length === 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no answer within ${timeoutMs} ms`);
+      await Promise.race([new Promise<void>((r) => this.waiters.push(r)), Bun.sleep(left)]);
+    }
+    return this.answers.shift() as Uint8Array;
+  }
+}
+
+const loginPdu = pdu(Op.loginRequest | 0x40, Flag.transit | (1 << 2) | 3, encodeKeys([["InitiatorName", "iqn.2026-11.org.test:flood"], ["TargetName", memTargetIqn]]), (h) => {
+  h.set([0x80, 0, 0, 0x77, 0x77, 0], Bhs.isid);
+  put32(h, Bhs.cmdSN, 1);
+});
+
+describe("iSCSI portal under a connection flood", () => {
+  let target: MemTarget;
+  beforeAll(async () => {
+    target = await startMemTarget({ lunBytes: 1 << 20 });
+  });
+  afterAll(async () => {
+    await target.server.close();
+  });
+
+  test(`${floodConnections} idle or half-open connections do not stop an existing session`, async () => {
+    const session = new Client();
+    await session.connect(target.server.port);
+    session.socket.write(loginPdu);
+    const login = await session.next(answerTimeoutMs);
+    expect(login[0]! & 0x3f).toBe(Op.loginResponse);
+    expect(login[36]).toBe(0); // status class: success
+
+    const flood: Array<Socket<undefined>> = [];
+    for (let i = 0; i < floodConnections; i++) {
+      const s = await Bun.connect({ hostname: "127.0.0.1", port: target.server.port, socket: { data: () => {} } });
+      if (i % 2 === 0) s.write(loginPdu.subarray(0, 20 + (i % 40))); // a login that never completes
+      flood.push(s);
+    }
+    // The session still answers, promptly: a NOP ping and a READ.
+    for (let i = 0; i < 5; i++) {
+      const started = Date.now();
+      session.socket.write(
+        pdu(Op.nopOut | 0x40, Flag.final, null, (h) => {
+          put32(h, Bhs.initiatorTaskTag, 10 + i);
+          put32(h, Bhs.targetTransferTag, 0xffffffff);
+          put32(h, Bhs.cmdSN, 2);
+        }),
+      );
+      const nop = await session.next(answerTimeoutMs);
+      expect(nop[0]! & 0x3f).toBe(Op.nopIn);
+      expect(u32(nop, Bhs.initiatorTaskTag)).toBe(10 + i);
+      expect(Date.now() - started).toBeLessThan(answerTimeoutMs);
+    }
+    session.socket.write(
+      pdu(Op.scsiCommand, Flag.final | Flag.read, null, (h) => {
+        put32(h, Bhs.initiatorTaskTag, 99);
+        put32(h, Bhs.cmdSN, 2);
+        put32(h, Bhs.expectedDataTransferLength, 512);
+        h.set([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], Bhs.cdb);
+      }),
+    );
+    const data = await session.next(answerTimeoutMs);
+    expect(data[0]! & 0x3f).toBe(Op.dataIn);
+    expect(target.server.sessionCount(memTargetIqn)).toBe(1);
+    for (const s of flood) s.terminate();
+  }, 60_000);
+});

@@ -1,0 +1,218 @@
+// The state a logical unit shares across every I_T nexus (SAM-5 §4.6): unit attentions queued per
+// nexus, the write-cache setting changed by MODE SELECT, the SPC-2 reservation, persistent
+// reservations (core/scsi/commands/persistent-reservations.ts works on them) and the gate that
+// makes COMPARE AND WRITE atomic against every other command on the LUN. It holds no data and
+// does no I/O itself; persistence (APTPL, saved mode pages) goes through `LunStatePersistence`,
+// which the daemon backs with its metadata store. Every map here has a named maximum.
+import { assert } from "../util/assert.ts";
+import type { BlockDevice } from "../volume/block-device.ts";
+import type { AdditionalSense } from "./sense.ts";
+
+/** An I_T nexus as the SCSI layer sees it (SAM-5 §4.6.2, RFC 7143 §4.4.3). */
+export interface Nexus {
+  /** Unique key of the nexus: initiator port and target port. */
+  readonly id: string;
+  /** The initiator port name: "<initiator iSCSI name>,i,0x<ISID in hex>" (RFC 7143 §4.2.7). */
+  readonly initiatorPort: string;
+  readonly relativePortId: number;
+}
+
+/** Unit attentions kept per nexus; older ones are dropped when more arrive (SPC-4 §5.13 allows it). */
+export const unitAttentionsPerNexusMax = 16;
+/** Nexuses tracked per logical unit for unit attentions; beyond that the oldest is forgotten. */
+export const nexusesPerLunMax = 4096;
+/** SPC-4 §5.7.7: registrations kept per logical unit; REGISTER past it gets INSUFFICIENT REGISTRATION RESOURCES. */
+export const registrationsMax = 256;
+
+/** Unit attention sense codes (SPC-4 table 28). */
+export const UnitAttention = {
+  powerOnReset: { asc: 0x29, ascq: 0x00 },
+  modeParametersChanged: { asc: 0x2a, ascq: 0x01 },
+  reservationsPreempted: { asc: 0x2a, ascq: 0x03 },
+  reservationsReleased: { asc: 0x2a, ascq: 0x04 },
+  registrationsPreempted: { asc: 0x2a, ascq: 0x05 },
+  capacityDataChanged: { asc: 0x2a, ascq: 0x09 },
+  reportedLunsDataChanged: { asc: 0x3f, ascq: 0x0e },
+} as const satisfies Record<string, AdditionalSense>;
+
+export interface Registration {
+  readonly nexusId: string;
+  readonly initiatorPort: string;
+  readonly relativePortId: number;
+  key: bigint;
+}
+
+export interface PersistentReservation {
+  /** The holder's nexus id; for the all-registrants types every registrant holds it. */
+  holder: string;
+  type: number;
+}
+
+/** What APTPL persists (SPC-4 §5.7.5): plain data, copied in and out. */
+export interface ReservationSnapshot {
+  readonly generation: number;
+  readonly registrations: readonly Registration[];
+  readonly reservation: PersistentReservation | null;
+}
+
+/** How the daemon keeps LU settings across restarts. All optional: absent means memory only. */
+export interface LunStatePersistence {
+  /** Persistent reservations at startup (APTPL was set when they were saved). */
+  loadReservations?(device: BlockDevice): ReservationSnapshot | undefined;
+  /** Called after every change while APTPL is set; `null` when APTPL was cleared. */
+  saveReservations?(device: BlockDevice, snapshot: ReservationSnapshot | null): void;
+}
+
+export class LunState {
+  /** MODE SELECT's write-cache setting when the device cannot keep it itself. */
+  writeCacheOverride: boolean | undefined = undefined;
+  /** The caching page's RCD as last set (kept, reported, otherwise without effect). */
+  readCacheDisabled = false;
+  /** SPC-2 RESERVE(6/10) holder. */
+  reservedBy: string | null = null;
+  /** Persistent reservations (SPC-4 §5.7). */
+  generation = 0;
+  readonly registrations = new Map<string, Registration>();
+  reservation: PersistentReservation | null = null;
+  aptpl = false;
+  /** The capacity last reported, to raise CAPACITY DATA HAS CHANGED when it moves. */
+  sizeBytes: number;
+  /** Device calls under way (async), and COMPARE AND WRITE's exclusive turn when it has one. */
+  inflight = 0;
+  exclusive: Promise<void> | null = null;
+  private readonly drainWaiters: Array<() => void> = [];
+  private readonly attentions = new Map<string, AdditionalSense[]>();
+
+  constructor(
+    readonly device: BlockDevice,
+    private readonly persistence: LunStatePersistence,
+  ) {
+    this.sizeBytes = device.info().sizeBytes;
+    const saved = persistence.loadReservations?.(device);
+    if (saved !== undefined) {
+      this.generation = saved.generation;
+      for (const r of saved.registrations) this.registrations.set(r.nexusId, { ...r });
+      this.reservation = saved.reservation === null ? null : { ...saved.reservation };
+      this.aptpl = true;
+    }
+  }
+
+  /** Starts tracking a nexus (its first command): later unit attentions reach it. */
+  seen(nexusId: string): void {
+    if (this.attentions.has(nexusId)) return;
+    if (this.attentions.size >= nexusesPerLunMax) {
+      const oldest = this.attentions.keys().next().value as string;
+      this.attentions.delete(oldest);
+    }
+    this.attentions.set(nexusId, []);
+  }
+
+  forget(nexusId: string): void {
+    this.attentions.delete(nexusId);
+  }
+
+  /** Queues a unit attention for one nexus (known or not). */
+  raiseFor(nexusId: string, sense: AdditionalSense): void {
+    this.seen(nexusId);
+    const queue = this.attentions.get(nexusId) as AdditionalSense[];
+    if (queue.some((s) => s.asc === sense.asc && s.ascq === sense.ascq)) return;
+    if (queue.length >= unitAttentionsPerNexusMax) queue.shift();
+    queue.push(sense);
+  }
+
+  /** Queues a unit attention for every known nexus except `except`. */
+  raise(sense: AdditionalSense, except?: string): void {
+    for (const id of this.attentions.keys()) if (id !== except) this.raiseFor(id, sense);
+  }
+
+  /** The oldest unit attention pending for a nexus, removed; undefined when none. */
+  take(nexusId: string): AdditionalSense | undefined {
+    return this.attentions.get(nexusId)?.shift();
+  }
+
+  pending(nexusId: string): boolean {
+    return (this.attentions.get(nexusId)?.length ?? 0) > 0;
+  }
+
+  /**
+   * Logical unit reset (SAM-5 §6.6): SPC-2 reservation released, POWER ON/RESET for the other
+   * nexuses (the one that asked knows; libiscsi's reset tests expect no attention there).
+   */
+  reset(except?: string): void {
+    this.reservedBy = null;
+    this.raise(UnitAttention.powerOnReset, except);
+  }
+
+  /** Counts an async device call; the returned promise settles with it. */
+  track<T>(p: Promise<T>): Promise<T> {
+    this.inflight++;
+    const done = (): void => {
+      this.inflight--;
+      assert(this.inflight >= 0);
+      if (this.inflight === 0) for (const w of this.drainWaiters.splice(0)) w();
+    };
+    return p.finally(done);
+  }
+
+  /** Resolves once no device call is under way on this LUN. */
+  drained(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  snapshot(): ReservationSnapshot {
+    return {
+      generation: this.generation,
+      registrations: [...this.registrations.values()].map((r) => ({ ...r })),
+      reservation: this.reservation === null ? null : { ...this.reservation },
+    };
+  }
+
+  /** After a persistent reservation change: saves while APTPL is set. */
+  persist(): void {
+    this.persistence.saveReservations?.(this.device, this.aptpl ? this.snapshot() : null);
+  }
+}
+
+/** The LU states of one portal (shared by all its sessions), by device. */
+export class LunStateTable {
+  private readonly states = new Map<BlockDevice, LunState>();
+  /** Per target: a counter moved when its LUN inventory changes (REPORTED LUNS DATA HAS CHANGED). */
+  private readonly inventories = new Map<string, number>();
+
+  constructor(private readonly persistence: LunStatePersistence = {}) {}
+
+  get(device: BlockDevice): LunState {
+    let s = this.states.get(device);
+    if (s === undefined) {
+      s = new LunState(device, this.persistence);
+      this.states.set(device, s);
+    }
+    return s;
+  }
+
+  /** Drops a removed LUN's state (the daemon calls it after `lun remove`). */
+  delete(device: BlockDevice): void {
+    this.states.delete(device);
+  }
+
+  /**
+   * A session ended (logout or I_T nexus loss): its unit attentions are dropped and its SPC-2
+   * reservations released (SPC-2 §5.5.1); persistent registrations stay (SPC-4 §5.7.5).
+   */
+  forgetNexus(nexusId: string): void {
+    for (const s of this.states.values()) {
+      s.forget(nexusId);
+      if (s.reservedBy === nexusId) s.reservedBy = null;
+    }
+  }
+
+  /** The daemon calls this when a target gains or loses a LUN. */
+  lunInventoryChanged(targetName: string): void {
+    this.inventories.set(targetName, (this.inventories.get(targetName) ?? 0) + 1);
+  }
+
+  inventoryVersion(targetName: string): number {
+    return this.inventories.get(targetName) ?? 0;
+  }
+}
