@@ -143,4 +143,25 @@ export class Volume implements BlockDevice {
     }
     return OK_VOID;
   }
+
+  /**
+   * GET LBA STATUS: the run from `offsetBytes` that is all mapped or all deallocated. At segment
+   * granularity: a segment never written has no unit and is deallocated; a segment with a unit
+   * reads as mapped (holes punched inside a unit are not seen here yet: that needs the archive's
+   * page map through SegmentStore).
+   */
+  mappingAt(offsetBytes: number, lengthBytes: number): IoResult<{ mapped: boolean; lengthBytes: number }> {
+    this.checkRange(offsetBytes, lengthBytes);
+    assert(lengthBytes > 0, "empty mapping query");
+    let mapped: boolean | undefined;
+    let runBytes = 0;
+    for (const p of mapExtent(this.spec.layout, offsetBytes, lengthBytes)) {
+      const here = this.units.find(this.spec.uuid, p.segment) !== undefined;
+      if (mapped === undefined) mapped = here;
+      else if (here !== mapped) break;
+      runBytes += p.lengthBytes;
+    }
+    assert(mapped !== undefined && runBytes > 0);
+    return { ok: true, value: { mapped, lengthBytes: runBytes } };
+  }
 }

@@ -24,6 +24,8 @@ const unmapDescriptorBytes = 16;
 const lbaStatusHeaderBytes = 8;
 const lbaStatusDescriptorBytes = 16;
 const lbaStatusDescriptorsMax = 64;
+/** The most bytes one mappingAt() call covers (the device maps the range piece by piece). */
+const mappingQueryBytesMax = 64 << 20;
 const ProvisioningStatus = { mapped: 0, deallocated: 1 } as const;
 /** Invalid field in CDB: the INVALID FIELD IN COMMAND INFORMATION UNIT variant for a Data-Out of the wrong size. */
 const invalidFieldInInformationUnit = { asc: 0x0e, ascq: 0x03 } as const;
@@ -184,7 +186,8 @@ export async function getLbaStatus(command: { lba: number; allocationBytes: numb
     let blocks = capacity - lba;
     const mappingAt = device.mappingAt;
     if (mappingAt !== undefined) {
-      const r = await settle(mappingAt.call(device, lba * info.blockBytes, blocks * info.blockBytes));
+      const queryBytes = Math.min(blocks * info.blockBytes, Math.floor(mappingQueryBytesMax / info.blockBytes) * info.blockBytes);
+      const r = await settle(mappingAt.call(device, lba * info.blockBytes, queryBytes));
       if (!r.ok) return failure(r, info);
       mapped = r.value.mapped;
       blocks = Math.max(1, Math.floor(r.value.lengthBytes / info.blockBytes));
