@@ -131,6 +131,23 @@ describe("iSCSI target with real initiators", () => {
     }, suiteTimeoutMs);
   }
 
+  test("CHAP with iscsi-inq: the right secret logs in, a wrong or missing one is refused, mutual CHAP checks the target", async () => {
+    const chap = { user: "alice", secret: "s3cret-secret", mutualUser: "qstora", mutualSecret: "mutual-secret1" };
+    const guarded = await startMemTarget({ lunBytes: 1 << 20, chap });
+    try {
+      const at = `127.0.0.1:${guarded.server.port}/${memTargetIqn}/0`;
+      expect((await run(["iscsi-inq", `iscsi://alice%s3cret-secret@${at}`])).code).toBe(0);
+      const wrong = await run(["iscsi-inq", `iscsi://alice%wrong-secret1@${at}`]);
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.stderr).toContain("Authentication failure");
+      expect((await run(["iscsi-inq", `iscsi://${at}`])).code).not.toBe(0);
+      expect((await run(["iscsi-inq", `iscsi://alice%s3cret-secret@${at}?target_user=qstora&target_password=mutual-secret1`])).code).toBe(0);
+      expect((await run(["iscsi-inq", `iscsi://alice%s3cret-secret@${at}?target_user=qstora&target_password=not-the-secret`])).code).not.toBe(0);
+    } finally {
+      await guarded.server.close();
+    }
+  });
+
   test("qemu-img copies 32 MiB into the LUN and back unchanged", async () => {
     const source = join(dir, "random.raw");
     const back = join(dir, "back.raw");

@@ -7,6 +7,7 @@ import { assert } from "../core/util/assert.ts";
 import { createLogger, silentLogger, type Logger } from "../core/util/log.ts";
 import type { BlockDevice, BlockDeviceInfo, IoResult, MaybePromise } from "../core/volume/block-device.ts";
 import { startIscsiServer, type IscsiServer, type TargetRegistry } from "../core/iscsi/server.ts";
+import type { ChapSecrets } from "../core/iscsi/login.ts";
 
 export const memTargetIqn = "iqn.2026-11.org.qstora:test";
 const defaultLunBytes = 64 << 20;
@@ -97,13 +98,13 @@ export class MemoryBlockDevice implements BlockDevice {
 }
 
 /** A registry over fixed targets (the daemon's is live; this one can be changed by the test). */
-export function memRegistry(targets: Map<string, { alias?: string; luns: Map<number, BlockDevice> }>): TargetRegistry {
+export function memRegistry(targets: Map<string, { alias?: string; luns: Map<number, BlockDevice>; chap?: ChapSecrets }>): TargetRegistry {
   return {
     listTargets: () => [...targets.entries()].map(([iqn, t]) => (t.alias === undefined ? { iqn } : { iqn, alias: t.alias })),
     lookupTarget: (iqn) => {
       const t = targets.get(iqn);
       if (t === undefined) return undefined;
-      return t.alias === undefined ? { iqn, luns: t.luns } : { iqn, alias: t.alias, luns: t.luns };
+      return { iqn, luns: t.luns, ...(t.alias === undefined ? {} : { alias: t.alias }), ...(t.chap === undefined ? {} : { chap: t.chap }) };
     },
   };
 }
@@ -112,12 +113,13 @@ export interface MemTarget {
   server: IscsiServer;
   device: MemoryBlockDevice;
   url: string;
-  targets: Map<string, { alias?: string; luns: Map<number, BlockDevice> }>;
+  targets: Map<string, { alias?: string; luns: Map<number, BlockDevice>; chap?: ChapSecrets }>;
 }
 
-export async function startMemTarget(options: { port?: number; host?: string; lunBytes?: number; async?: boolean; logger?: Logger } = {}): Promise<MemTarget> {
+export async function startMemTarget(options: { port?: number; host?: string; lunBytes?: number; async?: boolean; logger?: Logger; chap?: ChapSecrets } = {}): Promise<MemTarget> {
   const device = new MemoryBlockDevice({ sizeBytes: options.lunBytes ?? defaultLunBytes, async: options.async ?? false });
-  const targets = new Map<string, { alias?: string; luns: Map<number, BlockDevice> }>([[memTargetIqn, { alias: "qstora-test", luns: new Map<number, BlockDevice>([[0, device]]) }]]);
+  const target = { alias: "qstora-test", luns: new Map<number, BlockDevice>([[0, device]]), ...(options.chap === undefined ? {} : { chap: options.chap }) };
+  const targets = new Map<string, { alias?: string; luns: Map<number, BlockDevice>; chap?: ChapSecrets }>([[memTargetIqn, target]]);
   const host = options.host ?? "127.0.0.1";
   const server = await startIscsiServer({ host, port: options.port ?? 0, registry: memRegistry(targets), logger: options.logger ?? silentLogger });
   return { server, device, url: `iscsi://${host}:${server.port}/${memTargetIqn}/0`, targets };

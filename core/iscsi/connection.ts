@@ -15,14 +15,15 @@ import { UnitAttention, type LunStateTable, type Nexus } from "../scsi/lun-state
 import { decodeLun } from "../scsi/commands/report-luns.ts";
 import { Asc, SenseKey, Status, checkCondition, fixedSenseBytes, encodeFixedSense, senseForErrorCode, type ScsiResult } from "../scsi/sense.ts";
 import { ResponseBatch } from "./batch.ts";
-import { encodeKeys, loginStep, loginTextBytesMax, LoginStatus, newLoginState, parseKeys, type KeyValue, type LoginFailure, type LoginState, type TargetLimits } from "./login.ts";
+import { encodeKeys, loginStep, type ChapSecrets, loginTextBytesMax, LoginStatus, newLoginState, parseKeys, type KeyValue, type LoginFailure, type LoginState, type TargetLimits } from "./login.ts";
 import { Bhs, Flag, Op, PduDecoder, RejectReason, bhsBytes, put16, put32, reservedTag, u16, u32, type Pdu, type PduSink } from "./pdu.ts";
 import { CommandWindow, nexusKey, type SessionHandle, type SessionTable } from "./session.ts";
 
 /** What the daemon provides: the targets, looked up at login (may change at any time). */
 export interface TargetRegistry {
   listTargets(): Array<{ iqn: string; alias?: string }>;
-  lookupTarget(iqn: string): { iqn: string; alias?: string; luns: Map<number, BlockDevice> } | undefined;
+  /** `chap`, when set, makes the target require CHAP (see ChapSecrets in login.ts). */
+  lookupTarget(iqn: string): { iqn: string; alias?: string; luns: Map<number, BlockDevice>; chap?: ChapSecrets } | undefined;
 }
 
 export interface ConnectionTransport {
@@ -342,7 +343,8 @@ export class IscsiConnection implements PduSink {
       },
       (iqn) => {
         const t = this.options.registry.lookupTarget(iqn);
-        return t === undefined ? undefined : t.alias === undefined ? { iqn: t.iqn } : { iqn: t.iqn, alias: t.alias };
+        if (t === undefined) return undefined;
+        return { iqn: t.iqn, ...(t.alias === undefined ? {} : { alias: t.alias }), ...(t.chap === undefined ? {} : { chap: t.chap }) };
       },
     );
     if (!step.ok) return this.loginFailed(h, step.status, step.reason);

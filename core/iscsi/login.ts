@@ -122,9 +122,35 @@ export const LoginStatus = {
 } as const satisfies Record<string, readonly [number, number]>;
 export type LoginFailure = (typeof LoginStatus)[keyof typeof LoginStatus];
 
+/**
+ * CHAP secrets of a target (RFC 7143 §12.1.3), handed in by the daemon's registry. With them set
+ * the target requires CHAP; `mutual*` lets an initiator ask the target to authenticate itself.
+ */
+export interface ChapSecrets {
+  readonly user: string;
+  readonly secret: string;
+  readonly mutualUser?: string;
+  readonly mutualSecret?: string;
+}
+
 export interface LoginTarget {
   readonly iqn: string;
   readonly alias?: string;
+  readonly chap?: ChapSecrets;
+}
+
+/** CHAP_A values (RFC 1994 / RFC 7143 §12.1.3 MD5 = 5; SHA-256 = 7, registered with IANA for iSCSI). */
+const ChapAlgorithm = { md5: 5, sha256: 7 } as const;
+/** Challenge bytes we send: at least the digest length (RFC 7143 §12.1.3 recommends so). */
+const chapChallengeBytes = { [ChapAlgorithm.md5]: 16, [ChapAlgorithm.sha256]: 32 } as const;
+/** The most bytes a CHAP_R or CHAP_C may decode to (bounds the work of a hostile initiator). */
+const chapValueBytesMax = 1024;
+
+interface ChapExchange {
+  phase: "none" | "offered" | "challenged" | "done";
+  algorithm: number;
+  id: number;
+  challenge: Uint8Array;
 }
 
 /** Per-connection login state, kept across Login Request PDUs. */
@@ -142,10 +168,104 @@ export interface LoginState {
   readonly seen: Set<string>;
   /** Our declarations already sent (MaxRecvDataSegmentLength, TargetPortalGroupTag...). */
   readonly declared: Set<string>;
+  /** The CHAP exchange, when the target requires it. */
+  chap: ChapExchange;
+  /** Randomness for CHAP identifiers and challenges (a seeded source in tests). */
+  readonly random: (bytes: number) => Uint8Array;
 }
 
-export function newLoginState(limits: TargetLimits, portalGroupTag: number): LoginState {
-  return { limits, portalGroupTag, params: defaultSessionParams(), stage: Stage.security, sessionType: undefined, initiatorName: undefined, initiatorAlias: undefined, target: undefined, seen: new Set(), declared: new Set() };
+const systemRandom = (bytes: number): Uint8Array => crypto.getRandomValues(new Uint8Array(bytes));
+
+export function newLoginState(limits: TargetLimits, portalGroupTag: number, random: (bytes: number) => Uint8Array = systemRandom): LoginState {
+  return {
+    limits,
+    portalGroupTag,
+    params: defaultSessionParams(),
+    stage: Stage.security,
+    sessionType: undefined,
+    initiatorName: undefined,
+    initiatorAlias: undefined,
+    target: undefined,
+    seen: new Set(),
+    declared: new Set(),
+    chap: { phase: "none", algorithm: 0, id: 0, challenge: new Uint8Array(0) },
+    random,
+  };
+}
+
+/** RFC 7143 §6.1: binary values are hex (0x...) or base64 (0b...). Null when malformed or too long. */
+export function decodeBinary(value: string): Uint8Array | null {
+  if (/^0x[0-9a-f]+$/i.test(value)) {
+    let hex = value.slice(2);
+    if (hex.length % 2 === 1) hex = `0${hex}`;
+    if (hex.length / 2 > chapValueBytesMax) return null;
+    return Uint8Array.from(hex.match(/../g) as string[], (h) => Number.parseInt(h, 16));
+  }
+  if (/^0b[A-Za-z0-9+/]+=*$/.test(value)) {
+    if ((value.length - 2) * 0.75 > chapValueBytesMax) return null;
+    return new Uint8Array(Buffer.from(value.slice(2), "base64"));
+  }
+  return null;
+}
+
+const hex = (b: Uint8Array): string => `0x${Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("")}`;
+
+/** The CHAP response: H(identifier || secret || challenge) (RFC 1994 §4.1). */
+export function chapResponse(algorithm: number, id: number, secret: string, challenge: Uint8Array): Uint8Array {
+  const h = new Bun.CryptoHasher(algorithm === ChapAlgorithm.sha256 ? "sha256" : "md5");
+  h.update(new Uint8Array([id & 0xff]));
+  h.update(new TextEncoder().encode(secret));
+  h.update(challenge);
+  return new Uint8Array(h.digest());
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= (a[i] as number) ^ (b[i] as number);
+  return diff === 0;
+}
+
+type ChapOutcome = { readonly reply: KeyValue[] } | { readonly failure: LoginFailure; readonly reason: string };
+
+/** The CHAP keys of one Login Request (RFC 7143 §12.1.3), for a target that requires CHAP. */
+function chapStep(state: LoginState, secrets: ChapSecrets, keys: ReadonlyMap<string, string>): ChapOutcome {
+  const c = state.chap;
+  const authFail = (reason: string): ChapOutcome => ({ failure: LoginStatus.authenticationFailure, reason });
+  if (c.phase === "offered") {
+    const offered = keys.get("CHAP_A");
+    if (offered === undefined) return authFail("CHAP selected but no CHAP_A sent");
+    const algorithms = offered.split(",").map((v) => Number(v));
+    const algorithm = algorithms.includes(ChapAlgorithm.sha256) ? ChapAlgorithm.sha256 : algorithms.includes(ChapAlgorithm.md5) ? ChapAlgorithm.md5 : 0;
+    if (algorithm === 0) return authFail(`no CHAP algorithm in common (offered ${offered})`);
+    c.algorithm = algorithm;
+    c.id = (state.random(1)[0] as number) & 0xff;
+    c.challenge = state.random(chapChallengeBytes[algorithm]);
+    c.phase = "challenged";
+    return { reply: [["CHAP_A", String(algorithm)], ["CHAP_I", String(c.id)], ["CHAP_C", hex(c.challenge)]] };
+  }
+  if (c.phase === "challenged") {
+    const name = keys.get("CHAP_N");
+    const response = decodeBinary(keys.get("CHAP_R") ?? "");
+    if (name === undefined || response === null) return authFail("CHAP_N and CHAP_R expected");
+    const expected = chapResponse(c.algorithm, c.id, secrets.secret, c.challenge);
+    if (name !== secrets.user || !sameBytes(response, expected)) return authFail(`CHAP authentication failed for user ${name}`);
+    const reply: KeyValue[] = [];
+    const mutualId = keys.get("CHAP_I");
+    const mutualChallenge = keys.get("CHAP_C");
+    if (mutualId !== undefined || mutualChallenge !== undefined) {
+      if (secrets.mutualUser === undefined || secrets.mutualSecret === undefined) return authFail("mutual CHAP asked for, but the target has no mutual secret");
+      const id = number(mutualId ?? "");
+      const challenge = decodeBinary(mutualChallenge ?? "");
+      if (id === null || id > 0xff || challenge === null || challenge.length === 0) return authFail("bad CHAP_I or CHAP_C for mutual CHAP");
+      // A reflected challenge would let an attacker use us to answer our own challenge (RFC 7143 §12.1.3).
+      if (sameBytes(challenge, c.challenge)) return authFail("the initiator reflected the target's CHAP challenge");
+      reply.push(["CHAP_N", secrets.mutualUser], ["CHAP_R", hex(chapResponse(c.algorithm, id, secrets.mutualSecret, challenge))]);
+    }
+    c.phase = "done";
+    return { reply };
+  }
+  return { reply: [] };
 }
 
 export interface LoginRequest {
@@ -197,6 +317,11 @@ function negotiateKey(state: LoginState, key: string, value: string): { reply?: 
       return {};
     case "AuthMethod": {
       if (state.stage !== Stage.security) return { failure: LoginStatus.initiatorError, reason: "AuthMethod outside the security stage" };
+      if (state.target?.chap !== undefined) {
+        if (!value.split(",").includes("CHAP")) return { failure: LoginStatus.authenticationFailure, reason: "this target requires CHAP" };
+        if (state.chap.phase === "none") state.chap.phase = "offered";
+        return { reply: "CHAP" };
+      }
       if (!value.split(",").includes("None")) return { failure: LoginStatus.authenticationFailure, reason: "no common AuthMethod (this target offers None)" };
       return { reply: "None" };
     }
@@ -307,11 +432,23 @@ export function loginStep(state: LoginState, request: LoginRequest, lookupTarget
       if ("failure" in r) return fail(r.failure, r.reason);
     }
   }
+  // The target (and so whether CHAP is required) is known before AuthMethod is answered.
+  if (state.sessionType !== "Discovery" && state.target === undefined) {
+    const name = request.keys.find(([k]) => k === "TargetName")?.[1];
+    if (name !== undefined && name !== "") state.target = lookupTarget(name.toLowerCase());
+  }
+  const chapRequired = state.sessionType !== "Discovery" && state.target?.chap !== undefined;
   const reply: KeyValue[] = [];
+  const chapKeys = new Map<string, string>();
   for (const [key, value] of request.keys) {
     if (state.seen.has(key) && key !== "SessionType" && key !== "InitiatorName" && key !== "TargetName") return fail(LoginStatus.initiatorError, `key ${key} sent twice`);
     state.seen.add(key);
     if (key === "SessionType" || key === "InitiatorName" || key === "TargetName") continue;
+    if (key.startsWith("CHAP_")) {
+      if (!chapRequired || request.currentStage !== Stage.security) return fail(LoginStatus.initiatorError, `${key} without CHAP negotiated`);
+      chapKeys.set(key, value);
+      continue;
+    }
     const r = negotiateKey(state, key, value);
     if ("failure" in r) return fail(r.failure, r.reason);
     if (r.reply !== undefined) reply.push([key, r.reply]);
@@ -324,6 +461,19 @@ export function loginStep(state: LoginState, request: LoginRequest, lookupTarget
     const target = lookupTarget(name.toLowerCase());
     if (target === undefined) return fail(LoginStatus.notFound, `no target named ${name}`);
     state.target = target;
+  }
+  let authPending = false;
+  if (chapRequired) {
+    const secrets = state.target?.chap as ChapSecrets;
+    if (request.currentStage !== Stage.security && state.chap.phase !== "done") return fail(LoginStatus.authenticationFailure, "this target requires CHAP");
+    if (state.chap.phase === "none" && request.currentStage === Stage.security) return fail(LoginStatus.authenticationFailure, "this target requires CHAP (no AuthMethod offered)");
+    const before = state.chap.phase;
+    if (chapKeys.size > 0 || before === "challenged") {
+      const r = chapStep(state, secrets, chapKeys);
+      if ("failure" in r) return fail(r.failure, r.reason);
+      reply.push(...r.reply);
+    }
+    authPending = state.chap.phase !== "done";
   }
   // RFC 7143 §13.9: the target sends TargetPortalGroupTag in its first response of a normal session.
   if (state.sessionType === "Normal" && !state.declared.has("TargetPortalGroupTag")) {
@@ -341,7 +491,8 @@ export function loginStep(state: LoginState, request: LoginRequest, lookupTarget
   // RFC 7143 §13.14: FirstBurstLength must not exceed MaxBurstLength.
   if (state.params.firstBurstBytes > state.params.maxBurstBytes) state.params.firstBurstBytes = state.params.maxBurstBytes;
 
-  if (!request.transit) return { ok: true, transit: false, currentStage: request.currentStage, nextStage: 0, reply, fullFeature: false };
+  // Until CHAP completes the target answers with T=0: the initiator stays in the security stage.
+  if (!request.transit || authPending) return { ok: true, transit: false, currentStage: request.currentStage, nextStage: 0, reply, fullFeature: false };
   state.stage = request.nextStage;
   return { ok: true, transit: true, currentStage: request.currentStage, nextStage: request.nextStage, reply, fullFeature: request.nextStage === Stage.fullFeature };
 }
