@@ -143,6 +143,10 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     }
     const svc = service;
     const portal = iscsi;
+    svc.onLunsChanged = (iqn, removed) => {
+      if (removed !== undefined) portal.lunStates.delete(removed);
+      portal.lunStates.lunInventoryChanged(iqn);
+    };
     let metadataReachable = true;
     const probe = setInterval(() => {
       meta

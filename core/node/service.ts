@@ -75,7 +75,7 @@ export class NodeService {
       // Without replication a LUN's data lives on one node: only that node serves it.
       if (rec.nodeId !== undefined && rec.nodeId !== this.identity.nodeId) continue;
       this.luns.set(rec.uuid, rec);
-      this.volumes.set(rec.uuid, new Volume(this.volumeSpec(rec), this.units));
+      this.volumes.set(rec.uuid, this.newVolume(rec));
     }
     this.rebuildTargetCache();
     this.logger.info("state loaded", { archives: this.archiveRecords.size, targets: this.targets.size, luns: this.luns.size });
@@ -96,6 +96,21 @@ export class NodeService {
       this.logger.error("archive not available", { id: rec.id, path: rec.path, error: message });
     }
   }
+
+  private newVolume(rec: LunRecord): Volume {
+    return new Volume(this.volumeSpec(rec), this.units, async (writeCache) => {
+      try {
+        await this.setLun(rec.target, rec.lun, { writeCache });
+        return { ok: true, value: undefined };
+      } catch (e) {
+        this.logger.error("saving the write cache setting failed", { lun: rec.uuid, error: e instanceof Error ? e.message : String(e) });
+        return { ok: false, code: "METADATA_UNAVAILABLE", message: "the setting could not be saved" };
+      }
+    });
+  }
+
+  /** Told when a target's LUN inventory changes (REPORTED LUNS DATA HAS CHANGED), with the device removed if any. */
+  onLunsChanged: (iqn: string, removed?: BlockDevice) => void = () => {};
 
   private volumeSpec(rec: LunRecord): ConstructorParameters<typeof Volume>[0] {
     return { uuid: rec.uuid, name: rec.name, sizeBytes: rec.sizeBytes, blockBytes: rec.blockBytes, layout: rec.layout, writeCache: rec.writeCache };
@@ -326,8 +341,9 @@ export class NodeService {
       };
       await this.createRecord(keys.lun(uuid), rec, `LUN ${uuid}`);
       this.luns.set(uuid, rec);
-      this.volumes.set(uuid, new Volume(this.volumeSpec(rec), this.units));
+      this.volumes.set(uuid, this.newVolume(rec));
       this.rebuildTargetCache();
+      this.onLunsChanged(target);
       this.logger.info("LUN created", { target, lun, uuid, size: rec.sizeBytes });
       return this.lunView(rec);
     });
@@ -340,6 +356,7 @@ export class NodeService {
     if (volume !== undefined) this.addRetired(volume.counters);
     this.volumes.delete(rec.uuid);
     this.rebuildTargetCache();
+    this.onLunsChanged(rec.target, volume);
     this.units.dropVolume(rec.uuid);
   }
 

@@ -51,3 +51,19 @@ describe("Volume.mappingAt()", () => {
     expect(rest?.ok && rest.value.mapped).toBe(false);
   });
 });
+
+test("setWriteCache() takes effect at once and hands the change to be saved", async () => {
+  const saved: boolean[] = [];
+  const v = new Volume(
+    { uuid: "00000000-0000-4000-8000-000000000001", name: "v", sizeBytes: 1 << 20, blockBytes: 512, layout: createLayout({ sizeBytes: 1 << 20, stripeBytes: 65536, segmentBytes: 1 << 20 }), writeCache: true },
+    memoryUnits(),
+    async (enabled) => {
+      saved.push(enabled);
+      return { ok: true, value: undefined };
+    },
+  );
+  const r = await v.setWriteCache(false);
+  expect(r.ok).toBe(true);
+  expect(v.info().writeCache).toBe(false);
+  expect(saved).toEqual([false]);
+});

@@ -6,7 +6,7 @@
 // with FUA, or when the LUN's write cache is off, only after the units' archives are flushed.
 // flush() returns only when every write acknowledged before it is durable.
 // Never returns data that failed its checksum: such a read fails with MEDIUM_ERROR.
-import type { BlockDevice, BlockDeviceInfo, IoResult, IoFailure } from "./block-device.ts";
+import type { BlockDevice, BlockDeviceInfo, IoResult, IoFailure, MaybePromise } from "./block-device.ts";
 import { capacityOf, mapExtent, segmentUnitBytes, type VolumeLayout } from "./layout.ts";
 import { assert } from "../util/assert.ts";
 
@@ -56,9 +56,17 @@ export class Volume implements BlockDevice {
   constructor(
     spec: VolumeSpec,
     private readonly units: UnitProvider,
+    /** Keeps a write-cache change (MODE SELECT) in the LUN's record; answers when it is stored. */
+    private readonly saveWriteCache?: (enabled: boolean) => Promise<IoResult<void>>,
   ) {
     assert(capacityOf(spec.layout) >= spec.sizeBytes, "layout smaller than the volume");
     this.spec = spec;
+  }
+
+  /** MODE SELECT's WCE: takes effect at once, and is kept per LUN across restarts. */
+  setWriteCache(enabled: boolean): MaybePromise<IoResult<void>> {
+    this.spec = { ...this.spec, writeCache: enabled };
+    return this.saveWriteCache === undefined ? OK_VOID : this.saveWriteCache(enabled);
   }
 
   /** Swaps in a new spec (resize, write cache); the layout may only have grown. */
