@@ -86,6 +86,23 @@ describe("daemon lifecycle", () => {
     expect(node.q("lun", "set", "--target", iqn, "--lun", "0", "--write-cache", "maybe").code).toBe(2);
   });
 
+  test("target chap set: initiators must authenticate; secrets come from files and are never shown", () => {
+    const secretFile = join(node.dir, "chap-secret");
+    writeFileSync(secretFile, "s3cret-of-16-chars\n", { mode: 0o600 });
+    const t = node.qJson<{ chap: string }>("target", "chap", "set", iqn, "--user", "alice", "--secret-file", secretFile);
+    expect(t.chap).toBe("one-way");
+    expect(JSON.stringify(node.qJson<unknown>("target", "list"))).not.toContain("s3cret");
+    expect(run(["iscsi-inq", url]).code).not.toBe(0);
+    expect(run(["iscsi-inq", url.replace("iscsi://", "iscsi://alice%wrong-secret-1234@")]).code).not.toBe(0);
+    const ok = run(["iscsi-inq", url.replace("iscsi://", "iscsi://alice%s3cret-of-16-chars@")]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain("QSTORA");
+    writeFileSync(secretFile, "short\n");
+    expect(node.q("target", "chap", "set", iqn, "--user", "alice", "--secret-file", secretFile).code).toBe(2);
+    expect(node.qJson<{ chap: string }>("target", "chap", "clear", iqn).chap).toBe("none");
+    expect(run(["iscsi-inq", url]).code).toBe(0);
+  });
+
   test("a bad qstora.toml stops the start with an error naming the key", () => {
     node.ok("stop");
     const path = join(node.dataDir, "qstora.toml");

@@ -15,6 +15,7 @@ export type ArchiveView = Omit<ArchiveInfo, "clusterId"> & {
 export interface TargetView {
   iqn: string;
   alias?: string;
+  chap: "none" | "one-way" | "mutual";
   luns: number[];
   sessions: number;
 }

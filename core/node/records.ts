@@ -27,9 +27,18 @@ export interface ArchiveRecord {
   addedAt: string;
 }
 
+export interface ChapRecord {
+  user: string;
+  secret: string;
+  mutualUser?: string;
+  mutualSecret?: string;
+}
+
 export interface TargetRecord {
   iqn: string;
   alias?: string;
+  /** CHAP secrets; the initiators must authenticate when set (never shown by the CLI or API). */
+  chap?: ChapRecord;
   createdAt: string;
 }
 

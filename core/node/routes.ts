@@ -51,6 +51,19 @@ export function controlRoutes(service: NodeService, status: () => Promise<Status
         return service.createTarget({ iqn: field(body, "iqn", "string", true) as string, ...(alias === undefined ? {} : { alias }) });
       },
     },
+    {
+      method: "POST",
+      pattern: "/v1/targets/:iqn/chap",
+      handler: ({ params, body }) => {
+        const user = field(body, "user", "string", true) as string;
+        const secret = field(body, "secret", "string", true) as string;
+        const mutualUser = field(body, "mutualUser", "string", false);
+        const mutualSecret = field(body, "mutualSecret", "string", false);
+        if ((mutualUser === undefined) !== (mutualSecret === undefined)) throw new QstoraError("USAGE", "mutual CHAP needs both mutualUser and mutualSecret");
+        return service.setChap(params["iqn"] as string, { user, secret, ...(mutualUser === undefined ? {} : { mutualUser, mutualSecret: mutualSecret as string }) });
+      },
+    },
+    { method: "DELETE", pattern: "/v1/targets/:iqn/chap", handler: ({ params }) => service.setChap(params["iqn"] as string, null) },
     { method: "DELETE", pattern: "/v1/targets/:iqn", handler: ({ params, query }) => service.deleteTarget(params["iqn"] as string, { force: query.get("force") === "true" }) },
     { method: "GET", pattern: "/v1/luns", handler: () => ({ luns: service.lunViews() }) },
     {

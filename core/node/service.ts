@@ -18,7 +18,7 @@ import { formatSize } from "../util/size.ts";
 import type { Logger } from "../util/log.ts";
 import { LocalUnits } from "./local-units.ts";
 import { checkIscsiName, checkLunName, checkLunNumber } from "./names.ts";
-import { keys, type ArchiveRecord, type LunRecord, type TargetRecord } from "./records.ts";
+import { keys, type ArchiveRecord, type ChapRecord, type LunRecord, type TargetRecord } from "./records.ts";
 import type { NodeIdentity } from "./identity.ts";
 import { newToken, type TokenRecord } from "../cluster/token.ts";
 
@@ -30,6 +30,7 @@ export interface TargetEntry {
   iqn: string;
   alias?: string;
   luns: Map<number, BlockDevice>;
+  chap?: ChapRecord;
 }
 
 function now(): string {
@@ -119,7 +120,7 @@ export class NodeService {
   private rebuildTargetCache(): void {
     this.targetCache.clear();
     for (const t of this.targets.values()) {
-      this.targetCache.set(t.iqn, { iqn: t.iqn, ...(t.alias === undefined ? {} : { alias: t.alias }), luns: new Map() });
+      this.targetCache.set(t.iqn, { iqn: t.iqn, ...(t.alias === undefined ? {} : { alias: t.alias }), ...(t.chap === undefined ? {} : { chap: t.chap }), luns: new Map() });
     }
     for (const l of this.luns.values()) {
       const volume = this.volumes.get(l.uuid);
@@ -224,6 +225,7 @@ export class NodeService {
       .map((t) => ({
         iqn: t.iqn,
         ...(t.alias === undefined ? {} : { alias: t.alias }),
+        chap: t.chap === undefined ? "none" : t.chap.mutualUser === undefined ? "one-way" : "mutual",
         luns: [...this.luns.values()].filter((l) => l.target === t.iqn).map((l) => l.lun).sort((a, b) => a - b),
         sessions: sessionsOf(t.iqn),
       }));
@@ -239,6 +241,29 @@ export class NodeService {
       this.targets.set(iqn, rec);
       this.rebuildTargetCache();
       this.logger.info("target created", { iqn });
+      return this.targetViews().find((t) => t.iqn === iqn) as TargetView;
+    });
+  }
+
+  /** Sets (or with null, clears) a target's CHAP secrets; new logins must authenticate. */
+  setChap(iqnText: string, chap: ChapRecord | null): Promise<TargetView> {
+    return this.serial(async () => {
+      const iqn = iqnText.trim().toLowerCase();
+      const rec = this.targets.get(iqn);
+      if (rec === undefined) throw new QstoraError("NOT_FOUND", `no target ${iqnText}`, "List them with `qstora target list`.");
+      if (chap !== null) {
+        // RFC 7143 §12.1.3: secrets of at least 12 bytes; 16 bytes keep MD5-based CHAP honest.
+        for (const secret of [chap.secret, chap.mutualSecret]) {
+          if (secret !== undefined && (secret.length < 12 || secret.length > 255)) throw new QstoraError("INVALID_ARGUMENT", "a CHAP secret must be 12 to 255 characters");
+        }
+        if (chap.mutualSecret !== undefined && chap.mutualSecret === chap.secret) throw new QstoraError("INVALID_ARGUMENT", "the mutual secret must differ from the initiator's secret");
+      }
+      const { chap: _old, ...rest } = rec;
+      const next: TargetRecord = chap === null ? rest : { ...rest, chap };
+      await this.meta.put(keys.target(iqn), JSON.stringify(next));
+      this.targets.set(iqn, next);
+      this.rebuildTargetCache();
+      this.logger.info(chap === null ? "CHAP cleared" : "CHAP set", { iqn, mutual: chap?.mutualUser !== undefined });
       return this.targetViews().find((t) => t.iqn === iqn) as TargetView;
     });
   }

@@ -6,5 +6,6 @@ export default defineCommand({
     create: () => import("./create.ts").then((m) => m.default),
     list: () => import("./list.ts").then((m) => m.default),
     delete: () => import("./delete.ts").then((m) => m.default),
+    chap: () => import("./chap/index.ts").then((m) => m.default),
   },
 });
