@@ -103,6 +103,20 @@ describe("daemon lifecycle", () => {
     expect(run(["iscsi-inq", url]).code).toBe(0);
   });
 
+  test("target acl: once a target has a list, other initiators neither log in nor see it", () => {
+    const allowed = "iqn.2026-11.org.qstora:allowed-host";
+    const other = "iqn.2026-11.org.qstora:other-host";
+    expect(node.qJson<{ acl?: string[] }>("target", "acl", "add", iqn, allowed).acl).toEqual([allowed]);
+    expect(run(["iscsi-inq", "-i", other, url]).code).not.toBe(0);
+    expect(run(["iscsi-inq", "-i", allowed, url]).code).toBe(0);
+    expect(run(["iscsi-ls", "-i", other, `iscsi://${node.portal}`]).stdout).not.toContain(iqn);
+    expect(run(["iscsi-ls", "-i", allowed, `iscsi://${node.portal}`]).stdout).toContain(iqn);
+    expect(node.q("target", "acl", "add", iqn, allowed).code).toBe(4);
+    expect(node.q("target", "acl", "add", iqn, "not-an-iqn").code).toBe(2);
+    expect(node.qJson<{ acl?: string[] }>("target", "acl", "remove", iqn, allowed).acl).toBeUndefined();
+    expect(run(["iscsi-inq", "-i", other, url]).code).toBe(0);
+  });
+
   test("a bad qstora.toml stops the start with an error naming the key", () => {
     node.ok("stop");
     const path = join(node.dataDir, "qstora.toml");

@@ -16,6 +16,8 @@ export interface TargetView {
   iqn: string;
   alias?: string;
   chap: "none" | "one-way" | "mutual";
+  /** Allowed initiators; absent when every initiator is allowed. */
+  acl?: string[];
   luns: number[];
   sessions: number;
 }

@@ -21,9 +21,13 @@ import { CommandWindow, nexusKey, type SessionHandle, type SessionTable } from "
 
 /** What the daemon provides: the targets, looked up at login (may change at any time). */
 export interface TargetRegistry {
-  listTargets(): Array<{ iqn: string; alias?: string }>;
-  /** `chap`, when set, makes the target require CHAP (see ChapSecrets in login.ts). */
-  lookupTarget(iqn: string): { iqn: string; alias?: string; luns: Map<number, BlockDevice>; chap?: ChapSecrets } | undefined;
+  /** The targets `initiator` may see (a target's access list hides it from the others). */
+  listTargets(initiator?: string): Array<{ iqn: string; alias?: string }>;
+  /**
+   * The target, if `initiator` may log in to it (undefined otherwise, as if it did not exist).
+   * `chap`, when set, makes the target require CHAP (see ChapSecrets in login.ts).
+   */
+  lookupTarget(iqn: string, initiator?: string): { iqn: string; alias?: string; luns: Map<number, BlockDevice>; chap?: ChapSecrets } | undefined;
 }
 
 export interface ConnectionTransport {
@@ -342,7 +346,7 @@ export class IscsiConnection implements PduSink {
         keys,
       },
       (iqn) => {
-        const t = this.options.registry.lookupTarget(iqn);
+        const t = this.options.registry.lookupTarget(iqn, this.login.initiatorName);
         if (t === undefined) return undefined;
         return { iqn: t.iqn, ...(t.alias === undefined ? {} : { alias: t.alias }), ...(t.chap === undefined ? {} : { chap: t.chap }) };
       },
@@ -353,7 +357,7 @@ export class IscsiConnection implements PduSink {
       if (tsih === null) return this.loginFailed(h, LoginStatus.outOfResources, "too many sessions");
       const targetName = this.login.sessionType === "Normal" ? this.login.target?.iqn : undefined;
       if (targetName !== undefined) {
-        this.target = this.options.registry.lookupTarget(targetName);
+        this.target = this.options.registry.lookupTarget(targetName, this.initiatorName);
         if (this.target === undefined) return this.loginFailed(h, LoginStatus.targetRemoved, `target ${targetName} was removed during login`);
       }
       const isidHex = Array.from(this.isid, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -388,13 +392,13 @@ export class IscsiConnection implements PduSink {
     if (value === "All") {
       // RFC 7143 §12.3 / appendix C: in a normal session "All" may be answered with every target too.
       const out: KeyValue[] = [];
-      for (const t of this.options.registry.listTargets()) out.push(["TargetName", t.iqn], ["TargetAddress", address]);
+      for (const t of this.options.registry.listTargets(this.initiatorName)) out.push(["TargetName", t.iqn], ["TargetAddress", address]);
       return out;
     }
     const name = value === "" ? this.target?.iqn : value;
     if (name === undefined) return null; // empty value in a discovery session
     if (!iscsiNamePattern.test(name)) return null;
-    const t = this.options.registry.lookupTarget(name.toLowerCase());
+    const t = this.options.registry.lookupTarget(name.toLowerCase(), this.initiatorName);
     return t === undefined ? [] : [["TargetName", t.iqn], ["TargetAddress", address]];
   }
 

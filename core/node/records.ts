@@ -39,6 +39,8 @@ export interface TargetRecord {
   alias?: string;
   /** CHAP secrets; the initiators must authenticate when set (never shown by the CLI or API). */
   chap?: ChapRecord;
+  /** Initiator names allowed to see and log in to the target; absent: every initiator. */
+  acl?: string[];
   createdAt: string;
 }
 

@@ -63,6 +63,8 @@ export function controlRoutes(service: NodeService, status: () => Promise<Status
         return service.setChap(params["iqn"] as string, { user, secret, ...(mutualUser === undefined ? {} : { mutualUser, mutualSecret: mutualSecret as string }) });
       },
     },
+    { method: "POST", pattern: "/v1/targets/:iqn/acl", handler: ({ params, body }) => service.changeAcl(params["iqn"] as string, field(body, "initiator", "string", true) as string, "add") },
+    { method: "DELETE", pattern: "/v1/targets/:iqn/acl/:initiator", handler: ({ params }) => service.changeAcl(params["iqn"] as string, params["initiator"] as string, "remove") },
     { method: "DELETE", pattern: "/v1/targets/:iqn/chap", handler: ({ params }) => service.setChap(params["iqn"] as string, null) },
     { method: "DELETE", pattern: "/v1/targets/:iqn", handler: ({ params, query }) => service.deleteTarget(params["iqn"] as string, { force: query.get("force") === "true" }) },
     { method: "GET", pattern: "/v1/luns", handler: () => ({ luns: service.lunViews() }) },

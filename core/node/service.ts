@@ -146,12 +146,17 @@ export class NodeService {
 
   // ---- TargetRegistry (read by the iSCSI server; must stay synchronous and cheap) ----
 
-  listTargets(): Array<{ iqn: string; alias?: string }> {
-    return [...this.targetCache.values()].map((t) => (t.alias === undefined ? { iqn: t.iqn } : { iqn: t.iqn, alias: t.alias }));
+  private allowed(iqn: string, initiator: string | undefined): boolean {
+    const acl = this.targets.get(iqn)?.acl;
+    return acl === undefined || (initiator !== undefined && acl.includes(initiator.toLowerCase()));
   }
 
-  lookupTarget(iqn: string): TargetEntry | undefined {
-    return this.targetCache.get(iqn);
+  listTargets(initiator?: string): Array<{ iqn: string; alias?: string }> {
+    return [...this.targetCache.values()].filter((t) => this.allowed(t.iqn, initiator)).map((t) => (t.alias === undefined ? { iqn: t.iqn } : { iqn: t.iqn, alias: t.alias }));
+  }
+
+  lookupTarget(iqn: string, initiator?: string): TargetEntry | undefined {
+    return this.allowed(iqn, initiator) ? this.targetCache.get(iqn) : undefined;
   }
 
   // ---- archives ----
@@ -226,6 +231,7 @@ export class NodeService {
         iqn: t.iqn,
         ...(t.alias === undefined ? {} : { alias: t.alias }),
         chap: t.chap === undefined ? "none" : t.chap.mutualUser === undefined ? "one-way" : "mutual",
+        ...(t.acl === undefined ? {} : { acl: t.acl }),
         luns: [...this.luns.values()].filter((l) => l.target === t.iqn).map((l) => l.lun).sort((a, b) => a - b),
         sessions: sessionsOf(t.iqn),
       }));
@@ -264,6 +270,26 @@ export class NodeService {
       this.targets.set(iqn, next);
       this.rebuildTargetCache();
       this.logger.info(chap === null ? "CHAP cleared" : "CHAP set", { iqn, mutual: chap?.mutualUser !== undefined });
+      return this.targetViews().find((t) => t.iqn === iqn) as TargetView;
+    });
+  }
+
+  /** Adds or removes an initiator on a target's access list (an empty list is removed: all allowed). */
+  changeAcl(iqnText: string, initiatorText: string, change: "add" | "remove"): Promise<TargetView> {
+    return this.serial(async () => {
+      const iqn = iqnText.trim().toLowerCase();
+      const rec = this.targets.get(iqn);
+      if (rec === undefined) throw new QstoraError("NOT_FOUND", `no target ${iqnText}`, "List them with `qstora target list`.");
+      const initiator = checkIscsiName(initiatorText, "initiator name");
+      const current = rec.acl ?? [];
+      if (change === "add" && current.includes(initiator)) throw new QstoraError("ALREADY_EXISTS", `${initiator} is already allowed on ${iqn}`);
+      if (change === "remove" && !current.includes(initiator)) throw new QstoraError("NOT_FOUND", `${initiator} is not on ${iqn}'s access list`);
+      const acl = change === "add" ? [...current, initiator] : current.filter((i) => i !== initiator);
+      const { acl: _old, ...rest } = rec;
+      const next: TargetRecord = acl.length === 0 ? rest : { ...rest, acl };
+      await this.meta.put(keys.target(iqn), JSON.stringify(next));
+      this.targets.set(iqn, next);
+      this.logger.info(`initiator ${change === "add" ? "allowed" : "removed"}`, { iqn, initiator });
       return this.targetViews().find((t) => t.iqn === iqn) as TargetView;
     });
   }

@@ -7,5 +7,6 @@ export default defineCommand({
     list: () => import("./list.ts").then((m) => m.default),
     delete: () => import("./delete.ts").then((m) => m.default),
     chap: () => import("./chap/index.ts").then((m) => m.default),
+    acl: () => import("./acl/index.ts").then((m) => m.default),
   },
 });
