@@ -31,6 +31,8 @@ import { setCrc32cScratchDir } from "../util/crc32c.ts";
 import { caPath, joinPath, type JoinRequest } from "../cluster/join.ts";
 import { keepLeaseAlive } from "../meta/documents.ts";
 import { answerJoin } from "./join-member.ts";
+import { loadReservations, reservationPersistence } from "./reservations.ts";
+import { LunStateTable } from "../scsi/lun-state.ts";
 
 /** A node whose heartbeat lease lapses for this long is shown down. */
 const heartbeatTtlSeconds = 10;
@@ -136,8 +138,11 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     const nodeRec: NodeRecord = { id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, version, startedAt: new Date(startedAt).toISOString() };
     await meta.put(keys.node(identity.nodeId), JSON.stringify(nodeRec));
 
+    // Persistent reservations with APTPL come back from the metadata store.
+    const reservations = await loadReservations(meta, logger);
+    const lunStates = new LunStateTable(reservationPersistence(meta, reservations, logger.child("reservations")));
     try {
-      iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, registry: service, logger: logger.child("iscsi") });
+      iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, registry: service, logger: logger.child("iscsi"), lunStates });
     } catch (e) {
       throw bindError(e, "iSCSI portal", config.portal.listen);
     }
