@@ -9,32 +9,16 @@ import { silentLogger } from "../util/log.ts";
 import type { BlockDevice } from "../volume/block-device.ts";
 import { IscsiConnection } from "./connection.ts";
 import { defaultTargetLimits, encodeKeys } from "./login.ts";
-import { Bhs, Flag, Op, bhsBytes, encodePdu, encodedBytes, put32 } from "./pdu.ts";
+import { Bhs, Flag, Op, put32 } from "./pdu.ts";
 import { SessionTable } from "./session.ts";
+import { seededRng } from "../../test/helpers/rng.ts";
+import { buildPdu } from "./pdu-fixture.ts";
 
 const iqn = "iqn.2026-11.org.qstora:fuzz";
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
+const rng = seededRng;
 
-function pdu(opcode: number, flags: number, data: Uint8Array | null, fill: (h: Uint8Array) => void): Uint8Array {
-  const h = new Uint8Array(bhsBytes);
-  h[0] = opcode;
-  h[1] = flags;
-  fill(h);
-  const out = new Uint8Array(encodedBytes(data?.length ?? 0, false, false));
-  encodePdu(out, 0, { header: h, data, headerDigest: false, dataDigest: false });
-  return out;
-}
+const pdu = buildPdu;
 
 const loginPdu = pdu(Op.loginRequest | 0x40, Flag.transit | (1 << 2) | 3, encodeKeys([["InitiatorName", "iqn.2026-11.org.test:fuzz"], ["TargetName", iqn]]), (h) => {
   h.set([0x80, 0, 0, 0x12, 0x34, 0], Bhs.isid);

@@ -5,20 +5,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { memTargetIqn, startMemTarget, type MemTarget } from "../../test/iscsi-mem-target.ts";
 import { encodeKeys } from "./login.ts";
-import { Bhs, Flag, Op, bhsBytes, encodePdu, encodedBytes, put32, u32 } from "./pdu.ts";
+import { Bhs, Flag, Op, bhsBytes, put32, u32 } from "./pdu.ts";
+import { buildPdu } from "./pdu-fixture.ts";
 
 const floodConnections = 1000;
 const answerTimeoutMs = 2000;
 
-function pdu(opcode: number, flags: number, data: Uint8Array | null, fill: (h: Uint8Array) => void): Uint8Array {
-  const h = new Uint8Array(bhsBytes);
-  h[0] = opcode;
-  h[1] = flags;
-  fill(h);
-  const out = new Uint8Array(encodedBytes(data?.length ?? 0, false, false));
-  encodePdu(out, 0, { header: h, data, headerDigest: false, dataDigest: false });
-  return out;
-}
+const pdu = buildPdu;
 
 /** A tiny initiator: sends PDUs, collects whole answers (no digests). */
 class Client {

@@ -7,23 +7,14 @@ import { Opcode, decodeCdb } from "./cdb.ts";
 import { executeCommand, type ScsiPort } from "./logical-unit.ts";
 import { LunStateTable, type Nexus } from "./lun-state.ts";
 import { Status, type ScsiResult } from "./sense.ts";
+import { seededRng } from "../../test/helpers/rng.ts";
 
 const port: ScsiPort = { targetName: "iqn.2026-11.org.qstora:fuzz", relativePortId: 1, lunNumbers: () => [0] };
 const nexus: Nexus = { id: "iqn.2026-11.org.qstora:i,i,0x000000000001|1", initiatorPort: "iqn.2026-11.org.qstora:i,i,0x000000000001", relativePortId: 1 };
 const statuses = new Set<number>(Object.values(Status));
 const iterations = 20_000;
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
+const rng = seededRng;
 
 /** CDBs that decode to every command kind, to mutate. */
 const seeds: number[][] = [
