@@ -63,8 +63,6 @@ export function backupSuperblockOffset(sizeBytes: number): number {
   return sizeBytes - tailReservedBytes;
 }
 
-/** @deprecated The front copies only: use Archive.wipe(path), which also clears the tail copy. */
-export const superblockOffsets = superblockFrontOffsets;
 
 // ---- uuids ----
 

@@ -99,21 +99,23 @@ export interface ReadWriteCommand {
   readonly protect: number;
 }
 
+/** MODE SENSE(6/10)'s fields (SPC-4 §6.11, §6.12), as commands/mode-sense.ts takes them. */
+export interface ModeSenseCommand {
+  readonly tenByte: boolean;
+  readonly disableBlockDescriptors: boolean;
+  readonly longLba: boolean;
+  readonly pageControl: number;
+  readonly page: number;
+  readonly subpage: number;
+  readonly allocationBytes: number;
+}
+
 export type Command =
   | ReadWriteCommand
   | { readonly kind: "test-unit-ready" }
   | { readonly kind: "request-sense"; readonly descriptorFormat: boolean; readonly allocationBytes: number }
   | { readonly kind: "inquiry"; readonly evpd: boolean; readonly page: number; readonly allocationBytes: number }
-  | {
-      readonly kind: "mode-sense";
-      readonly tenByte: boolean;
-      readonly disableBlockDescriptors: boolean;
-      readonly longLba: boolean;
-      readonly pageControl: number;
-      readonly page: number;
-      readonly subpage: number;
-      readonly allocationBytes: number;
-    }
+  | ({ readonly kind: "mode-sense" } & ModeSenseCommand)
   | { readonly kind: "read-capacity-10" }
   | { readonly kind: "read-capacity-16"; readonly allocationBytes: number }
   | { readonly kind: "synchronize-cache"; readonly lba: number; readonly blocks: number }

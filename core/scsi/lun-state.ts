@@ -6,7 +6,7 @@
 // which the daemon backs with its metadata store. Every map here has a named maximum.
 import { assert } from "../util/assert.ts";
 import type { BlockDevice } from "../volume/block-device.ts";
-import type { AdditionalSense } from "./sense.ts";
+import { Asc, type AdditionalSense } from "./sense.ts";
 
 /** An I_T nexus as the SCSI layer sees it (SAM-5 §4.6.2, RFC 7143 §4.4.3). */
 export interface Nexus {
@@ -24,15 +24,15 @@ export const nexusesPerLunMax = 4096;
 /** SPC-4 §5.7.7: registrations kept per logical unit; REGISTER past it gets INSUFFICIENT REGISTRATION RESOURCES. */
 export const registrationsMax = 256;
 
-/** Unit attention sense codes (SPC-4 table 28). */
+/** The unit attentions this target raises (their codes are in sense.ts's one table). */
 export const UnitAttention = {
-  powerOnReset: { asc: 0x29, ascq: 0x00 },
-  modeParametersChanged: { asc: 0x2a, ascq: 0x01 },
-  reservationsPreempted: { asc: 0x2a, ascq: 0x03 },
-  reservationsReleased: { asc: 0x2a, ascq: 0x04 },
-  registrationsPreempted: { asc: 0x2a, ascq: 0x05 },
-  capacityDataChanged: { asc: 0x2a, ascq: 0x09 },
-  reportedLunsDataChanged: { asc: 0x3f, ascq: 0x0e },
+  powerOnReset: Asc.powerOnResetOrBusDeviceReset,
+  modeParametersChanged: Asc.modeParametersChanged,
+  reservationsPreempted: Asc.reservationsPreempted,
+  reservationsReleased: Asc.reservationsReleased,
+  registrationsPreempted: Asc.registrationsPreempted,
+  capacityDataChanged: Asc.capacityDataChanged,
+  reportedLunsDataChanged: Asc.reportedLunsDataChanged,
 } as const satisfies Record<string, AdditionalSense>;
 
 export interface Registration {

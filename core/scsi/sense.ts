@@ -43,8 +43,14 @@ export const Asc = {
   logicalUnitNotSupported: { asc: 0x25, ascq: 0x00 },
   invalidFieldInParameterList: { asc: 0x26, ascq: 0x00 },
   powerOnResetOrBusDeviceReset: { asc: 0x29, ascq: 0x00 },
+  modeParametersChanged: { asc: 0x2a, ascq: 0x01 },
+  reservationsPreempted: { asc: 0x2a, ascq: 0x03 },
+  reservationsReleased: { asc: 0x2a, ascq: 0x04 },
+  registrationsPreempted: { asc: 0x2a, ascq: 0x05 },
+  capacityDataChanged: { asc: 0x2a, ascq: 0x09 },
   savingParametersNotSupported: { asc: 0x39, ascq: 0x00 },
   internalTargetFailure: { asc: 0x44, ascq: 0x00 },
+  reportedLunsDataChanged: { asc: 0x3f, ascq: 0x0e },
 } as const satisfies Record<string, AdditionalSense>;
 
 export interface Sense {

@@ -5,6 +5,7 @@
 import type { BlockDeviceInfo } from "../../volume/block-device.ts";
 import { cutToAllocation, putBe16, putBe32, putBe64 } from "../bytes.ts";
 import { Asc, Status, illegalRequest, type ScsiResult } from "../sense.ts";
+import type { ModeSenseCommand } from "../cdb.ts";
 
 /** SPC-4 §6.11 PAGE CONTROL field. */
 export const PageControl = { current: 0, changeable: 1, default: 2, saved: 3 } as const;
@@ -31,15 +32,7 @@ const informationalExceptionsPageLength = 0x0a;
 const shortBlockDescriptorBytes = 8;
 const longBlockDescriptorBytes = 16;
 
-export interface ModeSenseCommand {
-  readonly tenByte: boolean;
-  readonly disableBlockDescriptors: boolean;
-  readonly longLba: boolean;
-  readonly pageControl: number;
-  readonly page: number;
-  readonly subpage: number;
-  readonly allocationBytes: number;
-}
+export type { ModeSenseCommand } from "../cdb.ts";
 
 /** The caching settings MODE SELECT may change. */
 export interface CacheSettings {
