@@ -18,12 +18,14 @@ import type { StatusView } from "../control/protocol.ts";
 import { startIscsiServer, type IscsiServer } from "../iscsi/server.ts";
 import type { MetaStore } from "../meta/store.ts";
 import { openMetaStore } from "./meta-open.ts";
-import { parseConfig, parseHostPort, type NodeConfig } from "./config.ts";
+import { parseHostPort } from "./config.ts";
 import { readIdentity, readSecret } from "./identity.ts";
 import { tryLockDataDir } from "./lock.ts";
-import { dataDirPaths, type DataDirPaths } from "./paths.ts";
+import { dataDirPaths } from "./paths.ts";
 import { keys, type ClusterRecord, type NodeRecord } from "./records.ts";
 import { NodeService } from "./service.ts";
+import { controlRoutes } from "./routes.ts";
+import { readConfigFile, type Bootstrap } from "./data-dir.ts";
 import { judgeHealth } from "../cluster/health.ts";
 import { caFingerprint } from "../cluster/ca.ts";
 import { availableEcKernels } from "../ec/engine.ts";
@@ -39,20 +41,6 @@ const heartbeatTtlSeconds = 10;
 
 /** How often the daemon checks that the metadata store answers (for health). */
 const metaProbeIntervalMs = 5000;
-
-export interface Bootstrap {
-  archives: string[];
-}
-
-export function readConfigFile(paths: DataDirPaths): NodeConfig {
-  let text: string;
-  try {
-    text = readFileSync(paths.config, "utf8");
-  } catch {
-    throw new QstoraError("NOT_INITIALIZED", `no qstora node in ${paths.root} (${paths.config} is missing)`, "Run `qstora init --archive PATH:SIZE` first, or pass --data-dir.");
-  }
-  return parseConfig(text, paths.config);
-}
 
 function listenAddress(text: string, key: string): { host: string; port: number } {
   const hp = parseHostPort(text);
@@ -189,7 +177,6 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       io: svc.ioTotals(),
       };
     };
-    const { controlRoutes } = await import("./routes.ts");
     try {
       control = startControlServer({ host: apiAddr.host, port: apiAddr.port, secret, routes: controlRoutes(svc, status, () => void shutdown("stop requested"), () => caFingerprint(readFileSync(paths.caCert, "utf8"))), logger: logger.child("api") });
     } catch (e) {

@@ -12,7 +12,7 @@ import type { StatusView } from "../control/protocol.ts";
 import { Archive } from "../archive/archive.ts";
 import { QstoraError, isErrorCode } from "../util/errors.ts";
 import { defaultConfig, parseHostPort, portDefaults, renderConfig, type NodeConfig } from "./config.ts";
-import { readConfigFile, type Bootstrap } from "./daemon.ts";
+import { readConfigFile, type Bootstrap } from "./data-dir.ts";
 import { createSecret, newId, readSecret, writeIdentity, type NodeIdentity } from "./identity.ts";
 import { isDataDirLocked, readPid } from "./lock.ts";
 import { dataDirPaths, type DataDirPaths } from "./paths.ts";
