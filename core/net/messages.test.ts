@@ -118,6 +118,12 @@ describe("control messages (CBOR)", () => {
     expect(bytes[0]).toBe(0xa2);
   });
 
+  test("decodes long strings (a certificate) without cbor-x's native extractor", () => {
+    const cert = "c".repeat(5000);
+    const d = decodeCbor(encodeCbor({ cert }));
+    expect(d.ok && d.value["cert"]).toBe(cert);
+  });
+
   test("decoded byte strings are copies, not views of the payload", () => {
     const payload = encodeCbor({ blob: new Uint8Array([1, 2, 3]) });
     const d = decodeCbor(payload);

@@ -6,7 +6,11 @@
 // Data messages (a write of replica data, a read) have hand-written layouts so that a 1 MiB
 // write costs one copy and no allocation beyond its frame; control messages are rare and small
 // and use CBOR (RFC 8949) through cbor-x, with every option written out below.
-import { Decoder, Encoder, FLOAT32_OPTIONS } from "cbor-x";
+// The subpath entries, not "cbor-x" itself: its main entry loads the optional native string
+// extractor (cbor-extract) when it is installed, and that crashes Bun 1.3.9 (a segfault on
+// decoding any string of a few hundred bytes). The subpaths are the same code without it.
+import { Encoder } from "cbor-x/encode";
+import { Decoder, FLOAT32_OPTIONS } from "cbor-x/decode";
 import { assert } from "../util/assert.ts";
 import { buildFrame, frameFlags, frameHeaderBytes, type FrameHead } from "./frame.ts";
 
@@ -16,6 +20,8 @@ export const messageType = {
   ping: 1,
   /** A request's failure, sent as its response (ErrorBody). */
   error: 2,
+  /** The first frame each way on a MAC-authenticated connection (frame-auth.ts), untagged. */
+  hello: 3,
   /** Replica data to write at an offset of a segment, under an epoch and a sequence number. */
   write: 16,
   /** Bytes to read from a segment. */
@@ -75,7 +81,7 @@ export interface ErrorBody {
   message: string;
 }
 
-export type ControlBody = PingRequest | PingResponse | ErrorBody;
+export type ControlBody = PingRequest | PingResponse | ErrorBody | { cert: string; nonce: Uint8Array; mac: string };
 
 export function encodeCbor(value: unknown): Uint8Array {
   return cborEncoder.encode(value);
