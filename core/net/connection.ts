@@ -5,8 +5,9 @@
 // (handlers and decoders do).
 //
 // Ordering contract:
-// - frames leave in the order send() is called; what Bun's socket.write did not take is queued
-//   and written on drain, before anything newer;
+// - frames leave in the order send() is called (small ones gathered within one turn of the
+//   event loop and written together); what Bun's socket.write did not take is queued and
+//   written on drain, before anything newer;
 // - a request is registered before its frame is sent, so that even an instant answer finds it;
 // - when the connection ends, every request in flight is failed with "disconnected" before
 //   close() returns, and late answers are dropped.
@@ -15,6 +16,11 @@ import type { Logger } from "../util/log.ts";
 import { FrameDecoder, describeFrameError, frameFlags, payloadBytesMaxDefault, type Frame } from "./frame.ts";
 import { decodeErrorBody, errorFrame, messageType, type Decoded, type WireErrorCode } from "./messages.ts";
 import { RequestTable, inflightRequestsMaxDefault } from "./requests.ts";
+
+/** Frames shorter than this are gathered and written together; longer ones go out alone (no copy). */
+const coalesceFrameBytesMax = 16 << 10;
+/** Gathered bytes are written once they reach this, without waiting for the end of the turn. */
+const coalesceBytesMax = 256 << 10;
 
 /** What a connection needs from its socket. */
 export interface Wire {
@@ -103,6 +109,10 @@ export class PeerConnection {
   private readonly table: RequestTable<Pending>;
   private readonly queue: Uint8Array[] = [];
   private queuedBytes = 0;
+  /** Small frames gathered in this turn of the event loop, written together at its end. */
+  private corked: Uint8Array[] = [];
+  private corkedBytes = 0;
+  private flushScheduled = false;
   private handling = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private timerAtMs = Infinity;
@@ -134,9 +144,9 @@ export class PeerConnection {
     return this.table.size;
   }
 
-  /** Unsent bytes waiting for drain. */
+  /** Unsent bytes: waiting for drain, or gathered for the end of this turn. */
   get queued(): number {
-    return this.queuedBytes;
+    return this.queuedBytes + this.corkedBytes;
   }
 
   /** Sends a request; resolves with its decoded response or why there is none. Never throws for the network. */
@@ -195,6 +205,8 @@ export class PeerConnection {
     this.timer = undefined;
     this.queue.length = 0;
     this.queuedBytes = 0;
+    this.corked = [];
+    this.corkedBytes = 0;
     for (const p of this.table.drain()) p.finish({ ok: false, reason: "disconnected", message: `the connection to ${this.peer.name} closed: ${reason}` });
     assert(this.table.size === 0);
     this.onEnd(reason);
@@ -221,17 +233,57 @@ export class PeerConnection {
 
   private enqueue(frame: Uint8Array): void {
     if (this.ended) return;
-    if (this.queue.length === 0) {
-      const n = Math.max(0, this.wire.write(frame));
-      if (n === frame.byteLength) return;
-      // The rest is a view of a frame this connection built and no one else holds: no copy.
-      this.queue.push(frame.subarray(n));
-      this.queuedBytes += frame.byteLength - n;
-    } else {
+    if (this.queue.length > 0) {
+      // Waiting for drain: behind what is already queued.
       this.queue.push(frame);
       this.queuedBytes += frame.byteLength;
+    } else if (frame.byteLength >= coalesceFrameBytesMax) {
+      this.flushCorked();
+      this.writeOrQueue(frame);
+    } else {
+      // Small frames sent in one turn of the event loop leave in one write (one system call
+      // instead of one each: at 32 requests in flight this doubles the rate on plain TCP).
+      this.corked.push(frame);
+      this.corkedBytes += frame.byteLength;
+      if (this.corkedBytes >= coalesceBytesMax) this.flushCorked();
+      else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        queueMicrotask(() => {
+          this.flushScheduled = false;
+          this.flushCorked();
+        });
+      }
     }
-    if (this.queuedBytes > this.limits.queuedBytesMax) this.close(`the peer is not reading: over ${this.limits.queuedBytesMax} bytes queued`);
+    if (this.queued > this.limits.queuedBytesMax) this.close(`the peer is not reading: over ${this.limits.queuedBytesMax} bytes queued`);
+  }
+
+  private flushCorked(): void {
+    if (this.ended || this.corked.length === 0) return;
+    let bytes: Uint8Array;
+    if (this.corked.length === 1) bytes = this.corked[0] as Uint8Array;
+    else {
+      bytes = new Uint8Array(this.corkedBytes);
+      let at = 0;
+      for (const f of this.corked) {
+        bytes.set(f, at);
+        at += f.byteLength;
+      }
+    }
+    this.corked = [];
+    this.corkedBytes = 0;
+    if (this.queue.length > 0) {
+      this.queue.push(bytes);
+      this.queuedBytes += bytes.byteLength;
+    } else this.writeOrQueue(bytes);
+  }
+
+  private writeOrQueue(bytes: Uint8Array): void {
+    assert(this.queue.length === 0);
+    const n = Math.max(0, this.wire.write(bytes));
+    if (n === bytes.byteLength) return;
+    // The rest is a view of bytes this connection built and no one else holds: no copy.
+    this.queue.push(bytes.subarray(n));
+    this.queuedBytes += bytes.byteLength - n;
   }
 
   private onFrame(f: Frame): void {
