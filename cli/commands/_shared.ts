@@ -73,6 +73,8 @@ export function last(value: string | string[] | undefined): string | undefined {
 }
 
 /** The nodes table, as `status` and `node list` print it. */
-export function printNodes(nodes: Array<{ name: string; state: string; portal: string; id: string }>): void {
-  printTable(["NODE", "STATE", "PORTAL", "ID"], nodes.map((n) => [n.name, n.state, n.portal || "-", n.id]), "no nodes");
+export function printNodes(nodes: Array<{ name: string; state: string; portal: string; id: string; transport?: { reachable: true; rttMs: number } | { reachable: false; error: string } }>): void {
+  // PEER: the node-to-node transport from the answering node (a ping's round trip).
+  const peer = (t: (typeof nodes)[number]["transport"]): string => (t === undefined ? "-" : t.reachable ? `${t.rttMs.toFixed(2)} ms` : "unreachable");
+  printTable(["NODE", "STATE", "PORTAL", "PEER", "ID"], nodes.map((n) => [n.name, n.state, n.portal || "-", peer(n.transport), n.id]), "no nodes");
 }

@@ -43,6 +43,8 @@ export interface NodeView {
   portal: string;
   /** "up" while the node's heartbeat lease lives in the metadata store. */
   state: "up" | "down";
+  /** The node-to-node transport from the answering node to this one: a ping's round trip. */
+  transport?: { reachable: true; rttMs: number } | { reachable: false; error: string };
 }
 
 export interface StatusView {

@@ -12,10 +12,11 @@ export interface NodeConfig {
   api: { listen: string };
   metadata: { backend: "embedded" | "etcd" | "cluster"; endpoints: string[]; listen: string };
   cluster: { listen: string };
+  peer: { listen: string };
   log: { level: LogLevelName };
 }
 
-export const portDefaults = { portal: 3260, api: 7325, cluster: 7326, metadata: 7327 } as const;
+export const portDefaults = { portal: 3260, api: 7325, cluster: 7326, metadata: 7327, peer: 7328 } as const;
 
 export interface ConfigKey {
   readonly path: string;
@@ -39,6 +40,7 @@ export const configKeys: readonly ConfigKey[] = [
   { path: "metadata.endpoints", description: "For the etcd and cluster backends: the client URLs of the metadata store.", check: isUrlList },
   { path: "metadata.listen", description: "For the embedded backend: where antietcd listens, ADDRESS:PORT, loopback only (default: node.address:7327 when that is a loopback address, else 127.0.0.1:7327).", check: isHostPort },
   { path: "cluster.listen", description: "The node-to-node listener (HTTPS with the cluster CA; joins are answered there), ADDRESS:PORT (default: node.address:7326).", check: isHostPort },
+  { path: "peer.listen", description: "The node-to-node transport (replication traffic; frames authenticated with the cluster CA's certificates), ADDRESS:PORT (default: node.address:7328).", check: isHostPort },
   { path: "log.level", description: 'Least severity written to qstora.log: "debug", "info", "warn" or "error".', check: oneOf("debug", "info", "warn", "error") },
 ];
 
@@ -60,6 +62,7 @@ export function defaultConfig(options: { name: string; address?: string }): Node
     // loopback address when it has one, so that test nodes on 127.0.0.x don't collide).
     metadata: { backend: "embedded", endpoints: [], listen: `${address.startsWith("127.") ? address : "127.0.0.1"}:${portDefaults.metadata}` },
     cluster: { listen: `${address}:${portDefaults.cluster}` },
+    peer: { listen: `${address}:${portDefaults.peer}` },
     log: { level: "info" },
   };
 }

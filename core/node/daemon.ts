@@ -3,7 +3,8 @@
 //
 // Ordering contract:
 // - start: lock the data dir, then metadata, then archives and state, then the portal, then the
-//   control API (the CLI takes a control answer to mean "ready to serve I/O").
+//   control API (the CLI takes a control answer to mean "ready to serve I/O"), then the cluster
+//   and peer listeners.
 // - SIGTERM/SIGINT: stop the control API, close the portal (finishing in-flight commands), flush
 //   and close the archives, stop metadata, release the lock; exit 0.
 // - SIGKILL at any moment: the archives' own crash consistency and the lock's release by the
@@ -35,9 +36,13 @@ import { keepLeaseAlive } from "../meta/documents.ts";
 import { answerJoin } from "./join-member.ts";
 import { loadReservations, reservationPersistence } from "./reservations.ts";
 import { LunStateTable } from "../scsi/lun-state.ts";
+import { startPeers, type Peers } from "../net/peers.ts";
 
 /** A node whose heartbeat lease lapses for this long is shown down. */
 const heartbeatTtlSeconds = 10;
+
+/** How long status waits for each node's transport ping. */
+const statusPingTimeoutMs = 1000;
 
 /** How often the daemon checks that the metadata store answers (for health). */
 const metaProbeIntervalMs = 5000;
@@ -81,6 +86,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
   let control: { stop(): void } | undefined;
   let clusterApi: { stop(): void } | undefined;
   let heartbeat: { stop(): void } | undefined;
+  /** The node-to-node transport (core/net): replication will send through it. */
+  let peers: Peers | undefined;
   let stopping = false;
 
   const shutdown = async (reason: string, exitCode = 0): Promise<void> => {
@@ -90,6 +97,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     control?.stop();
     clusterApi?.stop();
     heartbeat?.stop();
+    peers?.close();
     try {
       await iscsi?.close();
     } catch (e) {
@@ -123,7 +131,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       unlinkSync(paths.bootstrap);
       logger.info("bootstrap done", { archives: boot.archives.length });
     }
-    const nodeRec: NodeRecord = { id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, version, startedAt: new Date(startedAt).toISOString() };
+    const nodeRec: NodeRecord = { id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, peer: config.peer.listen, version, startedAt: new Date(startedAt).toISOString() };
     await meta.put(keys.node(identity.nodeId), JSON.stringify(nodeRec));
 
     // Persistent reservations with APTPL come back from the metadata store.
@@ -151,11 +159,17 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     // Chosen once at start (a probe of each kernel; erasure-coded LUNs will load the winner).
     const ecKernels = availableEcKernels();
     const metaStore = meta;
+    const transportView = async (n: NodeRecord): Promise<Pick<StatusView["nodes"][number], "transport">> => {
+      if (n.peer === undefined || n.peer === "" || peers === undefined) return {};
+      const r = await peers.ping({ id: n.id, name: n.name, address: n.peer }, statusPingTimeoutMs);
+      return { transport: r.ok ? { reachable: true, rttMs: Math.round(r.rttMs * 1000) / 1000 } : { reachable: false, error: r.reason } };
+    };
     const nodesView = async (): Promise<StatusView["nodes"]> => {
       try {
         const [nodes, alive] = await Promise.all([metaStore.list(keys.nodes), metaStore.list(keys.alive)]);
         const up = new Set(alive.map((kv) => kv.key.slice(keys.alive.length)));
-        return nodes.map((kv) => JSON.parse(kv.value) as NodeRecord).map((n) => ({ id: n.id, name: n.name, portal: n.portal, state: up.has(n.id) ? "up" : "down" }));
+        const records = nodes.map((kv) => JSON.parse(kv.value) as NodeRecord);
+        return await Promise.all(records.map(async (n) => ({ id: n.id, name: n.name, portal: n.portal, state: up.has(n.id) ? ("up" as const) : ("down" as const), ...(await transportView(n)) })));
       } catch {
         return [{ id: identity.nodeId, name: identity.name, portal: config.portal.listen, state: "up" }];
       }
@@ -201,6 +215,13 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     } catch (e) {
       throw bindError(e, "cluster listener", config.cluster.listen);
     }
+    // The node-to-node transport, on the node's own certificate (see core/net/peer.ts).
+    const peerAddr = listenAddress(config.peer.listen, "peer.listen");
+    try {
+      peers = startPeers({ host: peerAddr.host, port: peerAddr.port, tls: { caPem, certPem: readFileSync(paths.nodeCert, "utf8"), keyPem: readFileSync(paths.nodeKey, "utf8") }, self: { nodeId: identity.nodeId, name: identity.name }, logger: logger.child("peer") });
+    } catch (e) {
+      throw bindError(e, "peer listener", config.peer.listen);
+    }
     // Liveness: a key under a lease that this daemon keeps alive; it vanishes when the node dies.
     const store = meta;
     const lease = await store.leaseGrant(heartbeatTtlSeconds);
@@ -213,6 +234,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     control?.stop();
     clusterApi?.stop();
     heartbeat?.stop();
+    peers?.close();
     await iscsi?.close().catch(() => undefined);
     service?.close();
     await meta?.shutdown().catch(() => undefined);

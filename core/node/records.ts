@@ -14,6 +14,8 @@ export interface NodeRecord {
   name: string;
   portal: string;
   api: string;
+  /** The node's peer listener, host:port (absent in records written before it existed). */
+  peer?: string;
   version: string;
   startedAt: string;
 }
