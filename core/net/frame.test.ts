@@ -181,9 +181,20 @@ describe("FrameDecoder", () => {
 
 describe("buildFrame()", () => {
   test("leaves tagBytes zeroed after the payload for the caller to fill", () => {
-    const f = buildFrame({ type: 1, flags: 0, requestId: 9 }, 3, (p) => p.set([1, 2, 3]), 8);
+    const f = buildFrame({ type: 1, flags: 0, requestId: 9 }, { payloadBytes: 3, fill: (p) => p.set([1, 2, 3]), tagBytes: 8 });
     expect(f.byteLength).toBe(frameHeaderBytes + 3 + 8);
     expect(Array.from(f.subarray(frameHeaderBytes))).toEqual([1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0]);
+  });
+
+  test("zeroes every byte fill() does not claim, though the allocator does not (no stale memory on the wire)", () => {
+    for (let i = 0; i < 50; i++) {
+      const f = buildFrame({ type: 1, flags: 0, requestId: 1 }, { payloadBytes: 4096, fill: (p) => p.fill(7, 4000), filledTailBytes: 96, tagBytes: 16 });
+      expect(f.subarray(frameHeaderBytes, frameHeaderBytes + 4000).every((b) => b === 0)).toBe(true);
+      expect(f.subarray(frameHeaderBytes + 4096).every((b) => b === 0)).toBe(true);
+    }
+    const w = writeRequestFrame(1, { volumeId, segment: 1, epoch: 1, sequence: 1, offsetBytes: 0, data: new Uint8Array(8).fill(9) });
+    expect(Array.from(w.subarray(frameHeaderBytes + 20, frameHeaderBytes + 24))).toEqual([0, 0, 0, 0]);
+    expect(Array.from(w.subarray(frameHeaderBytes + 52, frameHeaderBytes + 56))).toEqual([0, 0, 0, 0]);
   });
 
   test("asserts on fields out of range (a bug in the caller, not an input error)", () => {

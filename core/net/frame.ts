@@ -59,16 +59,38 @@ function checkHead(head: FrameHead): void {
   assert(Number.isInteger(head.requestId) && head.requestId >= 0 && head.requestId <= 0xffffffff, "request id is a u32");
 }
 
+export interface FrameSpec {
+  payloadBytes: number;
+  /** Writes the payload in place (so that a data message is copied once). */
+  fill: (payload: Uint8Array) => void;
+  /** Room for an authentication tag after the payload, left zero for the sealer. */
+  tagBytes?: number;
+  /**
+   * Bytes at the end of the payload that `fill` overwrites whole (copied data): left
+   * uninitialised rather than zeroed first. Everything else starts at zero, so that reserved
+   * fields are zero and no stale memory can reach the wire.
+   */
+  filledTailBytes?: number;
+}
+
 /**
- * Builds one frame: allocates header + payload (+ tagBytes, left zero for the caller to fill),
- * lets `fill` write the payload in place (so that a data message is copied once), then
- * computes the checksum.
+ * Builds one frame: allocates header + payload + tag, lets `fill` write the payload, then
+ * computes the checksum. The buffer is not zero-filled by the allocator (that costs ≈450 µs
+ * per MiB here against ≈25 µs) but by this function, except the tail `fill` promises to write.
  */
-export function buildFrame(head: FrameHead, payloadBytes: number, fill: (payload: Uint8Array) => void, tagBytes = 0): Uint8Array {
+export function buildFrame(head: FrameHead, spec: FrameSpec): Uint8Array {
   checkHead(head);
+  const { payloadBytes } = spec;
+  const tagBytes = spec.tagBytes ?? 0;
+  const filledTailBytes = spec.filledTailBytes ?? 0;
   assert(Number.isInteger(payloadBytes) && payloadBytes >= 0 && payloadBytes <= 0xffffffff);
   assert(Number.isInteger(tagBytes) && tagBytes >= 0);
-  const out = new Uint8Array(frameHeaderBytes + payloadBytes + tagBytes);
+  assert(Number.isInteger(filledTailBytes) && filledTailBytes >= 0 && filledTailBytes <= payloadBytes);
+  const total = frameHeaderBytes + payloadBytes + tagBytes;
+  const out = uninitialized(total);
+  const tailAt = frameHeaderBytes + payloadBytes - filledTailBytes;
+  out.fill(0, 0, tailAt);
+  out.fill(0, frameHeaderBytes + payloadBytes);
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   view.setUint32(offsets.magic, frameMagic);
   view.setUint8(offsets.version, frameVersion);
@@ -77,7 +99,7 @@ export function buildFrame(head: FrameHead, payloadBytes: number, fill: (payload
   view.setUint32(offsets.requestId, head.requestId);
   view.setUint32(offsets.payloadBytes, payloadBytes);
   const payload = out.subarray(frameHeaderBytes, frameHeaderBytes + payloadBytes);
-  fill(payload);
+  spec.fill(payload);
   const sum = crc32c(payload, crc32c(out.subarray(0, offsets.checksum)));
   view.setUint32(offsets.checksum, sum);
   return out;
@@ -85,7 +107,13 @@ export function buildFrame(head: FrameHead, payloadBytes: number, fill: (payload
 
 /** A frame whose payload is given whole (control messages). */
 export function encodeFrame(head: FrameHead, payload: Uint8Array, tagBytes = 0): Uint8Array {
-  return buildFrame(head, payload.byteLength, (p) => p.set(payload), tagBytes);
+  return buildFrame(head, { payloadBytes: payload.byteLength, fill: (p) => p.set(payload), tagBytes, filledTailBytes: payload.byteLength });
+}
+
+/** A buffer the allocator does not zero (see buildFrame); the caller writes before reading. */
+function uninitialized(bytes: number): Uint8Array {
+  const raw = Buffer.allocUnsafeSlow(bytes);
+  return new Uint8Array(raw.buffer, raw.byteOffset, bytes);
 }
 
 export type FrameError =
@@ -143,7 +171,8 @@ export class FrameDecoder {
       if ("reason" in head) return this.fail(head);
       const total = frameHeaderBytes + head.payloadBytes + this.tagBytes;
       if (this.partial.byteLength < total) {
-        const grown = new Uint8Array(total);
+        // Not zero-filled: only bytes copied in are ever read.
+        const grown = uninitialized(total);
         grown.set(this.partial.subarray(0, this.partialBytes));
         this.partial = grown;
       }
@@ -167,7 +196,7 @@ export class FrameDecoder {
     if (at < chunk.byteLength) {
       // Keep the tail. The buffer only grows to the frame's length, bounded by payloadBytesMax.
       const rest = chunk.byteLength - at;
-      if (this.partial.byteLength < rest) this.partial = new Uint8Array(rest);
+      if (this.partial.byteLength < rest) this.partial = uninitialized(rest);
       this.partial.set(chunk.subarray(at));
       this.partialBytes = rest;
     }

@@ -132,7 +132,7 @@ export function decodeErrorBody(payload: Uint8Array): Decoded<ErrorBody> {
 export function controlFrame(head: FrameHead, body: ControlBody, tagBytes = 0): Uint8Array {
   assert(!isDataType(head.type), "control frame of a data type");
   const payload = encodeCbor(body);
-  return buildFrame(head, payload.byteLength, (p) => p.set(payload), tagBytes);
+  return buildFrame(head, { payloadBytes: payload.byteLength, fill: (p) => p.set(payload), tagBytes, filledTailBytes: payload.byteLength });
 }
 
 /** The response frame that fails request `requestId`. */
@@ -214,7 +214,7 @@ function checkAddress(m: SegmentAddress): void {
 
 export function writeRequestFrame(requestId: number, m: WriteRequest, tagBytes = 0): Uint8Array {
   checkAddress(m);
-  return buildFrame({ type: messageType.write, flags: 0, requestId }, writeRequestFixedBytes + m.data.byteLength, (p) => {
+  return buildFrame({ type: messageType.write, flags: 0, requestId }, { payloadBytes: writeRequestFixedBytes + m.data.byteLength, tagBytes, filledTailBytes: m.data.byteLength, fill: (p) => {
     const v = new DataView(p.buffer, p.byteOffset, writeRequestFixedBytes);
     p.set(m.volumeId, 0);
     v.setUint32(16, m.segment);
@@ -223,7 +223,7 @@ export function writeRequestFrame(requestId: number, m: WriteRequest, tagBytes =
     setU64(v, 40, m.offsetBytes);
     v.setUint32(48, m.data.byteLength);
     p.set(m.data, writeRequestFixedBytes);
-  }, tagBytes);
+  } });
 }
 
 export function decodeWriteRequest(p: Uint8Array): Decoded<WriteRequest> {
@@ -247,12 +247,12 @@ export interface WriteResponse {
 }
 
 export function writeResponseFrame(requestId: number, m: WriteResponse, tagBytes = 0): Uint8Array {
-  return buildFrame({ type: messageType.write, flags: frameFlags.response, requestId }, writeResponseBytes, (p) => {
+  return buildFrame({ type: messageType.write, flags: frameFlags.response, requestId }, { payloadBytes: writeResponseBytes, tagBytes, fill: (p) => {
     const v = new DataView(p.buffer, p.byteOffset, writeResponseBytes);
     setU64(v, 0, m.epoch);
     setU64(v, 8, m.sequence);
     v.setUint16(16, m.status);
-  }, tagBytes);
+  } });
 }
 
 export function decodeWriteResponse(p: Uint8Array): Decoded<WriteResponse> {
@@ -280,14 +280,14 @@ export interface ReadRequest extends SegmentAddress {
 export function readRequestFrame(requestId: number, m: ReadRequest, tagBytes = 0): Uint8Array {
   checkAddress(m);
   assert(Number.isInteger(m.lengthBytes) && m.lengthBytes >= 0 && m.lengthBytes <= 0xffffffff);
-  return buildFrame({ type: messageType.read, flags: 0, requestId }, readRequestBytes, (p) => {
+  return buildFrame({ type: messageType.read, flags: 0, requestId }, { payloadBytes: readRequestBytes, tagBytes, fill: (p) => {
     const v = new DataView(p.buffer, p.byteOffset, readRequestBytes);
     p.set(m.volumeId, 0);
     v.setUint32(16, m.segment);
     setU64(v, 24, m.epoch);
     setU64(v, 32, m.offsetBytes);
     v.setUint32(40, m.lengthBytes);
-  }, tagBytes);
+  } });
 }
 
 export function decodeReadRequest(p: Uint8Array): Decoded<ReadRequest> {
@@ -309,13 +309,13 @@ export interface ReadResponse {
 }
 
 export function readResponseFrame(requestId: number, m: ReadResponse, tagBytes = 0): Uint8Array {
-  return buildFrame({ type: messageType.read, flags: frameFlags.response, requestId }, readResponseFixedBytes + m.data.byteLength, (p) => {
+  return buildFrame({ type: messageType.read, flags: frameFlags.response, requestId }, { payloadBytes: readResponseFixedBytes + m.data.byteLength, tagBytes, filledTailBytes: m.data.byteLength, fill: (p) => {
     const v = new DataView(p.buffer, p.byteOffset, readResponseFixedBytes);
     setU64(v, 0, m.epoch);
     v.setUint16(8, m.status);
     v.setUint32(12, m.data.byteLength);
     p.set(m.data, readResponseFixedBytes);
-  }, tagBytes);
+  } });
 }
 
 export function decodeReadResponse(p: Uint8Array): Decoded<ReadResponse> {
