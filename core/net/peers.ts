@@ -30,8 +30,10 @@ export interface Peers {
   request<T>(node: PeerNode, spec: RequestSpec<T>): Promise<RequestOutcome<T>>;
   /** Round trip to a node's listener and back. */
   ping(node: PeerNode, timeoutMs: number): Promise<PingResult>;
-  /** The client of a node (made on first use; replaced if the node's address changed). */
+  /** The client of a node (made on first use; replaced if the node's address or name changed). */
   client(node: PeerNode): PeerClient;
+  /** Closes and drops the client of a node that left the cluster (it would reconnect forever). */
+  forget(nodeId: string): void;
   close(): void;
 }
 
@@ -44,18 +46,18 @@ function splitHostPort(address: string): { host: string; port: number } {
 export function startPeers(options: { host: string; port: number; tls: PeerTls; self: { nodeId: string; name: string }; logger: Logger; transport?: PeerTransport }): Peers {
   const handlers = new Map<number, Handler>([[messageType.ping, pingHandler(options.self)]]);
   const server: PeerServer = startPeerServer({ host: options.host, port: options.port, tls: options.tls, handlers, logger: options.logger, ...(options.transport === undefined ? {} : { transport: options.transport }) });
-  const clients = new Map<string, PeerClient>();
+  const clients = new Map<string, { client: PeerClient; name: string }>();
   let closed = false;
 
   const client = (node: PeerNode): PeerClient => {
     assert(!closed, "peers used after close");
     const existing = clients.get(node.id);
-    if (existing !== undefined && existing.address === node.address) return existing;
-    existing?.close();
+    if (existing !== undefined && existing.client.address === node.address && existing.name === node.name) return existing.client;
+    existing?.client.close();
     if (existing === undefined && clients.size >= peerClientsMax) throw new Error(`more than ${peerClientsMax} peer nodes`);
     const { host, port } = splitHostPort(node.address);
     const c = new PeerClient({ host, port, tls: options.tls, expectName: node.name, self: options.self.nodeId, handlers, logger: options.logger, ...(options.transport === undefined ? {} : { transport: options.transport }) });
-    clients.set(node.id, c);
+    clients.set(node.id, { client: c, name: node.name });
     return c;
   };
 
@@ -80,10 +82,14 @@ export function startPeers(options: { host: string; port: number; tls: PeerTls; 
       return { ok: true, rttMs: performance.now() - started, name: r.value.name };
     },
     client,
+    forget(nodeId) {
+      clients.get(nodeId)?.client.close();
+      clients.delete(nodeId);
+    },
     close() {
       if (closed) return;
       closed = true;
-      for (const c of clients.values()) c.close();
+      for (const c of clients.values()) c.client.close();
       clients.clear();
       server.close();
     },
