@@ -26,18 +26,19 @@ import { keys, type ClusterRecord, type NodeRecord } from "./records.ts";
 import { NodeService } from "./service.ts";
 import { controlRoutes } from "./routes.ts";
 import { readConfigFile, type Bootstrap } from "./data-dir.ts";
-import { judgeHealth } from "../cluster/health.ts";
+import { observeHeartbeats, type LivenessState } from "../cluster/liveness.ts";
+import { updateJson } from "../meta/documents.ts";
+import { clusterHealth, hintsFor, managerView, metadataView, nodeViews, poolViews, readClusterFacts } from "./cluster-view.ts";
+import { heartbeatLeaseSeconds, startHeartbeat } from "./heartbeat.ts";
+import { MembershipOps } from "./membership-ops.ts";
+import { membershipRoutes } from "./membership-routes.ts";
 import { caFingerprint } from "../cluster/ca.ts";
 import { availableEcKernels } from "../ec/engine.ts";
 import { setCrc32cScratchDir } from "../util/crc32c.ts";
 import { caPath, joinPath, type JoinRequest } from "../cluster/join.ts";
-import { keepLeaseAlive } from "../meta/documents.ts";
 import { answerJoin } from "./join-member.ts";
 import { loadReservations, reservationPersistence } from "./reservations.ts";
 import { LunStateTable } from "../scsi/lun-state.ts";
-
-/** A node whose heartbeat lease lapses for this long is shown down. */
-const heartbeatTtlSeconds = 10;
 
 /** How often the daemon checks that the metadata store answers (for health). */
 const metaProbeIntervalMs = 5000;
@@ -80,7 +81,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
   let iscsi: IscsiServer | undefined;
   let control: { stop(): void } | undefined;
   let clusterApi: { stop(): void } | undefined;
-  let heartbeat: { stop(): void } | undefined;
+  let heartbeat: { stop(): Promise<void> } | undefined;
   let stopping = false;
 
   const shutdown = async (reason: string, exitCode = 0): Promise<void> => {
@@ -89,7 +90,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     logger.info("stopping", { reason });
     control?.stop();
     clusterApi?.stop();
-    heartbeat?.stop();
+    await heartbeat?.stop().catch(() => undefined);
     try {
       await iscsi?.close();
     } catch (e) {
@@ -117,14 +118,23 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     }
     service = new NodeService(meta, identity, config.portal.listen, logger.child("node"));
     await service.load();
+    let boot: Bootstrap | undefined;
     if (existsSync(paths.bootstrap)) {
-      const boot = JSON.parse(readFileSync(paths.bootstrap, "utf8")) as Bootstrap;
+      boot = JSON.parse(readFileSync(paths.bootstrap, "utf8")) as Bootstrap;
       for (const path of boot.archives) await service.adoptArchive(path);
+    }
+    // The record keeps what others set on it (group, labels, drain flag); the rest is this start's.
+    const started: Omit<NodeRecord, "group" | "labels" | "draining" | "metadataStore"> = { id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, version, startedAt: new Date(startedAt).toISOString(), address: config.node.address };
+    const storeUrl = config.metadata.backend === "embedded" ? { metadataStore: { clientUrl: `http://${config.metadata.listen}` } } : {};
+    const written = await updateJson(meta, keys.node(identity.nodeId), (j) => j as NodeRecord, (cur) => {
+      const { metadataStore: _, ...kept } = cur ?? { id: identity.nodeId, name: identity.name, portal: "", api: "", version: "", startedAt: "" };
+      return { kind: "put", value: { ...kept, ...started, group: cur?.group ?? boot?.group ?? identity.name, ...storeUrl } };
+    });
+    if (written.outcome !== "written") throw new QstoraError("METADATA_UNAVAILABLE", "could not write this node's record (it kept changing)");
+    if (boot !== undefined) {
       unlinkSync(paths.bootstrap);
       logger.info("bootstrap done", { archives: boot.archives.length });
     }
-    const nodeRec: NodeRecord = { id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, version, startedAt: new Date(startedAt).toISOString() };
-    await meta.put(keys.node(identity.nodeId), JSON.stringify(nodeRec));
 
     // Persistent reservations with APTPL come back from the metadata store.
     const reservations = await loadReservations(meta, logger);
@@ -151,34 +161,54 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     // Chosen once at start (a probe of each kernel; erasure-coded LUNs will load the winner).
     const ecKernels = availableEcKernels();
     const metaStore = meta;
-    const nodesView = async (): Promise<StatusView["nodes"]> => {
+    const limits = { suspectAfterMs: config.health.suspect_after_ms, downAfterMs: config.health.down_after_ms };
+    // Liveness of every node, folded from the heartbeats the driver reads each interval.
+    let liveness: LivenessState = new Map();
+    const self = () => ({ nodeId: identity.nodeId, archives: svc.archiveViews() });
+    const emptyFacts = { nodes: [] as NodeRecord[], archives: [], pools: [], luns: [], members: undefined };
+    const facts = async () => {
       try {
-        const [nodes, alive] = await Promise.all([metaStore.list(keys.nodes), metaStore.list(keys.alive)]);
-        const up = new Set(alive.map((kv) => kv.key.slice(keys.alive.length)));
-        return nodes.map((kv) => JSON.parse(kv.value) as NodeRecord).map((n) => ({ id: n.id, name: n.name, portal: n.portal, state: up.has(n.id) ? "up" : "down" }));
+        return await readClusterFacts(metaStore);
       } catch {
-        return [{ id: identity.nodeId, name: identity.name, portal: config.portal.listen, state: "up" }];
+        metadataReachable = false;
+        return emptyFacts;
       }
     };
+    const nodesNow = async (f?: Awaited<ReturnType<typeof facts>>) => {
+      const views = nodeViews(f ?? (await facts()), liveness, Date.now(), limits);
+      return views.length > 0 ? views : nodeViews({ ...emptyFacts, nodes: [{ id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, version, startedAt: "", address: config.node.address }] }, liveness, Date.now(), limits);
+    };
     const status = async (): Promise<StatusView> => {
-      const nodes = await nodesView();
+      const f = await facts();
+      const nodes = await nodesNow(f);
+      const metadata = await metadataView(f, config);
+      const health = clusterHealth({ facts: f, nodes, metadata, liveness, self: self(), ioErrors: svc.ioTotals().errors, metadataReachable, config });
+      const targets = svc.targetViews((iqn) => portal.sessionCount(iqn));
+      const luns = svc.lunViews();
+      const manager = managerView(f);
       return {
-      health: judgeHealth({ archives: svc.archiveViews(), ioErrors: svc.ioTotals().errors, metadataReachable, nodesDown: nodes.filter((n) => n.state === "down").map((n) => n.name) }),
+      health,
       nodes,
+      pools: poolViews(f, liveness, self()),
+      ...(manager === undefined ? {} : { manager }),
+      hints: hintsFor({ health, nodes, targets: targets.length, luns: luns.length }),
       node: { id: identity.nodeId, name: identity.name, clusterId: identity.clusterId, version: `${version} (${buildCommit})`, pid: process.pid, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) },
       daemon: "running",
       portal: config.portal.listen,
       api: config.api.listen,
-      metadata: { backend: config.metadata.backend, endpoints: config.metadata.backend === "embedded" ? [config.metadata.listen] : config.metadata.endpoints },
+      metadata,
       archives: svc.archiveViews(),
-      targets: svc.targetViews((iqn) => portal.sessionCount(iqn)),
-      luns: svc.lunViews(),
+      targets,
+      luns,
       ec: { kernel: ecKernels[0] ?? "none", available: ecKernels },
       io: svc.ioTotals(),
       };
     };
     try {
-      control = startControlServer({ host: apiAddr.host, port: apiAddr.port, secret, routes: controlRoutes(svc, status, () => void shutdown("stop requested"), () => caFingerprint(readFileSync(paths.caCert, "utf8"))), logger: logger.child("api") });
+      const ops = new MembershipOps(metaStore, identity.nodeId, () => nodesNow(), logger.child("membership"));
+      const views = { nodes: () => nodesNow(), pools: async () => poolViews(await facts(), liveness, self()) };
+      const routes = [...controlRoutes(svc, status, () => void shutdown("stop requested"), () => caFingerprint(readFileSync(paths.caCert, "utf8"))), ...membershipRoutes(ops, views)];
+      control = startControlServer({ host: apiAddr.host, port: apiAddr.port, secret, routes, logger: logger.child("api") });
     } catch (e) {
       throw bindError(e, "control API", config.api.listen);
     }
@@ -201,18 +231,30 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     } catch (e) {
       throw bindError(e, "cluster listener", config.cluster.listen);
     }
-    // Liveness: a key under a lease that this daemon keeps alive; it vanishes when the node dies.
-    const store = meta;
-    const lease = await store.leaseGrant(heartbeatTtlSeconds);
-    await store.put(keys.aliveNode(identity.nodeId), JSON.stringify({ since: new Date().toISOString() }), { lease });
-    heartbeat = keepLeaseAlive(store, { id: lease, ttlSeconds: heartbeatTtlSeconds }, (reason) => logger.warn("heartbeat lease lost", { reason }));
+    // Liveness: a heartbeat each interval under a lease; every node's are read back and judged.
+    const beats = startHeartbeat({
+      store: metaStore,
+      nodeId: identity.nodeId,
+      intervalMs: config.health.heartbeat_interval_ms,
+      leaseTtlSeconds: heartbeatLeaseSeconds(config.health.down_after_ms, config.health.heartbeat_interval_ms),
+      startedAt: new Date(startedAt).toISOString(),
+      archives: () => svc.archiveViews().map((a) => ({ id: a.id, state: a.state, sizeBytes: a.sizeBytes, writtenBytes: a.writtenBytes, freeBytes: a.freeBytes, ...(a.error === undefined ? {} : { error: a.error }) })),
+      onBeats: (read, nowMs) => {
+        liveness = observeHeartbeats(liveness, read, nowMs);
+        metadataReachable = true;
+      },
+      onRemoved: () => logger.error("removed from the cluster: stop this daemon and remove its data directory"),
+      logger: logger.child("heartbeat"),
+    });
+    heartbeat = beats;
+    await beats.beatNow();
   } catch (e) {
     const err = isQstoraError(e) ? e : new QstoraError("INTERNAL", e instanceof Error ? e.message : String(e));
     logger.error("start failed", { code: err.code, error: err.message, hint: err.hint, stack: isQstoraError(e) ? undefined : e instanceof Error ? e.stack : undefined });
     stopping = true;
     control?.stop();
     clusterApi?.stop();
-    heartbeat?.stop();
+    await heartbeat?.stop().catch(() => undefined);
     await iscsi?.close().catch(() => undefined);
     service?.close();
     await meta?.shutdown().catch(() => undefined);
