@@ -127,9 +127,12 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     const started: Omit<NodeRecord, "group" | "labels" | "draining" | "metadataStore"> = { id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, version, startedAt: new Date(startedAt).toISOString(), address: config.node.address };
     const storeUrl = config.metadata.backend === "embedded" ? { metadataStore: { clientUrl: `http://${config.metadata.listen}` } } : {};
     const written = await updateJson(meta, keys.node(identity.nodeId), (j) => j as NodeRecord, (cur) => {
+      // No record after the first start: `qstora node remove` took the node out; it stays out.
+      if (cur === undefined && boot === undefined) return { kind: "keep" };
       const { metadataStore: _, ...kept } = cur ?? { id: identity.nodeId, name: identity.name, portal: "", api: "", version: "", startedAt: "" };
       return { kind: "put", value: { ...kept, ...started, group: cur?.group ?? boot?.group ?? identity.name, ...storeUrl } };
     });
+    if (written.outcome === "kept") throw new QstoraError("NOT_FOUND", `node ${identity.name} was removed from the cluster (its record is gone)`, "Remove this data directory; to bring the server back, `qstora join` it with a new --data-dir.");
     if (written.outcome !== "written") throw new QstoraError("METADATA_UNAVAILABLE", "could not write this node's record (it kept changing)");
     if (boot !== undefined) {
       unlinkSync(paths.bootstrap);
