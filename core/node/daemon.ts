@@ -29,7 +29,7 @@ import { readConfigFile, type Bootstrap } from "./data-dir.ts";
 import { observeHeartbeats, type LivenessState } from "../cluster/liveness.ts";
 import { updateJson } from "../meta/documents.ts";
 import { clusterHealth, hintsFor, managerView, metadataView, nodeViews, poolViews, readClusterFacts } from "./cluster-view.ts";
-import { heartbeatLeaseSeconds, startHeartbeat } from "./heartbeat.ts";
+import { heartbeatLeaseSeconds, parseBeats, startHeartbeat } from "./heartbeat.ts";
 import { MembershipOps } from "./membership-ops.ts";
 import { membershipRoutes } from "./membership-routes.ts";
 import { caFingerprint } from "../cluster/ca.ts";
@@ -39,6 +39,9 @@ import { caPath, joinPath, type JoinRequest } from "../cluster/join.ts";
 import { answerJoin } from "./join-member.ts";
 import { loadReservations, reservationPersistence } from "./reservations.ts";
 import { LunStateTable } from "../scsi/lun-state.ts";
+
+/** Longest the stop waits for the heartbeat lease's revocation. */
+const heartbeatStopWaitMs = 1_000;
 
 /** How often the daemon checks that the metadata store answers (for health). */
 const metaProbeIntervalMs = 5000;
@@ -90,7 +93,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     logger.info("stopping", { reason });
     control?.stop();
     clusterApi?.stop();
-    await heartbeat?.stop().catch(() => undefined);
+    // Revoking the lease shows this node down at once; a store that does not answer can't hold up the stop.
+    await Promise.race([heartbeat?.stop().catch(() => undefined), Bun.sleep(heartbeatStopWaitMs)]);
     try {
       await iscsi?.close();
     } catch (e) {
@@ -177,12 +181,22 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
         return emptyFacts;
       }
     };
+    // A status answers with the heartbeats as they are now, not as of the driver's last read
+    // (a node that joined a moment ago is up at once).
+    const refreshLiveness = async (): Promise<void> => {
+      try {
+        liveness = observeHeartbeats(liveness, parseBeats(await metaStore.list(keys.alive)), Date.now());
+      } catch {
+        // The store does not answer: the ages keep growing, which is the truth from here.
+      }
+    };
     const nodesNow = async (f?: Awaited<ReturnType<typeof facts>>) => {
+      if (f === undefined) await refreshLiveness();
       const views = nodeViews(f ?? (await facts()), liveness, Date.now(), limits);
       return views.length > 0 ? views : nodeViews({ ...emptyFacts, nodes: [{ id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, version, startedAt: "", address: config.node.address }] }, liveness, Date.now(), limits);
     };
     const status = async (): Promise<StatusView> => {
-      const f = await facts();
+      const [f] = await Promise.all([facts(), refreshLiveness()]);
       const nodes = await nodesNow(f);
       const metadata = await metadataView(f, config);
       const health = clusterHealth({ facts: f, nodes, metadata, liveness, self: self(), ioErrors: svc.ioTotals().errors, metadataReachable, config });

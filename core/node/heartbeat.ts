@@ -33,6 +33,11 @@ export function heartbeatLeaseSeconds(downAfterMs: number, intervalMs: number): 
   return Math.ceil(downAfterMs / 1000) + Math.ceil(intervalMs / 1000);
 }
 
+/** The heartbeats of a listing of /qstora/v1/alive/, leaving out any that don't parse. */
+export function parseBeats(kvs: ReadonlyArray<{ value: string }>): HeartbeatRecord[] {
+  return kvs.map((kv) => parseBeat(kv.value)).filter((b): b is HeartbeatRecord => b !== null);
+}
+
 function parseBeat(text: string): HeartbeatRecord | null {
   try {
     const v = JSON.parse(text) as Partial<HeartbeatRecord>;
@@ -81,8 +86,7 @@ export function startHeartbeat(o: HeartbeatOptions): { stop(): Promise<void>; be
       o.onRemoved();
       return;
     }
-    const beats = (await o.store.list(keys.alive)).map((kv) => parseBeat(kv.value)).filter((b): b is HeartbeatRecord => b !== null);
-    o.onBeats(beats, Date.now());
+    o.onBeats(parseBeats(await o.store.list(keys.alive)), Date.now());
   };
 
   const tick = (): void => {
