@@ -176,8 +176,16 @@ describe("a five-node cluster", () => {
     expect(views[0]?.nodes.map((n) => n.name)).toEqual(["node-a", "node-b", "node-c"]);
     expect(views[0]?.health.status).toBe("HEALTH_OK");
     expect(views[0]?.pools.find((p) => p.name === "default")).toMatchObject({ archives: 3, nodes: 3 });
+    // node-c, removed while up with --force, stops its daemon at its next heartbeat.
+    const pidC = c.pid();
+    const forcedUp = a.q("node", "remove", "node-c", "--force");
+    expect(forcedUp.code).toBe(0);
+    expect(forcedUp.stderr + forcedUp.stdout).toMatch(/node-c is up: its daemon stops/);
+    await waitFor("node-c's daemon to exit", () => (pidC === null ? false : run(["kill", "-0", String(pidC)]).code !== 0), (gone) => gone);
+    expect(a.qJson<Status>("status").nodes.map((n) => n.name)).toEqual(["node-a", "node-b"]);
     // A removed node does not come back by starting again.
     expectRefused(d.q("start"), 3, /node node-d was removed from the cluster/);
-    expect(a.qJson<Status>("status").nodes.map((n) => n.name)).toEqual(["node-a", "node-b", "node-c"]);
+    expect(a.qJson<Status>("status").nodes.map((n) => n.name)).toEqual(["node-a", "node-b"]);
+    expectRefused(c.q("start"), 3, /node node-c was removed from the cluster/);
   }, 120_000);
 });

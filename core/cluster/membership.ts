@@ -137,7 +137,7 @@ export function judgeRemoval(f: RemovalFacts, force: boolean): RemovalVerdict {
   }
   if (f.isSelf) return { ok: false, error: new QstoraError("IN_USE", `node ${f.name} is the node answering this command`, "Run `qstora node remove` on another node of the cluster.") };
   const loses: string[] = [];
-  if (f.state !== "down") loses.push(`node ${f.name} is ${f.state}: its daemon stops heartbeating and its portal's LUNs are no longer listed by the cluster`);
+  if (f.state !== "down") loses.push(`node ${f.name} is ${f.state}: its daemon stops at its next heartbeat, ending the sessions of its initiators`);
   if (f.luns.length > 0) loses.push(`LUN(s) ${f.luns.join(", ")} have their only copy on ${f.name}: their records are deleted and their data is lost`);
   if (f.archiveCount > 0) loses.push(`the records of its ${f.archiveCount} archive(s) are deleted (the archives stay on disk, claimed by this cluster)`);
   if (force) return { ok: true, loses };

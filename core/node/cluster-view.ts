@@ -96,7 +96,9 @@ async function probeMember(clientUrl: string): Promise<MemberStatus> {
 }
 
 export async function metadataView(facts: ClusterFacts, config: NodeConfig): Promise<MetadataView> {
-  const endpoints = config.metadata.backend === "embedded" ? [`http://${config.metadata.listen}`] : config.metadata.endpoints;
+  // `endpoints` keeps the form status always had (the embedded store's listen address).
+  const endpoints = config.metadata.backend === "embedded" ? [config.metadata.listen] : config.metadata.endpoints;
+  const urls = config.metadata.backend === "embedded" ? [`http://${config.metadata.listen}`] : config.metadata.endpoints;
   const names = new Map(facts.nodes.map((n) => [n.id, n.name]));
   let mode: string;
   let listed: Array<{ nodeId: string | null; clientUrl: string }>;
@@ -105,11 +107,11 @@ export async function metadataView(facts: ClusterFacts, config: NodeConfig): Pro
     listed = facts.members.members.map((m) => ({ nodeId: m.nodeId, clientUrl: m.clientUrl }));
   } else if (config.metadata.backend === "etcd") {
     mode = "external";
-    listed = endpoints.map((u) => ({ nodeId: null, clientUrl: u }));
+    listed = urls.map((u) => ({ nodeId: null, clientUrl: u }));
   } else {
     mode = "single";
     const host = facts.nodes.find((n) => n.metadataStore !== undefined);
-    listed = [{ nodeId: host?.id ?? null, clientUrl: host?.metadataStore?.clientUrl ?? endpoints[0] ?? "" }];
+    listed = [{ nodeId: host?.id ?? null, clientUrl: host?.metadataStore?.clientUrl ?? urls[0] ?? "" }];
   }
   const statuses = await Promise.all(listed.map((m) => probeMember(m.clientUrl)));
   const leaderId = statuses.find((s) => s.leaderId !== undefined)?.leaderId;

@@ -260,7 +260,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
         liveness = observeHeartbeats(liveness, read, nowMs);
         metadataReachable = true;
       },
-      onRemoved: () => logger.error("removed from the cluster: stop this daemon and remove its data directory"),
+      // Removed (node remove --force while up): its records are gone, so it must not serve on.
+      onRemoved: () => void shutdown("removed from the cluster (its record is gone); remove this data directory", 0),
       logger: logger.child("heartbeat"),
     });
     heartbeat = beats;
