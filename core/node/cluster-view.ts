@@ -2,11 +2,12 @@
 // archives; the metadata store's members and leader; capacity per pool; the health checks over
 // all of it; hints for the next command. Reads the metadata store and asks each metadata member
 // for its status; decides nothing itself (liveness.ts, health.ts and membership.ts do). Never
-// writes.
+// writes. ClusterState, at the end, is the daemon's holder of all this.
 import type { MetaStore } from "../meta/store.ts";
 import type { ArchiveView, MetadataMemberView, MetadataView, NodeView, PoolView } from "../control/protocol.ts";
 import { judgeHealth, type ArchiveFact, type HealthReport } from "../cluster/health.ts";
-import { heartbeatAgeMs, judgeNode, type LivenessLimits, type LivenessState } from "../cluster/liveness.ts";
+import { heartbeatAgeMs, judgeNode, observeHeartbeats, type HeartbeatRecord, type LivenessLimits, type LivenessState } from "../cluster/liveness.ts";
+import { parseBeats } from "./heartbeat.ts";
 import { defaultPoolName, summarisePool, type PoolArchiveFact } from "../cluster/membership.ts";
 import type { Media } from "../archive/media.ts";
 import type { NodeConfig } from "./config.ts";
@@ -168,4 +169,80 @@ export function hintsFor(o: { health: HealthReport; nodes: NodeView[]; targets: 
   if (o.targets === 0) hints.push("qstora target create iqn.2026-11.org.qstora:disk1");
   else if (o.luns === 0) hints.push("qstora lun create --target IQN --size 10G");
   return hints;
+}
+
+/**
+ * The cluster view's state in the daemon: the liveness folded from heartbeats (by the driver each
+ * interval, and afresh for each request), and the reads that build the view. I/O only; the
+ * decisions are the functions above.
+ */
+export class ClusterState {
+  private liveness: LivenessState = new Map();
+  /** The last read of the cluster's records failed (the store did not answer). */
+  private readFailed = false;
+
+  constructor(
+    private readonly meta: MetaStore,
+    private readonly identity: NodeIdentity,
+    private readonly config: NodeConfig,
+    private readonly localArchives: () => ArchiveView[],
+  ) {}
+
+  private get limits(): LivenessLimits {
+    return { suspectAfterMs: this.config.health.suspect_after_ms, downAfterMs: this.config.health.down_after_ms };
+  }
+
+  private get self(): { nodeId: string; archives: ArchiveView[] } {
+    return { nodeId: this.identity.nodeId, archives: this.localArchives() };
+  }
+
+  /** Folds one reading of every heartbeat (the driver's). */
+  observe(beats: readonly HeartbeatRecord[], nowMs: number): void {
+    this.liveness = observeHeartbeats(this.liveness, beats, nowMs);
+  }
+
+  /** Reads the heartbeats now, so that an answer is not an interval old. */
+  async refresh(): Promise<void> {
+    try {
+      this.observe(parseBeats(await this.meta.list(keys.alive)), Date.now());
+    } catch {
+      // The store does not answer: the ages keep growing, which is the truth from here.
+    }
+  }
+
+  async facts(): Promise<ClusterFacts> {
+    try {
+      const f = await readClusterFacts(this.meta);
+      this.readFailed = false;
+      return f;
+    } catch {
+      this.readFailed = true;
+      return { nodes: [], archives: [], pools: [], luns: [], members: undefined };
+    }
+  }
+
+  async nodes(given?: ClusterFacts): Promise<NodeView[]> {
+    if (given === undefined) await this.refresh();
+    const f = given ?? (await this.facts());
+    const views = nodeViews(f, this.liveness, Date.now(), this.limits);
+    if (views.length > 0) return views;
+    // No records readable: this node alone, as it knows itself.
+    const me: NodeRecord = { id: this.identity.nodeId, name: this.identity.name, portal: this.config.portal.listen, api: this.config.api.listen, version: "", startedAt: "", address: this.config.node.address };
+    return nodeViews({ ...f, nodes: [me] }, this.liveness, Date.now(), this.limits);
+  }
+
+  async pools(): Promise<PoolView[]> {
+    return poolViews(await this.facts(), this.liveness, this.self);
+  }
+
+  /** The cluster part of `qstora status`. */
+  async view(o: { ioErrors: number; metadataReachable: boolean; targets: number; luns: number }): Promise<{ health: HealthReport; nodes: NodeView[]; pools: PoolView[]; metadata: MetadataView; manager?: { nodeId: string; name: string | null }; hints: string[] }> {
+    const [f] = await Promise.all([this.facts(), this.refresh()]);
+    const nodes = await this.nodes(f);
+    const metadata = await metadataView(f, this.config);
+    const self = this.self;
+    const health = clusterHealth({ facts: f, nodes, metadata, liveness: this.liveness, self, ioErrors: o.ioErrors, metadataReachable: o.metadataReachable && !this.readFailed, config: this.config });
+    const manager = managerView(f);
+    return { health, nodes, pools: poolViews(f, this.liveness, self), metadata, ...(manager === undefined ? {} : { manager }), hints: hintsFor({ health, nodes, targets: o.targets, luns: o.luns }) };
+  }
 }

@@ -26,10 +26,9 @@ import { keys, type ClusterRecord, type NodeRecord } from "./records.ts";
 import { NodeService } from "./service.ts";
 import { controlRoutes } from "./routes.ts";
 import { readConfigFile, type Bootstrap } from "./data-dir.ts";
-import { observeHeartbeats, type LivenessState } from "../cluster/liveness.ts";
 import { updateJson } from "../meta/documents.ts";
-import { clusterHealth, hintsFor, managerView, metadataView, nodeViews, poolViews, readClusterFacts } from "./cluster-view.ts";
-import { heartbeatLeaseSeconds, parseBeats, startHeartbeat } from "./heartbeat.ts";
+import { ClusterState } from "./cluster-view.ts";
+import { heartbeatLeaseSeconds, startHeartbeat } from "./heartbeat.ts";
 import { MembershipOps } from "./membership-ops.ts";
 import { membershipRoutes } from "./membership-routes.ts";
 import { caFingerprint } from "../cluster/ca.ts";
@@ -168,52 +167,18 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     // Chosen once at start (a probe of each kernel; erasure-coded LUNs will load the winner).
     const ecKernels = availableEcKernels();
     const metaStore = meta;
-    const limits = { suspectAfterMs: config.health.suspect_after_ms, downAfterMs: config.health.down_after_ms };
-    // Liveness of every node, folded from the heartbeats the driver reads each interval.
-    let liveness: LivenessState = new Map();
-    const self = () => ({ nodeId: identity.nodeId, archives: svc.archiveViews() });
-    const emptyFacts = { nodes: [] as NodeRecord[], archives: [], pools: [], luns: [], members: undefined };
-    const facts = async () => {
-      try {
-        return await readClusterFacts(metaStore);
-      } catch {
-        metadataReachable = false;
-        return emptyFacts;
-      }
-    };
-    // A status answers with the heartbeats as they are now, not as of the driver's last read
-    // (a node that joined a moment ago is up at once).
-    const refreshLiveness = async (): Promise<void> => {
-      try {
-        liveness = observeHeartbeats(liveness, parseBeats(await metaStore.list(keys.alive)), Date.now());
-      } catch {
-        // The store does not answer: the ages keep growing, which is the truth from here.
-      }
-    };
-    const nodesNow = async (f?: Awaited<ReturnType<typeof facts>>) => {
-      if (f === undefined) await refreshLiveness();
-      const views = nodeViews(f ?? (await facts()), liveness, Date.now(), limits);
-      return views.length > 0 ? views : nodeViews({ ...emptyFacts, nodes: [{ id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, version, startedAt: "", address: config.node.address }] }, liveness, Date.now(), limits);
-    };
+    // The cluster view: liveness of every node (from the heartbeats) and the records around it.
+    const clusterState = new ClusterState(metaStore, identity, config, () => svc.archiveViews());
     const status = async (): Promise<StatusView> => {
-      const [f] = await Promise.all([facts(), refreshLiveness()]);
-      const nodes = await nodesNow(f);
-      const metadata = await metadataView(f, config);
-      const health = clusterHealth({ facts: f, nodes, metadata, liveness, self: self(), ioErrors: svc.ioTotals().errors, metadataReachable, config });
       const targets = svc.targetViews((iqn) => portal.sessionCount(iqn));
       const luns = svc.lunViews();
-      const manager = managerView(f);
+      const view = await clusterState.view({ ioErrors: svc.ioTotals().errors, metadataReachable, targets: targets.length, luns: luns.length });
       return {
-      health,
-      nodes,
-      pools: poolViews(f, liveness, self()),
-      ...(manager === undefined ? {} : { manager }),
-      hints: hintsFor({ health, nodes, targets: targets.length, luns: luns.length }),
+      ...view,
       node: { id: identity.nodeId, name: identity.name, clusterId: identity.clusterId, version: `${version} (${buildCommit})`, pid: process.pid, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) },
       daemon: "running",
       portal: config.portal.listen,
       api: config.api.listen,
-      metadata,
       archives: svc.archiveViews(),
       targets,
       luns,
@@ -222,9 +187,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       };
     };
     try {
-      const ops = new MembershipOps(metaStore, identity.nodeId, () => nodesNow(), logger.child("membership"));
-      const views = { nodes: () => nodesNow(), pools: async () => poolViews(await facts(), liveness, self()) };
-      const routes = [...controlRoutes(svc, status, () => void shutdown("stop requested"), () => caFingerprint(readFileSync(paths.caCert, "utf8"))), ...membershipRoutes(ops, views)];
+      const ops = new MembershipOps(metaStore, identity.nodeId, () => clusterState.nodes(), logger.child("membership"));
+      const routes = [...controlRoutes(svc, status, () => void shutdown("stop requested"), () => caFingerprint(readFileSync(paths.caCert, "utf8"))), ...membershipRoutes(ops, clusterState)];
       control = startControlServer({ host: apiAddr.host, port: apiAddr.port, secret, routes, logger: logger.child("api") });
     } catch (e) {
       throw bindError(e, "control API", config.api.listen);
@@ -257,7 +221,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       startedAt: new Date(startedAt).toISOString(),
       archives: () => svc.archiveViews().map((a) => ({ id: a.id, state: a.state, sizeBytes: a.sizeBytes, writtenBytes: a.writtenBytes, freeBytes: a.freeBytes, ...(a.error === undefined ? {} : { error: a.error }) })),
       onBeats: (read, nowMs) => {
-        liveness = observeHeartbeats(liveness, read, nowMs);
+        clusterState.observe(read, nowMs);
         metadataReachable = true;
       },
       // Removed (node remove --force while up): its records are gone, so it must not serve on.
