@@ -49,6 +49,14 @@ test("a restarted node (new startedAt, seq back to 1) counts as a change", () =>
   expect(judgeNode(s, "a", t0 + 5000, limits)).toBe("up");
 });
 
+test("judgeNode() gives a node that beats slowly at least two of its intervals before suspecting it", () => {
+  const slow = { ...beat("a", 1, t0), intervalMs: 5000 };
+  const s = observeHeartbeats(empty, [slow], t0);
+  expect(judgeNode(s, "a", t0 + 9_999, limits)).toBe("up");
+  expect(judgeNode(s, "a", t0 + 10_000, limits)).toBe("suspect");
+  expect(judgeNode(s, "a", t0 + 15_000, limits)).toBe("down");
+});
+
 test("judgeNode() asserts sensible limits", () => {
   expect(() => judgeNode(empty, "a", t0, { suspectAfterMs: 5000, downAfterMs: 5000 })).toThrow();
 });

@@ -94,10 +94,24 @@ export function heartbeatAgeMs(state: LivenessState, nodeId: string, nowMs: numb
   return s === undefined ? null : Math.max(0, nowMs - s.changedAtMs);
 }
 
+/**
+ * The limits applied to one node: never tighter than its own interval allows (a node that beats
+ * every 5 s is not late after 3 s): suspect after at least two of its intervals, down at least
+ * one interval after that.
+ */
+export function limitsFor(limits: LivenessLimits, intervalMs: number): LivenessLimits {
+  const interval = Number.isFinite(intervalMs) && intervalMs > 0 ? intervalMs : 0;
+  const suspectAfterMs = Math.max(limits.suspectAfterMs, 2 * interval);
+  return { suspectAfterMs, downAfterMs: Math.max(limits.downAfterMs, suspectAfterMs + interval) };
+}
+
 export function judgeNode(state: LivenessState, nodeId: string, nowMs: number, limits: LivenessLimits): NodeState {
   checkLimits(limits);
   const age = heartbeatAgeMs(state, nodeId, nowMs);
-  if (age === null || age >= limits.downAfterMs) return "down";
-  if (age >= limits.suspectAfterMs) return "suspect";
+  if (age === null) return "down";
+  const own = limitsFor(limits, state.get(nodeId)?.beat.intervalMs ?? 0);
+  assert(own.downAfterMs > own.suspectAfterMs);
+  if (age >= own.downAfterMs) return "down";
+  if (age >= own.suspectAfterMs) return "suspect";
   return "up";
 }

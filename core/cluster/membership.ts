@@ -113,6 +113,8 @@ export interface RemovalFacts {
   archiveCount: number;
   /** The node runs (part of) the metadata store. */
   metadataMember: boolean;
+  /** The metadata store is that node's single embedded store (no group to move it within). */
+  metadataSingle: boolean;
   /** The node answering the request is the one to remove. */
   isSelf: boolean;
 }
@@ -126,14 +128,10 @@ export type RemovalVerdict = { ok: true; loses: string[] } | { ok: false; error:
  */
 export function judgeRemoval(f: RemovalFacts, force: boolean): RemovalVerdict {
   if (f.metadataMember) {
-    return {
-      ok: false,
-      error: new QstoraError(
-        "IN_USE",
-        `node ${f.name} is a member of the metadata store: removing it would take the cluster's state with it`,
-        "Move the metadata store off it first (the metadata group's membership commands); until then it can't be removed, even with --force.",
-      ),
-    };
+    const hint = f.metadataSingle
+      ? "The cluster's only metadata store runs there, so it can't be removed (not even with --force) until the metadata store runs as a group of several nodes, or on an external etcd (`qstora init --etcd`)."
+      : "Remove it from the metadata group first (the metadata group's membership commands), then remove the node.";
+    return { ok: false, error: new QstoraError("IN_USE", `node ${f.name} is a member of the metadata store: removing it would take the cluster's state with it`, hint) };
   }
   if (f.isSelf) return { ok: false, error: new QstoraError("IN_USE", `node ${f.name} is the node answering this command`, "Run `qstora node remove` on another node of the cluster.") };
   const loses: string[] = [];

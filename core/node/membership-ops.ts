@@ -60,7 +60,7 @@ export class MembershipOps {
     const luns = facts.luns.filter((l) => l.nodeId === node.id);
     const archives = facts.archives.filter((a) => a.nodeId === node.id);
     const verdict = judgeRemoval(
-      { name: node.name, state: view?.state ?? "down", luns: luns.map((l) => `${l.target}:${l.lun}`), archiveCount: archives.length, metadataMember: isMetadataMember(node, facts.members), isSelf: node.id === this.selfId },
+      { name: node.name, state: view?.state ?? "down", luns: luns.map((l) => `${l.target}:${l.lun}`), archiveCount: archives.length, metadataMember: isMetadataMember(node, facts.members), metadataSingle: facts.members === undefined, isSelf: node.id === this.selfId },
       force,
     );
     if (!verdict.ok) throw verdict.error;
