@@ -90,6 +90,8 @@ describe("a five-node cluster", () => {
     expect(s.metadata.mode).toBe("single");
     expect(s.metadata.leader).toBe("node-a");
     expect(s.nodes.filter((n) => n.metadataMember).map((n) => n.name)).toEqual(["node-a"]);
+    const text = c.q("status").stdout;
+    for (const line of ["health:   HEALTH_OK", "nodes:    5 total: 5 up, 0 suspect, 0 down; 3 group(s)", "metadata: single, 1/1 answering, leader node-a", "POOL", "Next:"]) expect(text).toContain(line);
     expect(s.pools).toEqual([{ name: "default", media: [], capacityBytes: 5 * GiB, writtenBytes: 0, freeBytes: expect.any(Number), archives: 5, nodes: 5 } as never]);
   }, 120_000);
 
@@ -160,6 +162,9 @@ describe("a five-node cluster", () => {
     // node-e holds a LUN: stopped, it is down, and still refused without --force.
     e.ok("stop");
     await waitFor("node-e down", () => a.qJson<Status>("status").nodes.find((n) => n.name === "node-e")?.state, (st) => st === "down");
+    const detail = a.q("health", "detail").stdout;
+    expect(detail).toContain("NODE_DOWN: 1 node(s) down");
+    expect(detail).toContain("node node-e is down (no heartbeat)");
     expectRefused(a.q("node", "remove", "node-e"), 5, /only copy of LUN\(s\) iqn.2026-11.org.qstora:on-e:0/);
     const forced = a.q("node", "remove", "node-e", "--force", "--json");
     expect(forced.code).toBe(0);
