@@ -103,6 +103,10 @@ describe("a node cut off by a network namespace", () => {
     expect(seen).toEqual(["up", "suspect", "down"]);
     expect(suspectChecks).toContain("NODE_SUSPECT");
     expect(keyGone).toBe(true);
+    // The cut-off side knows it: its store does not answer.
+    const cutView = b.qJson<Status["health"]>("health");
+    expect(cutView.status).toBe("HEALTH_ERR");
+    expect(cutView.checks.map((c) => c.code)).toContain("METADATA_UNREACHABLE");
 
     sh("ip", "netns", "exec", ns, "ip", "link", "set", nsIf, "up");
     const upAt = Date.now();
