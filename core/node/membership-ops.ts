@@ -12,6 +12,9 @@ import type { NodeView } from "../control/protocol.ts";
 import { isMetadataMember, readClusterFacts } from "./cluster-view.ts";
 import { keys, type NodeRecord, type PoolRecord } from "./records.ts";
 
+/** Operations per transaction: below etcd's default --max-txn-ops (128). */
+const txnOpsMax = 100;
+
 export class MembershipOps {
   constructor(
     private readonly meta: MetaStore,
@@ -66,15 +69,22 @@ export class MembershipOps {
     if (!verdict.ok) throw verdict.error;
     const nodeKv = await this.meta.get(keys.node(node.id));
     if (nodeKv === undefined) throw new QstoraError("NOT_FOUND", `node ${nameOrId} was removed meanwhile`);
-    const ops: Op[] = [
-      ...luns.map((l) => ({ delete: { key: keys.lun(l.uuid) } })),
-      ...luns.map((l) => ({ delete: { key: keys.reservation(l.uuid) } })),
+    // Every step is guarded by the node record's revision, so a change to the node (a restart
+    // rewriting it, a drain) stops the removal. The records around the node go first, in
+    // transactions of at most txnOpsMax operations (etcd's default limit is 128), the node's own
+    // record last: an interrupted removal leaves a node that can be removed again.
+    const guard = [{ key: keys.node(node.id), target: "MOD", result: "EQUAL", value: nodeKv.modRevision }] as const;
+    const around: Op[] = [
+      ...luns.flatMap((l) => [{ delete: { key: keys.lun(l.uuid) } }, { delete: { key: keys.reservation(l.uuid) } }]),
       ...archives.map((a) => ({ delete: { key: keys.archive(a.id) } })),
-      { delete: { key: keys.aliveNode(node.id) } },
-      { delete: { key: keys.node(node.id) } },
     ];
-    const r = await this.meta.txn({ compare: [{ key: keys.node(node.id), target: "MOD", result: "EQUAL", value: nodeKv.modRevision }], success: ops });
-    if (!r.succeeded) throw new QstoraError("IN_USE", `node ${node.name} changed while it was being removed`, "Look at `qstora node list` and try again.");
+    const steps: Op[][] = [];
+    for (let i = 0; i < around.length; i += txnOpsMax) steps.push(around.slice(i, i + txnOpsMax));
+    steps.push([{ delete: { key: keys.aliveNode(node.id) } }, { delete: { key: keys.node(node.id) } }]);
+    for (const ops of steps) {
+      const r = await this.meta.txn({ compare: guard, success: ops });
+      if (!r.succeeded) throw new QstoraError("IN_USE", `node ${node.name} changed while it was being removed`, "Look at `qstora node list` and try again.");
+    }
     this.logger.warn("node removed", { node: node.name, id: node.id, force, loses: verdict.loses.join("; ") });
     return { removed: node.name, loses: verdict.loses };
   }
