@@ -12,6 +12,7 @@ const subCommands = {
   init: () => import("./commands/init.ts").then((m) => m.default),
   join: () => import("./commands/join.ts").then((m) => m.default),
   node: () => import("./commands/node/index.ts").then((m) => m.default),
+  pool: () => import("./commands/pool/index.ts").then((m) => m.default),
   serve: () => import("./commands/serve.ts").then((m) => m.default),
   start: () => import("./commands/start.ts").then((m) => m.default),
   stop: () => import("./commands/stop.ts").then((m) => m.default),

@@ -6,6 +6,8 @@ import { defaultDataDir } from "../../core/node/paths.ts";
 import { dataDirPaths, type DataDirPaths } from "../../core/node/paths.ts";
 import { controlClient } from "../../core/node/lifecycle.ts";
 import type { ControlClient } from "../../core/control/client.ts";
+import type { NodeView, PoolView } from "../../core/control/protocol.ts";
+import { formatSize } from "../../core/util/size.ts";
 
 export const dataDirArg = {
   "data-dir": {
@@ -73,8 +75,23 @@ export function last(value: string | string[] | undefined): string | undefined {
 }
 
 /** The nodes table, as `status` and `node list` print it. */
-export function printNodes(nodes: Array<{ name: string; state: string; portal: string; id: string; transport?: { reachable: true; rttMs: number } | { reachable: false; error: string } }>): void {
+export function printNodes(nodes: readonly NodeView[]): void {
   // PEER: the node-to-node transport from the answering node (a ping's round trip).
-  const peer = (t: (typeof nodes)[number]["transport"]): string => (t === undefined ? "-" : t.reachable ? `${t.rttMs.toFixed(2)} ms` : "unreachable");
-  printTable(["NODE", "STATE", "PORTAL", "PEER", "ID"], nodes.map((n) => [n.name, n.state, n.portal || "-", peer(n.transport), n.id]), "no nodes");
+  const peer = (t: NodeView["transport"]): string => (t === undefined ? "-" : t.reachable ? `${t.rttMs.toFixed(2)} ms` : "unreachable");
+  const flags = (n: NodeView): string => [n.draining ? "draining" : "", n.metadataMember ? "metadata" : ""].filter((f) => f !== "").join(",") || "-";
+  const labels = (n: NodeView): string => Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(",") || "-";
+  printTable(
+    ["NODE", "STATE", "GROUP", "ADDRESS", "ARCHIVES", "FLAGS", "LABELS", "HEARTBEAT", "PEER"],
+    nodes.map((n) => [n.name, n.state, n.group, n.address || "-", String(n.archives), flags(n), labels(n), n.heartbeatAgeMs === null ? "none" : `${(n.heartbeatAgeMs / 1000).toFixed(1)}s ago`, peer(n.transport)]),
+    "no nodes",
+  );
+}
+
+/** The pools table, as `status` and `pool list` print it. */
+export function printPools(pools: readonly PoolView[]): void {
+  printTable(
+    ["POOL", "MEDIA", "CAPACITY", "WRITTEN", "FREE", "ARCHIVES", "NODES"],
+    pools.map((p) => [p.name, p.media.join(",") || "any", formatSize(p.capacityBytes), formatSize(p.writtenBytes), formatSize(p.freeBytes), String(p.archives), String(p.nodes)]),
+    "no pools",
+  );
 }

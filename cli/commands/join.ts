@@ -18,6 +18,7 @@ export default defineCommand({
     address: { type: "string", description: "Address for all of this node's listeners (default 127.0.0.1)", valueHint: "ADDR" },
     portal: { type: "string", description: "iSCSI portal (default ADDRESS:3260)", valueHint: "ADDR:PORT" },
     name: { type: "string", description: "Node name, unique in the cluster (default: the host name)", valueHint: "NODE" },
+    group: { type: "string", description: "Fault domain of this node (default: its name); copies of a segment go to different groups", valueHint: "NAME" },
   },
   async run({ args, rawArgs }) {
     const token = last(args.token) ?? process.env["QSTORA_TOKEN"];
@@ -30,6 +31,7 @@ export default defineCommand({
       token,
       archives,
       name: last(args.name) ?? hostname(),
+      ...(last(args.group) === undefined ? {} : { group: last(args.group) as string }),
       ...(last(args.address) === undefined ? {} : { address: last(args.address) as string }),
       ...(last(args.portal) === undefined ? {} : { portal: last(args.portal) as string }),
     });

@@ -1,4 +1,6 @@
-// `qstora status`: node, daemon state, portal, archives, targets, LUNs and I/O counters.
+// `qstora status`: the cluster as `ceph -s` shows one: health and its checks, nodes, metadata
+// members and leader, manager, capacity per pool; then this node (daemon, portal, archives,
+// targets, LUNs, I/O) and hints for the next command. `--json` prints StatusView (docs/CLI.md).
 import { defineCommand } from "citty";
 import { consola } from "consola";
 import type { StatusView } from "../../core/control/protocol.ts";
@@ -6,10 +8,10 @@ import { isDataDirLocked, readPid } from "../../core/node/lock.ts";
 import { readIdentity } from "../../core/node/identity.ts";
 import { formatSize } from "../../core/util/size.ts";
 import { QstoraError } from "../../core/util/errors.ts";
-import { clientFrom, commonArgs, pathsFrom, printJson, printNodes, printTable } from "./_shared.ts";
+import { clientFrom, commonArgs, pathsFrom, printJson, printNodes, printPools, printTable } from "./_shared.ts";
 
 export default defineCommand({
-  meta: { name: "status", description: "Show the node: daemon, portal, archives (size/used), targets, LUNs and I/O" },
+  meta: { name: "status", description: "Show the cluster (health, nodes, metadata, pools) and this node (daemon, archives, targets, LUNs, I/O)" },
   args: { ...commonArgs },
   async run({ args }) {
     const paths = pathsFrom(args);
@@ -28,15 +30,39 @@ export default defineCommand({
       printJson(s);
       return;
     }
-    consola.log(`health   ${s.health.status}${s.health.checks.map((c) => `\n         ${c.code}: ${c.summary}`).join("")}`);
-    consola.log(`node     ${s.node.name} (${s.node.id})\ncluster  ${s.node.clusterId}\ndaemon   running, pid ${s.node.pid}, up ${s.node.uptimeSeconds} s, qstora ${s.node.version}\nportal   ${s.portal}\nmetadata ${s.metadata.backend} ${s.metadata.endpoints.join(",")}\nec       ${s.ec.kernel} (available: ${s.ec.available.join(", ")})`);
-    consola.log(`io       ${s.io.readOps} reads (${formatSize(s.io.readBytes)}), ${s.io.writeOps} writes (${formatSize(s.io.writeBytes)}), ${s.io.flushes} flushes, ${s.io.errors} errors\n`);
+    const dd = args["data-dir"] === undefined ? "" : ` --data-dir ${paths.root}`;
+    const count = (state: string) => s.nodes.filter((n) => n.state === state).length;
+    const groups = new Set(s.nodes.map((n) => n.group)).size;
+    const answering = s.metadata.members.filter((m) => m.answering).length;
+    const members = s.metadata.members.map((m) => `${m.name ?? m.clientUrl}${m.answering ? "" : " (not answering)"}`).join(", ");
+    const out: string[] = [
+      "  cluster:",
+      `    id:       ${s.node.clusterId}`,
+      `    health:   ${s.health.status}`,
+      ...s.health.checks.map((c) => `              ${c.code}: ${c.summary}`),
+      "",
+      "  services:",
+      `    nodes:    ${s.nodes.length} total: ${count("up")} up, ${count("suspect")} suspect, ${count("down")} down; ${groups} group(s)${s.nodes.some((n) => n.draining) ? `; draining: ${s.nodes.filter((n) => n.draining).map((n) => n.name).join(", ")}` : ""}`,
+      `    metadata: ${s.metadata.mode}, ${answering}/${s.metadata.members.length} answering, leader ${s.metadata.leader ?? "none"}: ${members || "-"}`,
+      ...(s.manager === undefined ? [] : [`    manager:  ${s.manager.name ?? s.manager.nodeId}`]),
+      "",
+      "  this node:",
+      `    node:     ${s.node.name} (${s.node.id})`,
+      `    daemon:   running, pid ${s.node.pid}, up ${s.node.uptimeSeconds} s, qstora ${s.node.version}`,
+      `    portal:   ${s.portal}`,
+      `    ec:       ${s.ec.kernel} (available: ${s.ec.available.join(", ")})`,
+      `    io:       ${s.io.readOps} reads (${formatSize(s.io.readBytes)}), ${s.io.writeOps} writes (${formatSize(s.io.writeBytes)}), ${s.io.flushes} flushes, ${s.io.errors} errors`,
+      "",
+    ];
+    process.stdout.write(`${out.join("\n")}\n`);
     printNodes(s.nodes);
     process.stdout.write("\n");
+    printPools(s.pools);
+    process.stdout.write("\n");
     printTable(
-      ["ARCHIVE", "STATE", "SIZE", "USED", "FREE", "PATH"],
-      s.archives.map((a) => [a.id.slice(0, 8), a.state, formatSize(a.sizeBytes), formatSize(a.writtenBytes), formatSize(a.freeBytes), a.path]),
-      "no archives",
+      ["ARCHIVE", "STATE", "MEDIA", "SIZE", "USED", "FREE", "PATH"],
+      s.archives.map((a) => [a.id.slice(0, 8), a.state, a.media, formatSize(a.sizeBytes), formatSize(a.writtenBytes), formatSize(a.freeBytes), a.path]),
+      "no archives on this node",
     );
     process.stdout.write("\n");
     printTable(["TARGET", "LUNS", "SESSIONS"], s.targets.map((t) => [t.iqn, t.luns.join(",") || "-", String(t.sessions)]), "no targets: create one with `qstora target create IQN`");
@@ -46,5 +72,6 @@ export default defineCommand({
       s.luns.map((l) => [String(l.lun), l.name, formatSize(l.sizeBytes), formatSize(l.writtenBytes), l.url]),
       "no LUNs: create one with `qstora lun create --target IQN --size SIZE`",
     );
+    if (s.hints.length > 0) process.stdout.write(`\nNext:\n${s.hints.map((h) => `  ${h.replace(/^(qstora [^#]*?)(\s*#|$)/, (_m, cmd: string, rest: string) => `${cmd.trimEnd()}${dd}${rest}`)}`).join("\n")}\n`);
   },
 });

@@ -19,3 +19,25 @@ test("judgeHealth() errs when the metadata store is unreachable, warns on I/O er
   expect(judgeHealth({ archives: [archive("a", 50 * GiB)], ioErrors: 3, metadataReachable: true }).status).toBe("HEALTH_WARN");
   expect(judgeHealth({ archives: [archive("a", 50 * GiB)], ioErrors: 0, metadataReachable: false }).checks[0]?.code).toBe("METADATA_UNREACHABLE");
 });
+
+test("judgeHealth() names suspect, down and draining nodes, and an archive in error", () => {
+  const r = judgeHealth({
+    archives: [archive("a", 50 * GiB), { ...archive("b", 0, "error"), node: "n2", error: "EIO" }],
+    ioErrors: 0,
+    metadataReachable: true,
+    nodes: [{ name: "n1", state: "up" }, { name: "n2", state: "suspect", heartbeatAgeMs: 4200 }, { name: "n3", state: "down", heartbeatAgeMs: null, draining: true }],
+  });
+  expect(r.checks.map((c) => c.code)).toEqual(["ARCHIVE_ERROR", "NODE_DOWN", "NODE_SUSPECT", "NODE_DRAINING"]);
+  expect(r.checks[0]?.detail[0]).toBe("archive b at /a/b on n2: EIO");
+  expect(r.checks[2]?.detail[0]).toBe("node n2: last heartbeat 4.2 s ago");
+  expect(r.checks[1]?.detail[0]).toContain("no heartbeat");
+});
+
+test("judgeHealth() errs without a metadata quorum, and takes its archive thresholds", () => {
+  expect(judgeHealth({ archives: [archive("a", 50 * GiB)], ioErrors: 0, metadataReachable: true, metadataMembers: { total: 3, answering: 2, unreachable: ["x"] } }).status).toBe("HEALTH_OK");
+  const r = judgeHealth({ archives: [archive("a", 50 * GiB)], ioErrors: 0, metadataReachable: true, metadataMembers: { total: 3, answering: 1, unreachable: ["x", "y"] } });
+  expect(r.checks[0]?.code).toBe("METADATA_NO_QUORUM");
+  expect(r.checks[0]?.detail).toEqual(["metadata member x does not answer", "metadata member y does not answer"]);
+  const tight = judgeHealth({ archives: [archive("a", 50 * GiB)], ioErrors: 0, metadataReachable: true, limits: { archiveNearFullRatio: 0.4, archiveFullRatio: 0.6 } });
+  expect(tight.checks.map((c) => c.code)).toEqual(["ARCHIVE_NEARFULL"]);
+});

@@ -21,6 +21,8 @@ export interface HealthReport {
 export interface ArchiveFact {
   id: string;
   path: string;
+  /** The node holding it, in cluster-wide checks. */
+  node?: string;
   state: "online" | "missing" | "error";
   sizeBytes: number;
   freeBytes: number;
@@ -31,34 +33,57 @@ export interface NodeFacts {
   archives: ArchiveFact[];
   ioErrors: number;
   metadataReachable: boolean;
-  /** Names of cluster nodes whose heartbeat has lapsed. */
-  nodesDown?: string[];
+  /** Every cluster node with its liveness (core/cluster/liveness.ts) and drain flag. */
+  nodes?: Array<{ name: string; state: "up" | "suspect" | "down"; draining?: boolean; heartbeatAgeMs?: number | null }>;
+  /** The metadata store's members and how many answer (with a leader, for a Raft group). */
+  metadataMembers?: { total: number; answering: number; unreachable: string[] };
+  /** Used fractions above which an archive is nearly full (warn) and full (error). */
+  limits?: { archiveNearFullRatio: number; archiveFullRatio: number };
 }
 
-/** Free space below which an archive is "nearly full" (warn) and "full" (error), as fractions. */
-export const archiveNearFullFraction = 0.15;
-export const archiveFullFraction = 0.03;
+export const defaultArchiveNearFullRatio = 0.85;
+export const defaultArchiveFullRatio = 0.97;
+
+function where(a: ArchiveFact): string {
+  return `archive ${a.id} at ${a.path}${a.node === undefined ? "" : ` on ${a.node}`}`;
+}
+
+function age(ms: number | null | undefined): string {
+  return ms === null || ms === undefined ? "no heartbeat" : `last heartbeat ${(ms / 1000).toFixed(1)} s ago`;
+}
 
 export function judgeHealth(facts: NodeFacts): HealthReport {
   const checks: HealthCheck[] = [];
-  const down = facts.archives.filter((a) => a.state !== "online");
-  if (down.length > 0) {
-    checks.push({
-      code: "ARCHIVE_UNAVAILABLE",
-      severity: "HEALTH_ERR",
-      summary: `${down.length} archive(s) not available: the LUN data they hold can't be read`,
-      detail: down.map((a) => `archive ${a.id} at ${a.path} is ${a.state}${a.error === undefined ? "" : `: ${a.error}`}`),
-    });
+  const nearFullRatio = facts.limits?.archiveNearFullRatio ?? defaultArchiveNearFullRatio;
+  const fullRatio = facts.limits?.archiveFullRatio ?? defaultArchiveFullRatio;
+  const missing = facts.archives.filter((a) => a.state === "missing");
+  if (missing.length > 0) {
+    checks.push({ code: "ARCHIVE_UNAVAILABLE", severity: "HEALTH_ERR", summary: `${missing.length} archive(s) not available: the LUN data they hold can't be read`, detail: missing.map((a) => `${where(a)} is missing${a.error === undefined ? "" : `: ${a.error}`}`) });
+  }
+  const failed = facts.archives.filter((a) => a.state === "error");
+  if (failed.length > 0) {
+    checks.push({ code: "ARCHIVE_ERROR", severity: "HEALTH_ERR", summary: `${failed.length} archive(s) in error: the LUN data they hold can't be read`, detail: failed.map((a) => `${where(a)}: ${a.error ?? "error"}`) });
   }
   const online = facts.archives.filter((a) => a.state === "online" && a.sizeBytes > 0);
-  const full = online.filter((a) => a.freeBytes / a.sizeBytes < archiveFullFraction);
-  const nearFull = online.filter((a) => !full.includes(a) && a.freeBytes / a.sizeBytes < archiveNearFullFraction);
+  const used = (a: ArchiveFact): number => 1 - a.freeBytes / a.sizeBytes;
+  const full = online.filter((a) => used(a) > fullRatio);
+  const nearFull = online.filter((a) => !full.includes(a) && used(a) > nearFullRatio);
   const pct = (a: ArchiveFact) => `${((100 * a.freeBytes) / a.sizeBytes).toFixed(1)}% free`;
-  if (full.length > 0) checks.push({ code: "ARCHIVE_FULL", severity: "HEALTH_ERR", summary: `${full.length} archive(s) full: new segments can't be placed`, detail: full.map((a) => `archive ${a.id} at ${a.path}: ${pct(a)}`) });
-  if (nearFull.length > 0) checks.push({ code: "ARCHIVE_NEARFULL", severity: "HEALTH_WARN", summary: `${nearFull.length} archive(s) nearly full`, detail: nearFull.map((a) => `archive ${a.id} at ${a.path}: ${pct(a)}`) });
+  if (full.length > 0) checks.push({ code: "ARCHIVE_FULL", severity: "HEALTH_ERR", summary: `${full.length} archive(s) full (over ${Math.round(fullRatio * 100)}% used): new segments can't be placed`, detail: full.map((a) => `${where(a)}: ${pct(a)}`) });
+  if (nearFull.length > 0) checks.push({ code: "ARCHIVE_NEARFULL", severity: "HEALTH_WARN", summary: `${nearFull.length} archive(s) nearly full (over ${Math.round(nearFullRatio * 100)}% used)`, detail: nearFull.map((a) => `${where(a)}: ${pct(a)}`) });
   if (facts.archives.length === 0) checks.push({ code: "NO_ARCHIVES", severity: "HEALTH_WARN", summary: "the node has no archive: LUNs can't store data", detail: ["add one with `qstora archive add PATH:SIZE`"] });
-  if ((facts.nodesDown ?? []).length > 0) checks.push({ code: "NODE_DOWN", severity: "HEALTH_WARN", summary: `${facts.nodesDown?.length} node(s) down`, detail: (facts.nodesDown ?? []).map((n) => `node ${n} has no heartbeat`) });
+  const nodes = facts.nodes ?? [];
+  const down = nodes.filter((n) => n.state === "down");
+  const suspect = nodes.filter((n) => n.state === "suspect");
+  const draining = nodes.filter((n) => n.draining === true);
+  if (down.length > 0) checks.push({ code: "NODE_DOWN", severity: "HEALTH_WARN", summary: `${down.length} node(s) down`, detail: down.map((n) => `node ${n.name} is down (${age(n.heartbeatAgeMs)})`) });
+  if (suspect.length > 0) checks.push({ code: "NODE_SUSPECT", severity: "HEALTH_WARN", summary: `${suspect.length} node(s) suspect: heartbeats late`, detail: suspect.map((n) => `node ${n.name}: ${age(n.heartbeatAgeMs)}`) });
+  if (draining.length > 0) checks.push({ code: "NODE_DRAINING", severity: "HEALTH_WARN", summary: `${draining.length} node(s) draining: nothing new is placed on them`, detail: draining.map((n) => `node ${n.name} is draining; undo with \`qstora node drain ${n.name} --undo\``) });
   if (!facts.metadataReachable) checks.push({ code: "METADATA_UNREACHABLE", severity: "HEALTH_ERR", summary: "the metadata store does not answer: management commands wait", detail: [] });
+  const m = facts.metadataMembers;
+  if (m !== undefined && m.total > 0 && m.answering < Math.floor(m.total / 2) + 1) {
+    checks.push({ code: "METADATA_NO_QUORUM", severity: "HEALTH_ERR", summary: `${m.answering} of ${m.total} metadata member(s) answer: no quorum, management and failover wait`, detail: m.unreachable.map((u) => `metadata member ${u} does not answer`) });
+  }
   if (facts.ioErrors > 0) checks.push({ code: "IO_ERRORS", severity: "HEALTH_WARN", summary: `${facts.ioErrors} I/O error(s) since the daemon started`, detail: ["see qstora.log in the data directory"] });
   const status: Severity = checks.some((c) => c.severity === "HEALTH_ERR") ? "HEALTH_ERR" : checks.length > 0 ? "HEALTH_WARN" : "HEALTH_OK";
   return { status, checks };

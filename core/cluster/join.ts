@@ -15,6 +15,8 @@ export const joinTimeoutMs = 15_000;
 export interface JoinRequest {
   token: string;
   name: string;
+  /** Fault domain (--group); the member records it in the node's record. Absent: the name. */
+  group?: string;
   /** The address the joining node's listeners use (goes into its certificate). */
   address: string;
   publicKeyPem: string;

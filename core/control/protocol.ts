@@ -5,10 +5,13 @@
 
 import type { ArchiveInfo } from "../archive/archive.ts";
 import type { HealthReport } from "../cluster/health.ts";
+import type { PoolSummary } from "../cluster/membership.ts";
+import type { Media } from "../archive/media.ts";
 
 /** An archive as status shows it: its own numbers (zeros while it can't be opened) and a state. */
 export type ArchiveView = Omit<ArchiveInfo, "clusterId"> & {
   state: "online" | "missing" | "error";
+  media: Media;
   error?: string;
 };
 
@@ -41,10 +44,46 @@ export interface NodeView {
   id: string;
   name: string;
   portal: string;
-  /** "up" while the node's heartbeat lease lives in the metadata store. */
-  state: "up" | "down";
+  /** From the age of its heartbeat (health.suspect_after_ms, health.down_after_ms). */
+  state: "up" | "suspect" | "down";
+  /** Fault domain (--group; default the node's name). */
+  group: string;
+  address: string;
+  /** Number of archives registered on the node. */
+  archives: number;
+  labels: Record<string, string>;
+  draining: boolean;
+  /** Milliseconds since its heartbeat last changed, on the answering node's clock; null: none. */
+  heartbeatAgeMs: number | null;
+  metadataMember: boolean;
   /** The node-to-node transport from the answering node to this one: a ping's round trip. */
   transport?: { reachable: true; rttMs: number } | { reachable: false; error: string };
+}
+
+export interface MetadataMemberView {
+  /** The qstora node running it; null for an external etcd member. */
+  nodeId: string | null;
+  name: string | null;
+  clientUrl: string;
+  answering: boolean;
+  leader: boolean;
+}
+
+export interface MetadataView {
+  backend: string;
+  endpoints: string[];
+  /** "single" (one embedded store), "external" (etcd), or the metadata group's own mode. */
+  mode: string;
+  members: MetadataMemberView[];
+  /** The leader's node name (or client URL); null when no member answers as leader. */
+  leader: string | null;
+}
+
+export type PoolView = PoolSummary;
+
+export interface PoolCreateRequest {
+  name: string;
+  media: Media[];
 }
 
 export interface StatusView {
@@ -54,7 +93,13 @@ export interface StatusView {
   daemon: "running";
   portal: string;
   api: string;
-  metadata: { backend: string; endpoints: string[] };
+  metadata: MetadataView;
+  /** Capacity per storage pool (the implicit "default" pool holds every archive). */
+  pools: PoolView[];
+  /** The cluster manager's node, when the metadata group records one. */
+  manager?: { nodeId: string; name: string | null };
+  /** Commands worth running next, given the state. */
+  hints: string[];
   archives: ArchiveView[];
   targets: TargetView[];
   luns: LunView[];

@@ -129,6 +129,9 @@ async function startOn(args: { host: string; port: number; dataFile: string; opt
     data: dataFile,
     // 0: persist and fsync on every change before answering (see the header).
     persist_interval: 0,
+    // Identity filter: with one set, antietcd skips the dump for changes to leased keys (which
+    // it never persists anyway), so heartbeats don't rewrite the database every second.
+    persist_filter: (_key: string, value: unknown) => value,
     compact_revisions: options.compactRevisions ?? compactRevisionsDefault,
     use_base64: 1,
     // Strict serializable reads once there is a group; alone it changes nothing.

@@ -13,6 +13,7 @@
 //   /qstora/v1/luns/<uuid>                        LUN record (size, layout, target, number)
 //   /qstora/v1/segments/<lun-uuid>/<index>        segment membership and epoch
 //   /qstora/v1/reservations/<lun-uuid>            SCSI persistent reservations of a LUN
+//   /qstora/v1/metadata/members                   metadata group: mode, members (nodeId, clientUrl)
 //   /qstora/v1/tokens/<id>                        join token (its secret only as a SHA-256)
 //
 // Directories end in '/', leaves never do. Values are JSON text (documents.ts).
@@ -63,6 +64,7 @@ export const metaKeys = {
     if (!Number.isSafeInteger(index) || index < 0) throw new QstoraError("INVALID_ARGUMENT", `segment index ${index} is not a whole number`);
     return `${leaf(`${keyRoot}segments/`, lunUuid, "LUN uuid")}/${index}`;
   },
+  metadataMembers: `${keyRoot}metadata/members`,
   tokens: `${keyRoot}tokens/`,
   token: (id: string) => leaf(`${keyRoot}tokens/`, id, "token id"),
   reservations: `${keyRoot}reservations/`,

@@ -33,6 +33,12 @@ describe("config", () => {
     expect(c.portal.listen).toBe("127.0.0.9:3260");
     expect(c.api.listen).toBe("127.0.0.9:7325");
   });
+  test("parseConfig() takes health limits and refuses them out of order", () => {
+    expect(parseConfig("[health]\nsuspect_after_ms = 2000\ndown_after_ms = 5000\n").health.down_after_ms).toBe(5000);
+    expect(codeOf(() => parseConfig("[health]\nsuspect_after_ms = 20000\n"))).toContain("suspect_after_ms < health.down_after_ms");
+    expect(codeOf(() => parseConfig("[health]\ndown_after_ms = 5\n"))).toContain('"health.down_after_ms" must be');
+    expect(codeOf(() => parseConfig("[health]\narchive_full_ratio = 0.5\n"))).toContain("nearfull_ratio must be below");
+  });
   test("docs/CONFIG.md documents every key", () => {
     const doc = readFileSync(new URL("../../docs/CONFIG.md", import.meta.url), "utf8");
     for (const key of configKeys) expect(doc).toContain(`\`${key.path}\``);

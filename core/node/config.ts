@@ -14,6 +14,7 @@ export interface NodeConfig {
   cluster: { listen: string };
   peer: { listen: string };
   log: { level: LogLevelName };
+  health: { heartbeat_interval_ms: number; suspect_after_ms: number; down_after_ms: number; archive_nearfull_ratio: number; archive_full_ratio: number };
 }
 
 export const portDefaults = { portal: 3260, api: 7325, cluster: 7326, metadata: 7327, peer: 7328 } as const;
@@ -28,6 +29,8 @@ const isString = (v: unknown): string | null => (typeof v === "string" && v.leng
 const isHostPort = (v: unknown): string | null => (typeof v === "string" && parseHostPort(v) !== null ? null : 'must be "ADDRESS:PORT", e.g. "127.0.0.1:3260"');
 const isAddress = (v: unknown): string | null => (typeof v === "string" && /^[0-9a-zA-Z.:-]+$/.test(v) ? null : "must be an IP address or host name");
 const oneOf = (...allowed: string[]) => (v: unknown): string | null => (typeof v === "string" && allowed.includes(v) ? null : `must be one of ${allowed.map((a) => `"${a}"`).join(", ")}`);
+const isMs = (v: unknown): string | null => (typeof v === "number" && Number.isInteger(v) && v >= 100 && v <= 3_600_000 ? null : "must be a whole number of milliseconds from 100 to 3600000");
+const isRatio = (v: unknown): string | null => (typeof v === "number" && v > 0 && v < 1 ? null : "must be a number between 0 and 1, e.g. 0.85");
 const isUrlList = (v: unknown): string | null =>
   Array.isArray(v) && v.every((u) => typeof u === "string" && /^https?:\/\/[^/\s]+\/?$/.test(u)) ? null : 'must be a list of URLs like ["http://10.0.0.1:2379"]';
 
@@ -41,6 +44,11 @@ export const configKeys: readonly ConfigKey[] = [
   { path: "metadata.listen", description: "For the embedded backend: where antietcd listens, ADDRESS:PORT, loopback only (default: node.address:7327 when that is a loopback address, else 127.0.0.1:7327).", check: isHostPort },
   { path: "cluster.listen", description: "The node-to-node listener (HTTPS with the cluster CA; joins are answered there), ADDRESS:PORT (default: node.address:7326).", check: isHostPort },
   { path: "peer.listen", description: "The node-to-node transport (replication traffic; frames authenticated with the cluster CA's certificates), ADDRESS:PORT (default: node.address:7328).", check: isHostPort },
+  { path: "health.heartbeat_interval_ms", description: "How often this node writes its heartbeat to the metadata store.", check: isMs },
+  { path: "health.suspect_after_ms", description: "A node whose heartbeat has not changed for this long is shown suspect (NODE_SUSPECT).", check: isMs },
+  { path: "health.down_after_ms", description: "A node whose heartbeat has not changed for this long is shown down (NODE_DOWN); also sets this node's heartbeat lease.", check: isMs },
+  { path: "health.archive_nearfull_ratio", description: "Used fraction of an archive above which ARCHIVE_NEARFULL warns.", check: isRatio },
+  { path: "health.archive_full_ratio", description: "Used fraction of an archive above which ARCHIVE_FULL is an error.", check: isRatio },
   { path: "log.level", description: 'Least severity written to qstora.log: "debug", "info", "warn" or "error".', check: oneOf("debug", "info", "warn", "error") },
 ];
 
@@ -64,6 +72,7 @@ export function defaultConfig(options: { name: string; address?: string }): Node
     cluster: { listen: `${address}:${portDefaults.cluster}` },
     peer: { listen: `${address}:${portDefaults.peer}` },
     log: { level: "info" },
+    health: { heartbeat_interval_ms: 1000, suspect_after_ms: 3000, down_after_ms: 10_000, archive_nearfull_ratio: 0.85, archive_full_ratio: 0.97 },
   };
 }
 
@@ -111,6 +120,11 @@ export function parseConfig(text: string, file = "qstora.toml"): NodeConfig {
   if (base.metadata.backend !== "embedded" && base.metadata.endpoints.length === 0) {
     throw new QstoraError("CONFIG_INVALID", `${file}: "metadata.endpoints" must list at least one URL when metadata.backend is "${base.metadata.backend}"`);
   }
+  const h = base.health;
+  if (!(h.heartbeat_interval_ms < h.suspect_after_ms && h.suspect_after_ms < h.down_after_ms)) {
+    throw new QstoraError("CONFIG_INVALID", `${file}: health.heartbeat_interval_ms < health.suspect_after_ms < health.down_after_ms must hold (found ${h.heartbeat_interval_ms}, ${h.suspect_after_ms}, ${h.down_after_ms})`);
+  }
+  if (!(h.archive_nearfull_ratio < h.archive_full_ratio)) throw new QstoraError("CONFIG_INVALID", `${file}: health.archive_nearfull_ratio must be below health.archive_full_ratio`);
   return base;
 }
 

@@ -15,7 +15,7 @@ import { QstoraError, isQstoraError } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { buildCommit, version } from "../version.ts";
 import { startControlServer } from "../control/server.ts";
-import type { StatusView } from "../control/protocol.ts";
+import type { NodeView, StatusView } from "../control/protocol.ts";
 import { startIscsiServer, type IscsiServer } from "../iscsi/server.ts";
 import type { MetaStore } from "../meta/store.ts";
 import { openMetaStore } from "./meta-open.ts";
@@ -27,19 +27,22 @@ import { keys, type ClusterRecord, type NodeRecord } from "./records.ts";
 import { NodeService } from "./service.ts";
 import { controlRoutes } from "./routes.ts";
 import { readConfigFile, type Bootstrap } from "./data-dir.ts";
-import { judgeHealth } from "../cluster/health.ts";
+import { updateJson } from "../meta/documents.ts";
+import { ClusterState } from "./cluster-view.ts";
+import { heartbeatLeaseSeconds, startHeartbeat } from "./heartbeat.ts";
+import { MembershipOps } from "./membership-ops.ts";
+import { membershipRoutes } from "./membership-routes.ts";
 import { caFingerprint } from "../cluster/ca.ts";
 import { availableEcKernels } from "../ec/engine.ts";
 import { setCrc32cScratchDir } from "../util/crc32c.ts";
 import { caPath, joinPath, type JoinRequest } from "../cluster/join.ts";
-import { keepLeaseAlive } from "../meta/documents.ts";
 import { answerJoin } from "./join-member.ts";
 import { loadReservations, reservationPersistence } from "./reservations.ts";
 import { LunStateTable } from "../scsi/lun-state.ts";
 import { startPeers, type Peers } from "../net/peers.ts";
 
-/** A node whose heartbeat lease lapses for this long is shown down. */
-const heartbeatTtlSeconds = 10;
+/** Longest the stop waits for the heartbeat lease's revocation. */
+const heartbeatStopWaitMs = 1_000;
 
 /** How long status waits for each node's transport ping. */
 const statusPingTimeoutMs = 1000;
@@ -85,7 +88,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
   let iscsi: IscsiServer | undefined;
   let control: { stop(): void } | undefined;
   let clusterApi: { stop(): void } | undefined;
-  let heartbeat: { stop(): void } | undefined;
+  let heartbeat: { stop(): Promise<void> } | undefined;
   /** The node-to-node transport (core/net): replication will send through it. */
   let peers: Peers | undefined;
   let stopping = false;
@@ -96,7 +99,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     logger.info("stopping", { reason });
     control?.stop();
     clusterApi?.stop();
-    heartbeat?.stop();
+    // Revoking the lease shows this node down at once; a store that does not answer can't hold up the stop.
+    await Promise.race([heartbeat?.stop().catch(() => undefined), Bun.sleep(heartbeatStopWaitMs)]);
     peers?.close();
     try {
       await iscsi?.close();
@@ -125,14 +129,26 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     }
     service = new NodeService(meta, identity, config.portal.listen, logger.child("node"));
     await service.load();
+    let boot: Bootstrap | undefined;
     if (existsSync(paths.bootstrap)) {
-      const boot = JSON.parse(readFileSync(paths.bootstrap, "utf8")) as Bootstrap;
+      boot = JSON.parse(readFileSync(paths.bootstrap, "utf8")) as Bootstrap;
       for (const path of boot.archives) await service.adoptArchive(path);
+    }
+    // The record keeps what others set on it (group, labels, drain flag); the rest is this start's.
+    const started: Omit<NodeRecord, "group" | "labels" | "draining" | "metadataStore"> = { id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, peer: config.peer.listen, version, startedAt: new Date(startedAt).toISOString(), address: config.node.address };
+    const storeUrl = config.metadata.backend === "embedded" ? { metadataStore: { clientUrl: `http://${config.metadata.listen}` } } : {};
+    const written = await updateJson(meta, keys.node(identity.nodeId), (j) => j as NodeRecord, (cur) => {
+      // No record after the first start: `qstora node remove` took the node out; it stays out.
+      if (cur === undefined && boot === undefined) return { kind: "keep" };
+      const { metadataStore: _, ...kept } = cur ?? { id: identity.nodeId, name: identity.name, portal: "", api: "", version: "", startedAt: "" };
+      return { kind: "put", value: { ...kept, ...started, group: cur?.group ?? boot?.group ?? identity.name, ...storeUrl } };
+    });
+    if (written.outcome === "kept") throw new QstoraError("NOT_FOUND", `node ${identity.name} was removed from the cluster (its record is gone)`, "Remove this data directory; to bring the server back, `qstora join` it with a new --data-dir.");
+    if (written.outcome !== "written") throw new QstoraError("METADATA_UNAVAILABLE", "could not write this node's record (it kept changing)");
+    if (boot !== undefined) {
       unlinkSync(paths.bootstrap);
       logger.info("bootstrap done", { archives: boot.archives.length });
     }
-    const nodeRec: NodeRecord = { id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, peer: config.peer.listen, version, startedAt: new Date(startedAt).toISOString() };
-    await meta.put(keys.node(identity.nodeId), JSON.stringify(nodeRec));
 
     // Persistent reservations with APTPL come back from the metadata store.
     const reservations = await loadReservations(meta, logger);
@@ -159,40 +175,34 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     // Chosen once at start (a probe of each kernel; erasure-coded LUNs will load the winner).
     const ecKernels = availableEcKernels();
     const metaStore = meta;
-    const transportView = async (n: NodeRecord): Promise<Pick<StatusView["nodes"][number], "transport">> => {
-      if (n.peer === undefined || n.peer === "" || peers === undefined) return {};
+    const transportView = async (n: NodeRecord): Promise<NodeView["transport"]> => {
+      if (n.peer === undefined || n.peer === "" || peers === undefined) return undefined;
       const r = await peers.ping({ id: n.id, name: n.name, address: n.peer }, statusPingTimeoutMs);
-      return { transport: r.ok ? { reachable: true, rttMs: Math.round(r.rttMs * 1000) / 1000 } : { reachable: false, error: r.reason } };
+      return r.ok ? { reachable: true, rttMs: Math.round(r.rttMs * 1000) / 1000 } : { reachable: false, error: r.reason };
     };
-    const nodesView = async (): Promise<StatusView["nodes"]> => {
-      try {
-        const [nodes, alive] = await Promise.all([metaStore.list(keys.nodes), metaStore.list(keys.alive)]);
-        const up = new Set(alive.map((kv) => kv.key.slice(keys.alive.length)));
-        const records = nodes.map((kv) => JSON.parse(kv.value) as NodeRecord);
-        return await Promise.all(records.map(async (n) => ({ id: n.id, name: n.name, portal: n.portal, state: up.has(n.id) ? ("up" as const) : ("down" as const), ...(await transportView(n)) })));
-      } catch {
-        return [{ id: identity.nodeId, name: identity.name, portal: config.portal.listen, state: "up" }];
-      }
-    };
+    // The cluster view: liveness of every node (from the heartbeats) and the records around it.
+    const clusterState = new ClusterState(metaStore, identity, config, () => svc.archiveViews(), transportView);
     const status = async (): Promise<StatusView> => {
-      const nodes = await nodesView();
+      const targets = svc.targetViews((iqn) => portal.sessionCount(iqn));
+      const luns = svc.lunViews();
+      const view = await clusterState.view({ ioErrors: svc.ioTotals().errors, metadataReachable, targets: targets.length, luns: luns.length });
       return {
-      health: judgeHealth({ archives: svc.archiveViews(), ioErrors: svc.ioTotals().errors, metadataReachable, nodesDown: nodes.filter((n) => n.state === "down").map((n) => n.name) }),
-      nodes,
+      ...view,
       node: { id: identity.nodeId, name: identity.name, clusterId: identity.clusterId, version: `${version} (${buildCommit})`, pid: process.pid, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) },
       daemon: "running",
       portal: config.portal.listen,
       api: config.api.listen,
-      metadata: { backend: config.metadata.backend, endpoints: config.metadata.backend === "embedded" ? [config.metadata.listen] : config.metadata.endpoints },
       archives: svc.archiveViews(),
-      targets: svc.targetViews((iqn) => portal.sessionCount(iqn)),
-      luns: svc.lunViews(),
+      targets,
+      luns,
       ec: { kernel: ecKernels[0] ?? "none", available: ecKernels },
       io: svc.ioTotals(),
       };
     };
     try {
-      control = startControlServer({ host: apiAddr.host, port: apiAddr.port, secret, routes: controlRoutes(svc, status, () => void shutdown("stop requested"), () => caFingerprint(readFileSync(paths.caCert, "utf8"))), logger: logger.child("api") });
+      const ops = new MembershipOps(metaStore, identity.nodeId, () => clusterState.nodes(), logger.child("membership"));
+      const routes = [...controlRoutes(svc, status, () => void shutdown("stop requested"), () => caFingerprint(readFileSync(paths.caCert, "utf8"))), ...membershipRoutes(ops, clusterState)];
+      control = startControlServer({ host: apiAddr.host, port: apiAddr.port, secret, routes, logger: logger.child("api") });
     } catch (e) {
       throw bindError(e, "control API", config.api.listen);
     }
@@ -222,18 +232,31 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     } catch (e) {
       throw bindError(e, "peer listener", config.peer.listen);
     }
-    // Liveness: a key under a lease that this daemon keeps alive; it vanishes when the node dies.
-    const store = meta;
-    const lease = await store.leaseGrant(heartbeatTtlSeconds);
-    await store.put(keys.aliveNode(identity.nodeId), JSON.stringify({ since: new Date().toISOString() }), { lease });
-    heartbeat = keepLeaseAlive(store, { id: lease, ttlSeconds: heartbeatTtlSeconds }, (reason) => logger.warn("heartbeat lease lost", { reason }));
+    // Liveness: a heartbeat each interval under a lease; every node's are read back and judged.
+    const beats = startHeartbeat({
+      store: metaStore,
+      nodeId: identity.nodeId,
+      intervalMs: config.health.heartbeat_interval_ms,
+      leaseTtlSeconds: heartbeatLeaseSeconds(config.health.down_after_ms, config.health.heartbeat_interval_ms),
+      startedAt: new Date(startedAt).toISOString(),
+      archives: () => svc.archiveViews().map((a) => ({ id: a.id, state: a.state, sizeBytes: a.sizeBytes, writtenBytes: a.writtenBytes, freeBytes: a.freeBytes, ...(a.error === undefined ? {} : { error: a.error }) })),
+      onBeats: (read, nowMs) => {
+        clusterState.observe(read, nowMs);
+        metadataReachable = true;
+      },
+      // Removed (node remove --force while up): its records are gone, so it must not serve on.
+      onRemoved: () => void shutdown("removed from the cluster (its record is gone); remove this data directory", 0),
+      logger: logger.child("heartbeat"),
+    });
+    heartbeat = beats;
+    await beats.beatNow();
   } catch (e) {
     const err = isQstoraError(e) ? e : new QstoraError("INTERNAL", e instanceof Error ? e.message : String(e));
     logger.error("start failed", { code: err.code, error: err.message, hint: err.hint, stack: isQstoraError(e) ? undefined : e instanceof Error ? e.stack : undefined });
     stopping = true;
     control?.stop();
     clusterApi?.stop();
-    heartbeat?.stop();
+    await heartbeat?.stop().catch(() => undefined);
     peers?.close();
     await iscsi?.close().catch(() => undefined);
     service?.close();

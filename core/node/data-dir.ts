@@ -8,6 +8,8 @@ import type { DataDirPaths } from "./paths.ts";
 /** bootstrap.json: archives init or join formatted, registered by the daemon's first start. */
 export interface Bootstrap {
   archives: string[];
+  /** The fault domain given with --group (recorded in the node's record at the first start). */
+  group?: string;
 }
 
 export function readConfigFile(paths: DataDirPaths): NodeConfig {

@@ -11,6 +11,7 @@ import { judgeToken, parseToken, type TokenRecord } from "../cluster/token.ts";
 import { QstoraError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import { checkKeyName } from "../meta/schema.ts";
+import { checkGroupName } from "../cluster/membership.ts";
 import type { DataDirPaths } from "./paths.ts";
 import { keys, type NodeRecord } from "./records.ts";
 
@@ -38,10 +39,11 @@ export async function answerJoin(options: { meta: MetaStore; paths: DataDirPaths
     throw new QstoraError("UNAUTHENTICATED", refusals[verdict.reason], "Make a new token with `qstora token create` on a cluster node.");
   }
   const name = checkKeyName(request.name, "node name");
+  const group = request.group === undefined ? name : checkGroupName(request.group);
   const existing = (await meta.list(keys.nodes)).map((kv) => JSON.parse(kv.value) as NodeRecord);
-  if (existing.some((n) => n.name === name)) throw new QstoraError("ALREADY_EXISTS", `a node named ${name} is already in the cluster`, "Pick another --name.");
+  if (existing.some((n) => n.name === name)) throw new QstoraError("ALREADY_EXISTS", `a node named ${name} is already in the cluster`, "Pick another --name; the existing node keeps its name and record.");
   const nodeId = crypto.randomUUID();
-  const rec: NodeRecord = { id: nodeId, name, portal: "", api: "", version: "", startedAt: "" };
+  const rec: NodeRecord = { id: nodeId, name, portal: "", api: "", version: "", startedAt: "", address: request.address, group };
   const created = await meta.txn({ compare: [{ key: keys.node(nodeId), target: "VERSION", result: "EQUAL", value: 0 }], success: [{ put: { key: keys.node(nodeId), value: JSON.stringify(rec) } }] });
   if (!created.succeeded) throw new QstoraError("INTERNAL", "node id collision; try again");
   const certPem = signNodeCertificate({ certPem: caPem, keyPem: caKeyPem }, { nodeName: name, publicKeyPem: request.publicKeyPem, altNames: [request.address] });

@@ -16,6 +16,8 @@ import { readConfigFile, type Bootstrap } from "./data-dir.ts";
 import { createSecret, newId, readSecret, writeIdentity, type NodeIdentity } from "./identity.ts";
 import { isDataDirLocked, readPid } from "./lock.ts";
 import { dataDirPaths, type DataDirPaths } from "./paths.ts";
+import { checkKeyName } from "../meta/schema.ts";
+import { checkGroupName } from "../cluster/membership.ts";
 
 export const startTimeoutMs = 30_000;
 export const stopTimeoutMs = 60_000;
@@ -108,10 +110,28 @@ export async function stopDaemon(paths: DataDirPaths): Promise<{ wasRunning: boo
   throw new QstoraError("TIMEOUT", `the daemon (pid ${pid ?? "?"}) did not stop within ${stopTimeoutMs / 1000} s`, pid === null ? `See ${paths.log}.` : `Look at ${paths.log}; as a last resort: kill -9 ${pid} (acknowledged writes survive it).`);
 }
 
+/**
+ * A data directory that holds a node (its identity, or a config left by one) is never reused:
+ * the node belongs to its cluster. The message names that cluster when the identity says it.
+ */
+function refuseUsedDataDir(paths: DataDirPaths, hint: string): void {
+  if (!existsSync(paths.identity) && !existsSync(paths.config)) return;
+  let owner = "";
+  try {
+    const id = JSON.parse(readFileSync(paths.identity, "utf8")) as Partial<NodeIdentity>;
+    if (typeof id.name === "string" && typeof id.clusterId === "string") owner = `: node ${id.name} of cluster ${id.clusterId}`;
+  } catch {
+    // No readable identity: the plain message below.
+  }
+  throw new QstoraError("ALREADY_INITIALIZED", `${paths.root} already holds a qstora node${owner}`, hint);
+}
+
 export interface InitOptions {
   dataDir: string;
   archives: Array<{ path: string; sizeBytes?: number }>;
   name: string;
+  /** Fault domain (default: the node's name). */
+  group?: string;
   address?: string;
   portal?: string;
   etcd?: string[];
@@ -120,9 +140,9 @@ export interface InitOptions {
 /** Creates a node's data directory and formats its archives; leaves nothing behind on failure. */
 export function initDataDir(options: InitOptions): { paths: DataDirPaths; identity: NodeIdentity; config: NodeConfig } {
   const paths = dataDirPaths(options.dataDir);
-  if (existsSync(paths.identity) || existsSync(paths.config)) {
-    throw new QstoraError("ALREADY_INITIALIZED", `${paths.root} already holds a qstora node`, "Use `qstora start`, or choose another --data-dir.");
-  }
+  refuseUsedDataDir(paths, "Use `qstora start`, or choose another --data-dir.");
+  checkKeyName(options.name, "node name");
+  if (options.group !== undefined) checkGroupName(options.group);
   if (options.archives.length === 0) throw new QstoraError("USAGE", "init needs at least one --archive PATH[:SIZE]");
   const config = defaultConfig({ name: options.name, ...(options.address === undefined ? {} : { address: options.address }) });
   if (options.portal !== undefined) {
@@ -138,7 +158,7 @@ export function initDataDir(options: InitOptions): { paths: DataDirPaths; identi
   const ca = createClusterCa(identity.clusterId);
   const nodeKeys = newKeyPair();
   const nodeCert = signNodeCertificate(ca, { nodeName: options.name, publicKeyPem: nodeKeys.publicKey.export({ type: "spki", format: "pem" }).toString(), altNames: [config.node.address] });
-  writeDataDir(paths, { identity, config, archives: options.archives, caCertPem: ca.certPem, caKeyPem: ca.keyPem, nodeKeyPem: nodeKeys.privateKeyPem, nodeCertPem: nodeCert });
+  writeDataDir(paths, { identity, config, archives: options.archives, ...(options.group === undefined ? {} : { group: options.group }), caCertPem: ca.certPem, caKeyPem: ca.keyPem, nodeKeyPem: nodeKeys.privateKeyPem, nodeCertPem: nodeCert });
   return { paths, identity, config };
 }
 
@@ -150,7 +170,7 @@ export function initDataDir(options: InitOptions): { paths: DataDirPaths; identi
  */
 function writeDataDir(
   paths: DataDirPaths,
-  d: { identity: NodeIdentity; config: NodeConfig; archives: Array<{ path: string; sizeBytes?: number }>; caCertPem: string; caKeyPem?: string; nodeKeyPem: string; nodeCertPem: string },
+  d: { identity: NodeIdentity; config: NodeConfig; archives: Array<{ path: string; sizeBytes?: number }>; group?: string; caCertPem: string; caKeyPem?: string; nodeKeyPem: string; nodeCertPem: string },
 ): void {
   const createdDir = !existsSync(paths.root);
   const createdFiles: string[] = [];
@@ -176,7 +196,7 @@ function writeDataDir(
     if (d.caKeyPem !== undefined) writeNew(paths.caKey, d.caKeyPem, 0o600);
     writeNew(paths.nodeKey, d.nodeKeyPem, 0o600);
     writeNew(paths.nodeCert, d.nodeCertPem, 0o644);
-    writeNew(paths.bootstrap, JSON.stringify({ archives: d.archives.map((a) => a.path) } satisfies Bootstrap), 0o600);
+    writeNew(paths.bootstrap, JSON.stringify({ archives: d.archives.map((a) => a.path), ...(d.group === undefined ? {} : { group: d.group }) } satisfies Bootstrap), 0o600);
     writeIdentity(paths.identity, d.identity);
   } catch (e) {
     for (const a of opened) a.close();
@@ -195,6 +215,7 @@ export interface JoinOptions {
   token: string;
   archives: Array<{ path: string; sizeBytes?: number }>;
   name: string;
+  group?: string;
   address?: string;
   portal?: string;
 }
@@ -207,9 +228,9 @@ export interface JoinOptions {
  */
 export async function joinDataDir(options: JoinOptions): Promise<{ paths: DataDirPaths; identity: NodeIdentity; config: NodeConfig }> {
   const paths = dataDirPaths(options.dataDir);
-  if (existsSync(paths.identity) || existsSync(paths.config)) {
-    throw new QstoraError("ALREADY_INITIALIZED", `${paths.root} already holds a qstora node`, "A node belongs to one cluster; choose another --data-dir.");
-  }
+  refuseUsedDataDir(paths, "A node belongs to one cluster: to move it, `qstora node remove` it there and use a new --data-dir.");
+  checkKeyName(options.name, "node name");
+  if (options.group !== undefined) checkGroupName(options.group);
   if (options.archives.length === 0) throw new QstoraError("USAGE", "join needs at least one --archive PATH[:SIZE]");
   for (const a of options.archives) {
     const owner = Archive.probe(a.path);
@@ -226,9 +247,9 @@ export async function joinDataDir(options: JoinOptions): Promise<{ paths: DataDi
     config.portal.listen = options.portal;
   }
   const nodeKeys = newKeyPair();
-  const answer = await requestJoin(memberUrl, caPem, { token: options.token, name: options.name, address: config.node.address, publicKeyPem: nodeKeys.publicKey.export({ type: "spki", format: "pem" }).toString() });
+  const answer = await requestJoin(memberUrl, caPem, { token: options.token, name: options.name, ...(options.group === undefined ? {} : { group: options.group }), address: config.node.address, publicKeyPem: nodeKeys.publicKey.export({ type: "spki", format: "pem" }).toString() });
   config.metadata = { ...config.metadata, backend: "cluster", endpoints: answer.metadataEndpoints };
   const identity: NodeIdentity = { clusterId: answer.clusterId, nodeId: answer.nodeId, name: options.name, createdAt: new Date().toISOString() };
-  writeDataDir(paths, { identity, config, archives: options.archives, caCertPem: answer.caPem, nodeKeyPem: nodeKeys.privateKeyPem, nodeCertPem: answer.certPem });
+  writeDataDir(paths, { identity, config, archives: options.archives, ...(options.group === undefined ? {} : { group: options.group }), caCertPem: answer.caPem, nodeKeyPem: nodeKeys.privateKeyPem, nodeCertPem: answer.certPem });
   return { paths, identity, config };
 }

@@ -1,6 +1,7 @@
 // The documents qstora keeps in the metadata store (their keys are built by core/meta/schema.ts).
 // Values are JSON text. Nothing per I/O is ever stored there: configuration and membership only.
 import type { VolumeLayout } from "../volume/layout.ts";
+import type { Media } from "../archive/media.ts";
 export { metaKeys as keys } from "../meta/schema.ts";
 
 export interface ClusterRecord {
@@ -18,6 +19,30 @@ export interface NodeRecord {
   peer?: string;
   version: string;
   startedAt: string;
+  /** The address its listeners use (node.address). */
+  address?: string;
+  /** Fault domain: copies of a segment go to different groups. Absent in old records: the name. */
+  group?: string;
+  labels?: Record<string, string>;
+  /** Set by `qstora node drain`: placement puts nothing new on the node. */
+  draining?: boolean;
+  /** Set on the node that runs the cluster's single embedded metadata store (until a Raft group). */
+  metadataStore?: { clientUrl: string };
+}
+
+/** A storage pool: the archives of the given media (all archives when the list is empty). */
+export interface PoolRecord {
+  name: string;
+  media: Media[];
+  createdAt: string;
+}
+
+/** /qstora/v1/metadata/members, written by the metadata group's owner when it runs as a group. */
+export interface MetadataMembersRecord {
+  mode: string;
+  members: Array<{ nodeId: string; clientUrl: string }>;
+  /** The cluster manager's node, when that key is there (string node id or { nodeId }). */
+  manager?: string | { nodeId: string; [k: string]: unknown };
 }
 
 export interface ArchiveRecord {
@@ -25,6 +50,8 @@ export interface ArchiveRecord {
   nodeId: string;
   path: string;
   kind: "file" | "block";
+  /** Detected when added (or given with --media); absent in old records: file, or hdd for a device. */
+  media?: Media;
   sizeBytes: number;
   addedAt: string;
 }
@@ -59,4 +86,9 @@ export interface LunRecord {
   redundancy: "none";
   writeCache: boolean;
   createdAt: string;
+}
+
+/** An archive's media as recorded, or as old records (before media were recorded) imply. */
+export function mediaOfRecord(a: Pick<ArchiveRecord, "media" | "kind">): Media {
+  return a.media ?? (a.kind === "file" ? "file" : "hdd");
 }

@@ -4,6 +4,7 @@ import type { Route } from "../control/server.ts";
 import type { LunCreateRequest, StatusView } from "../control/protocol.ts";
 import { QstoraError } from "../util/errors.ts";
 import type { NodeService } from "./service.ts";
+import { checkMedia } from "../archive/media.ts";
 
 function field<T extends "string" | "number" | "boolean">(body: unknown, name: string, type: T, required: boolean): (T extends "string" ? string : T extends "number" ? number : boolean) | undefined {
   const v = typeof body === "object" && body !== null ? (body as Record<string, unknown>)[name] : undefined;
@@ -37,8 +38,9 @@ export function controlRoutes(service: NodeService, status: () => Promise<Status
       handler: ({ body }) => {
         const path = field(body, "path", "string", true) as string;
         const sizeBytes = field(body, "sizeBytes", "number", false);
+        const media = field(body, "media", "string", false);
         if (!path.startsWith("/")) throw new QstoraError("USAGE", "archive path must be absolute");
-        return service.addArchive(sizeBytes === undefined ? { path } : { path, sizeBytes });
+        return service.addArchive({ path, ...(sizeBytes === undefined ? {} : { sizeBytes }), ...(media === undefined ? {} : { media: checkMedia(media) }) });
       },
     },
     { method: "DELETE", pattern: "/v1/archives/:id", handler: async ({ params }) => (await service.removeArchive(params["id"] as string), {}) },

@@ -18,7 +18,8 @@ import { formatSize } from "../util/size.ts";
 import type { Logger } from "../util/log.ts";
 import { LocalUnits } from "./local-units.ts";
 import { checkIscsiName, checkLunName, checkLunNumber } from "./names.ts";
-import { keys, type ArchiveRecord, type ChapRecord, type LunRecord, type TargetRecord } from "./records.ts";
+import { keys, mediaOfRecord, type ArchiveRecord, type ChapRecord, type LunRecord, type NodeRecord, type TargetRecord } from "./records.ts";
+import { detectMedia, type Media } from "../archive/media.ts";
 import type { NodeIdentity } from "./identity.ts";
 import { newToken, type TokenRecord } from "../cluster/token.ts";
 
@@ -166,21 +167,21 @@ export class NodeService {
       const archive = this.units.archive(rec.id);
       if (archive === undefined) {
         const error = this.archiveErrors.get(rec.id) ?? "not open";
-        return { id: rec.id, path: rec.path, kind: rec.kind, sizeBytes: rec.sizeBytes, reservedBytes: 0, writtenBytes: 0, freeBytes: 0, unitCount: 0, state: existsSync(rec.path) ? "error" : "missing", error };
+        return { id: rec.id, path: rec.path, kind: rec.kind, media: mediaOfRecord(rec), sizeBytes: rec.sizeBytes, reservedBytes: 0, writtenBytes: 0, freeBytes: 0, unitCount: 0, state: existsSync(rec.path) ? "error" : "missing", error };
       }
       const { clusterId: _, ...info } = archive.info();
-      return { ...info, path: rec.path, state: "online" };
+      return { ...info, path: rec.path, media: mediaOfRecord(rec), state: "online" };
     });
   }
 
-  addArchive(spec: { path: string; sizeBytes?: number }): Promise<ArchiveView> {
+  addArchive(spec: { path: string; sizeBytes?: number; media?: Media }): Promise<ArchiveView> {
     return this.serial(async () => {
       for (const rec of this.archiveRecords.values()) {
         if (rec.path === spec.path) throw new QstoraError("ALREADY_EXISTS", `${spec.path} is already archive ${rec.id} of this node`);
       }
       const archive = Archive.create({ path: spec.path, clusterId: this.identity.clusterId, ...(spec.sizeBytes === undefined ? {} : { sizeBytes: spec.sizeBytes }) });
       const info = archive.info();
-      const rec: ArchiveRecord = { id: archive.id, nodeId: this.identity.nodeId, path: spec.path, kind: info.kind, sizeBytes: info.sizeBytes, addedAt: now() };
+      const rec: ArchiveRecord = { id: archive.id, nodeId: this.identity.nodeId, path: spec.path, kind: info.kind, media: spec.media ?? detectMedia(spec.path), sizeBytes: info.sizeBytes, addedAt: now() };
       try {
         await this.createRecord(keys.archive(rec.id), rec, `archive ${rec.id}`);
       } catch (e) {
@@ -198,7 +199,7 @@ export class NodeService {
   async adoptArchive(path: string): Promise<void> {
     const archive = Archive.open(path, { clusterId: this.identity.clusterId });
     const info = archive.info();
-    const rec: ArchiveRecord = { id: archive.id, nodeId: this.identity.nodeId, path, kind: info.kind, sizeBytes: info.sizeBytes, addedAt: now() };
+    const rec: ArchiveRecord = { id: archive.id, nodeId: this.identity.nodeId, path, kind: info.kind, media: detectMedia(path), sizeBytes: info.sizeBytes, addedAt: now() };
     await this.meta.put(keys.archive(rec.id), JSON.stringify(rec));
     if (this.units.archive(rec.id) === undefined) this.units.addArchive(archive);
     else archive.close();
@@ -366,6 +367,7 @@ export class NodeService {
       if (stripeBytes <= 0 || stripeBytes % 4096 !== 0) throw new QstoraError("INVALID_ARGUMENT", "stripe size must be a positive multiple of 4 KiB");
       if (segmentBytes < stripeBytes || segmentBytes % stripeBytes !== 0) throw new QstoraError("INVALID_ARGUMENT", "segment size must be a multiple of the stripe size");
       this.checkSize(req.sizeBytes, blockBytes);
+      await this.refuseIfDraining();
       const taken = [...this.luns.values()].filter((l) => l.target === target);
       if (taken.length >= lunsPerTargetMax) throw new QstoraError("NO_SPACE", `a target has at most ${lunsPerTargetMax} LUNs`);
       let lun: number;
@@ -398,6 +400,14 @@ export class NodeService {
       this.logger.info("LUN created", { target, lun, uuid, size: rec.sizeBytes });
       return this.lunView(rec);
     });
+  }
+
+  /** `qstora node drain` set the flag on this node's record: new LUNs (new placements) go elsewhere. */
+  private async refuseIfDraining(): Promise<void> {
+    const kv = await this.meta.get(keys.node(this.identity.nodeId));
+    if (kv !== undefined && (JSON.parse(kv.value) as NodeRecord).draining === true) {
+      throw new QstoraError("IN_USE", `node ${this.identity.name} is draining: nothing new is placed on it`, `Create the LUN on another node, or undo with \`qstora node drain ${this.identity.name} --undo\`.`);
+    }
   }
 
   private async dropLun(rec: LunRecord): Promise<void> {

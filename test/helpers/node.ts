@@ -61,10 +61,14 @@ export class TestNode {
   readonly dataDir: string;
   readonly address: string;
 
-  constructor(prefix = "qstora-test-") {
+  /** Prefix of every command run for this node, e.g. ["ip", "netns", "exec", NAME] for a namespace. */
+  readonly wrap: string[];
+
+  constructor(prefix = "qstora-test-", options: { address?: string; wrap?: string[] } = {}) {
     this.dir = mkdtempSync(join(tmpdir(), prefix));
     this.dataDir = join(this.dir, "data");
-    this.address = randomLoopback();
+    this.address = options.address ?? randomLoopback();
+    this.wrap = options.wrap ?? [];
   }
 
   get portal(): string {
@@ -77,7 +81,7 @@ export class TestNode {
 
   /** Runs `qstora ARGS --data-dir DIR`. */
   q(...args: string[]): RunResult {
-    return run([qstoraBin, ...args, "--data-dir", this.dataDir]);
+    return run([...this.wrap, qstoraBin, ...args, "--data-dir", this.dataDir]);
   }
 
   qJson<T>(...args: string[]): T {
@@ -87,7 +91,7 @@ export class TestNode {
   }
 
   init(archives: string[] = [`${this.dir}/a1.img:2G`], extra: string[] = [], name = "test"): RunResult {
-    return run([qstoraBin, "init", ...archives.flatMap((a) => ["--archive", a]), "--address", this.address, "--name", name, "--data-dir", this.dataDir, ...extra]);
+    return run([...this.wrap, qstoraBin, "init", ...archives.flatMap((a) => ["--archive", a]), "--address", this.address, "--name", name, "--data-dir", this.dataDir, ...extra]);
   }
 
   /** init + a target + a LUN; returns the LUN's URL. */

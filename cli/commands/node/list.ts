@@ -1,12 +1,13 @@
+// `qstora node list`: every node with its state, group, address, archives, flags and labels.
 import { defineCommand } from "citty";
-import type { StatusView } from "../../../core/control/protocol.ts";
+import type { NodeView } from "../../../core/control/protocol.ts";
 import { clientFrom, commonArgs, printJson, printNodes } from "../_shared.ts";
 
 export default defineCommand({
-  meta: { name: "list", description: "List the cluster's nodes: name, state (up while its heartbeat lives), portal, id" },
+  meta: { name: "list", description: "List the cluster's nodes: state (up, suspect, down from its heartbeat), group, address, archives, flags, labels" },
   args: { ...commonArgs },
   async run({ args }) {
-    const { nodes } = await clientFrom(args).call<StatusView>("GET", "/v1/status");
+    const { nodes } = await clientFrom(args).call<{ nodes: NodeView[] }>("GET", "/v1/nodes");
     if (args.json) return printJson(nodes);
     printNodes(nodes);
   },

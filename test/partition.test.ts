@@ -1,0 +1,121 @@
+// A node cut off by a network partition (issue 4): node B runs in a network namespace of its own
+// (ip netns + a veth pair), node A and the metadata store on the host end of the pair. Taking
+// B's end of the link down must make A show B suspect, then down; bringing it up again, up.
+//
+// The metadata store is a real etcd on the host end of the veth: the embedded store listens on
+// loopback only (no authentication until it runs as a Raft group), which a namespace can't reach.
+// Namespaces and links are named members4-* / m4*, and removed whatever happens.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { TestNode, qstoraBin, run } from "./helpers/node.ts";
+import { startEtcd, type EtcdFixture } from "./etcd-fixture.ts";
+
+interface Status {
+  nodes: Array<{ name: string; state: string; heartbeatAgeMs: number | null }>;
+  health: { status: string; checks: Array<{ code: string; detail: string[] }> };
+}
+
+const tag = `${process.pid.toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}`.slice(-6);
+const ns = `members4-part-${tag}`;
+const hostIf = `m4h${tag}`;
+const nsIf = `m4n${tag}`;
+const subnet = `10.254.${1 + Math.floor(Math.random() * 250)}`;
+const hostAddr = `${subnet}.1`;
+const nsAddr = `${subnet}.2`;
+
+function sh(...cmd: string[]): void {
+  const r = run(cmd, { timeoutMs: 10_000 });
+  if (r.code !== 0) throw new Error(`${cmd.join(" ")} failed (${r.code}): ${r.stderr}`);
+}
+
+/** Sets the observer's liveness limits low, so that the test takes seconds, not tens of them. */
+function setLimits(node: TestNode, limits: { suspect: number; down: number }): void {
+  const file = join(node.dataDir, "qstora.toml");
+  const text = readFileSync(file, "utf8").replace(/suspect_after_ms = \d+/, `suspect_after_ms = ${limits.suspect}`).replace(/down_after_ms = [\d_]+/, `down_after_ms = ${limits.down}`);
+  writeFileSync(file, text);
+}
+
+describe("a node cut off by a network namespace", () => {
+  let etcd: EtcdFixture | undefined;
+  const a = new TestNode("qstora-m4-part-a-", { address: hostAddr });
+  const b = new TestNode("qstora-m4-part-b-", { address: nsAddr, wrap: ["ip", "netns", "exec", ns] });
+
+  beforeAll(async () => {
+    if (process.getuid?.() !== 0) throw new Error("this test needs root (ip netns, ip link): run it as root, as npm test does in CI");
+    sh("ip", "netns", "add", ns);
+    sh("ip", "link", "add", hostIf, "type", "veth", "peer", "name", nsIf);
+    sh("ip", "link", "set", nsIf, "netns", ns);
+    sh("ip", "addr", "add", `${hostAddr}/30`, "dev", hostIf);
+    sh("ip", "link", "set", hostIf, "up");
+    sh("ip", "netns", "exec", ns, "ip", "addr", "add", `${nsAddr}/30`, "dev", nsIf);
+    sh("ip", "netns", "exec", ns, "ip", "link", "set", nsIf, "up");
+    sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up");
+    etcd = await startEtcd({ host: hostAddr });
+  }, 60_000);
+
+  afterAll(async () => {
+    try {
+      b.cleanup();
+      a.cleanup();
+      await etcd?.stop();
+    } finally {
+      // Deleting the namespace deletes its end of the veth, and with it the host's end.
+      run(["ip", "netns", "del", ns]);
+      run(["ip", "link", "del", hostIf]);
+    }
+  });
+
+  test("suspect, then down, then up again when the link comes back", async () => {
+    const url = (etcd as EtcdFixture).url;
+    expect(a.init([`${a.dir}/a1.img:1G`], ["--etcd", url], "node-a").code).toBe(0);
+    const token = a.ok("token", "create", "--ttl", "1h").stdout.trim();
+    const joined = b.q("join", hostAddr, "--token", token, "--archive", `${b.dir}/a1.img:1G`, "--address", nsAddr, "--name", "node-b");
+    expect(`${joined.code} ${joined.stderr}`).toBe("0 ");
+    // Limits low on the observer; node B's lease (down limit + 1 s) low too, so it lapses while cut.
+    setLimits(a, { suspect: 2000, down: 4000 });
+    setLimits(b, { suspect: 2000, down: 4000 });
+    a.ok("restart");
+    b.ok("restart");
+    const stateOfB = () => a.qJson<Status>("status").nodes.find((n) => n.name === "node-b");
+    expect(stateOfB()?.state).toBe("up");
+    expect(b.qJson<Status>("status").nodes.map((n) => `${n.name}:${n.state}`)).toEqual(["node-a:up", "node-b:up"]);
+
+    sh("ip", "netns", "exec", ns, "ip", "link", "set", nsIf, "down");
+    const cutAt = Date.now();
+    const seen: string[] = [];
+    let suspectChecks: string[] = [];
+    let keyGone = false;
+    while (Date.now() - cutAt < 30_000) {
+      const s = a.qJson<Status>("status");
+      const nb = s.nodes.find((n) => n.name === "node-b");
+      if (nb !== undefined && seen[seen.length - 1] !== nb.state) seen.push(nb.state);
+      if (nb?.state === "suspect") suspectChecks = s.health.checks.map((c) => c.code);
+      // Wait past B's lease as well (its key gone: age null), so that B must get a new lease back.
+      if (nb?.state === "down" && nb.heartbeatAgeMs === null) {
+        keyGone = true;
+        expect(s.health.checks.map((c) => c.code)).toContain("NODE_DOWN");
+        break;
+      }
+      await Bun.sleep(250);
+    }
+    const downAfterMs = Date.now() - cutAt;
+    expect(seen).toEqual(["up", "suspect", "down"]);
+    expect(suspectChecks).toContain("NODE_SUSPECT");
+    expect(keyGone).toBe(true);
+    // The cut-off side knows it: its store does not answer.
+    const cutView = b.qJson<Status["health"]>("health");
+    expect(cutView.status).toBe("HEALTH_ERR");
+    expect(cutView.checks.map((c) => c.code)).toContain("METADATA_UNREACHABLE");
+
+    sh("ip", "netns", "exec", ns, "ip", "link", "set", nsIf, "up");
+    const upAt = Date.now();
+    while (stateOfB()?.state !== "up") {
+      if (Date.now() - upAt > 30_000) throw new Error("node-b did not come back up within 30 s of the link coming back");
+      await Bun.sleep(250);
+    }
+    console.log(`partition: node-b down (lease gone) ${downAfterMs} ms after the cut; up ${Date.now() - upAt} ms after the link came back`);
+    expect(a.qJson<Status>("status").health.status).toBe("HEALTH_OK");
+    expect(b.qJson<Status>("status").nodes.map((n) => `${n.name}:${n.state}`)).toEqual(["node-a:up", "node-b:up"]);
+  }, 120_000);
+});
