@@ -26,6 +26,8 @@ const versionSpc4 = 0x06;
 const hisupFormat2 = 0x12;
 /** Byte 5: TPGS 01b, implicit asymmetric logical unit access (SPC-4 §6.6.2). */
 const tpgsImplicit = 0x10;
+/** Byte 5 bit 3: 3PC, the LU is a copy manager (EXTENDED COPY, commands/extended-copy.ts). */
+const thirdPartyCopy = 0x08;
 /** The one target port group: active/optimized (REPORT TARGET PORT GROUPS, VPD 83h designator 5h). */
 export const targetPortGroupId = 1;
 /** Byte 7: CMDQUE, full task management model. */
@@ -110,7 +112,7 @@ function standardInquiry(connected: boolean): Uint8Array {
   b[2] = versionSpc4;
   b[3] = hisupFormat2;
   b[4] = standardBytes - 5; // ADDITIONAL LENGTH: bytes after byte 4
-  b[5] = tpgsImplicit;
+  b[5] = tpgsImplicit | (connected ? thirdPartyCopy : 0);
   b[7] = cmdque;
   b.set(asciiField(vendorId, 8), 8);
   b.set(asciiField(productId, 16), 16);

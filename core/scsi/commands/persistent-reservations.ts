@@ -68,6 +68,7 @@ function access(command: Command): "none" | "read" | "write" {
     case "write-same":
     case "unmap":
     case "compare-and-write":
+    case "or-write":
     case "synchronize-cache":
     case "mode-select":
     case "start-stop-unit":
