@@ -112,6 +112,19 @@ describe("EXTENDED COPY", () => {
     expect(Buffer.compare(one.bytes.subarray(0, 3 << 20), mid)).toBe(0);
   });
 
+  test("a deallocated source range is unmapped on the destination, not written with zeros", async () => {
+    const { one, two, xcopy } = setup();
+    two.bytes.fill(0x77, 0, 3 << 20);
+    one.bytes.fill(0x11, 0, 1 << 20);
+    // LUN one: the first MiB written, the next two never (deallocated).
+    one.deallocated.fill(1, 2048, 6144);
+    expect(sense(await xcopy(a, one, parameters([target(one), target(two)], [segment(0, 1, 6144, 0, 0)])))).toBe("good");
+    expect(two.bytes.subarray(0, 1 << 20).every((x) => x === 0x11)).toBe(true);
+    expect(two.bytes.subarray(1 << 20, 3 << 20).every((x) => x === 0)).toBe(true);
+    expect(two.deallocated.subarray(2048, 6144).every((x) => x === 1)).toBe(true);
+    expect(two.deallocated[0]).toBe(0);
+  });
+
   test("parameter list errors: lengths first, then counts, then descriptor types", async () => {
     const { one, two, xcopy } = setup();
     const good = parameters([target(one)], [segment(0, 0, 8, 0, 100)]);

@@ -243,17 +243,37 @@ function initiatorNameOf(initiatorPort: string): string {
 const readAccess: Command = { kind: "read", opcode: 0, lba: 0, blocks: 0, fua: false, protect: 0 };
 const writeAccess: Command = { kind: "write", opcode: 0, lba: 0, blocks: 0, fua: false, protect: 0 };
 
+/** Whether the source chunk was never written (thin): then the destination is deallocated, not filled with zeros. */
+async function deallocatedChunk(s: ResolvedSegment, at: number, length: number): Promise<boolean> {
+  const mappingAt = s.source.mappingAt;
+  if (mappingAt === undefined || s.destination.unmap === undefined) return false;
+  const r = await settle(mappingAt.call(s.source, s.sourceOffsetBytes + at, length));
+  return r.ok && !r.value.mapped && r.value.lengthBytes >= length;
+}
+
 /**
  * Copies one segment in chunks. Within one device a destination above an overlapping source is
- * copied from the end, so every block is read before it is overwritten.
+ * copied from the end, so every block is read before it is overwritten. A chunk the source
+ * reports deallocated is unmapped on the destination (both read as zeros: LBPRZ), so copying a
+ * thin LUN keeps the copy thin.
  */
 async function copySegment(s: ResolvedSegment, record: CopyRecord | null, options: { fua: boolean }): Promise<ScsiResult | null> {
   const sameDevice = s.source === s.destination;
   const backwards = sameDevice && s.destinationOffsetBytes > s.sourceOffsetBytes && s.destinationOffsetBytes < s.sourceOffsetBytes + s.bytes;
   const info = s.source.info();
+  let unmapped = false;
   for (let done = 0; done < s.bytes; ) {
     const length = Math.min(chunkBytes, s.bytes - done);
     const at = backwards ? s.bytes - done - length : done;
+    const unmap = s.destination.unmap;
+    if (unmap !== undefined && (await deallocatedChunk(s, at, length))) {
+      const u = await settle(unmap.call(s.destination, s.destinationOffsetBytes + at, length));
+      if (!u.ok) return senseForErrorCode(u.code);
+      unmapped = true;
+      done += length;
+      if (record !== null) record.bytesCopied += length;
+      continue;
+    }
     const r = await settle(s.source.read(s.sourceOffsetBytes + at, length));
     if (!r.ok) return senseForErrorCode(r.code, r.offsetBytes === undefined ? undefined : Math.floor(r.offsetBytes / info.blockBytes));
     // The write is the next call on the source when both are one device: it may reuse the buffer.
@@ -262,6 +282,11 @@ async function copySegment(s: ResolvedSegment, record: CopyRecord | null, option
     if (!w.ok) return senseForErrorCode(w.code);
     done += length;
     if (record !== null) record.bytesCopied += length;
+  }
+  // Write-through: the deallocations are durable before the copy is acknowledged, as FUA writes are.
+  if (unmapped && options.fua) {
+    const f = await settle(s.destination.flush());
+    if (!f.ok) return senseForErrorCode(f.code);
   }
   return null;
 }
