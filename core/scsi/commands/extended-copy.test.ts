@@ -1,7 +1,8 @@
 // EXTENDED COPY (LID1) and RECEIVE COPY RESULTS through executeCommand(): copies between LUNs
 // named by their NAA designator, overlapping copies inside one LUN, every parameter list error
 // with the sense the standard (and libiscsi) expect, nothing written by a list that fails,
-// reservations of the copy targets, held results per I_T nexus, and ORWRITE.
+// reservations of the copy targets, held results per I_T nexus, thin copies, mutated lists
+// (seeded), and ORWRITE.
 import { describe, expect, test } from "bun:test";
 import { MemoryBlockDevice } from "../../../test/iscsi-mem-target.ts";
 import type { BlockDevice } from "../../volume/block-device.ts";
@@ -12,6 +13,7 @@ import { LunStateTable, type Nexus } from "../lun-state.ts";
 import { Status, type ScsiResult } from "../sense.ts";
 import { descriptorListBytesMax, segmentDescriptorsMax, targetDescriptorsMax } from "./extended-copy.ts";
 import { naaDesignator } from "./inquiry.ts";
+import { seededRng } from "../../../test/helpers/rng.ts";
 
 const port: ScsiPort = { targetName: "iqn.2026-11.org.qstora:t", relativePortId: 1, lunNumbers: () => [0, 1] };
 const nexusOf = (n: number): Nexus => ({ id: `iqn.2026-11.org.qstora:i${n},i,0x00000000000${n}|1`, initiatorPort: `iqn.2026-11.org.qstora:i${n},i,0x00000000000${n}`, relativePortId: 1 });
@@ -240,5 +242,28 @@ describe("ORWRITE(16)", () => {
     expect(sense(await run(a, one, cdb(0, 1, 0x20), new Uint8Array(512)))).toBe("5/24/0");
     expect(sense(await run(a, one, cdb((4 << 20) / 512, 1), new Uint8Array(512)))).toBe("5/21/0");
     expect(sense(await run(a, one, cdb(0, 0)))).toBe("good");
+  });
+});
+
+describe("EXTENDED COPY under mutated parameter lists", () => {
+  test("never throws; answers GOOD, CHECK CONDITION or RESERVATION CONFLICT; never writes outside a LUN (seeded)", async () => {
+    const seed = 0x5eed_c0de;
+    const rng = seededRng(seed);
+    const { one, two, xcopy } = setup();
+    const valid = parameters([target(one), target(two)], [segment(0, 1, 8, 0, 16), segment(1, 0, 8, 32, 64)]);
+    const statuses = new Set<number>([Status.good, Status.checkCondition, Status.reservationConflict]);
+    for (let i = 0; i < 3000; i++) {
+      const p = valid.slice();
+      const flips = 1 + (rng() % 4);
+      for (let f = 0; f < flips; f++) p[rng() % p.length] = rng() & 0xff;
+      const length = rng() % 8 === 0 ? rng() % (p.length + 1) : p.length;
+      let r: ScsiResult;
+      try {
+        r = await xcopy(a, one, p, length);
+      } catch (e) {
+        throw new Error(`seed ${seed} iteration ${i}: ${String(e)} for ${Buffer.from(p.subarray(0, length)).toString("hex")}`);
+      }
+      expect(statuses.has(r.status)).toBe(true);
+    }
   });
 });
