@@ -324,17 +324,19 @@ export async function extendedCopy(command: { parameterBytes: number }, dataOut:
     record = begun;
   }
   copies.inProgress++;
+  let result: ScsiResult = { status: Status.checkCondition, sense: { key: SenseKey.copyAborted, asc: Asc.internalTargetFailure.asc, ascq: Asc.internalTargetFailure.ascq } };
   try {
-    const result = await run(plan, record, request);
+    result = await run(plan, record, request);
+    return { ...result, scsiBytes };
+  } finally {
+    // Also after an exception (a bug): the list identifier must not stay "in progress" for ever.
+    copies.inProgress--;
+    assert(copies.inProgress >= 0);
     if (record !== null) {
       record.state = result.status === Status.good ? "completed" : "failed";
       record.failure = result.status === Status.good || result.sense === undefined ? null : { status: result.status, sense: result.sense };
       copies.finish(request.nexus.id, record);
     }
-    return { ...result, scsiBytes };
-  } finally {
-    copies.inProgress--;
-    assert(copies.inProgress >= 0);
   }
 }
 
