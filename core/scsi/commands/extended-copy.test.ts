@@ -101,6 +101,15 @@ describe("EXTENDED COPY", () => {
     });
   }
 
+  test("a long copy on synchronous devices lets the event loop (other sessions) run between chunks", async () => {
+    const { one, two, xcopy } = setup();
+    const events: string[] = [];
+    setTimeout(() => events.push("timer"), 0);
+    const copy = xcopy(a, one, parameters([target(one), target(two)], [segment(0, 1, 6144, 0, 0)])).then((r) => events.push(`copy ${sense(r)}`));
+    await copy;
+    expect(events).toEqual(["timer", "copy good"]);
+  });
+
   test("an overlapping copy inside one LUN reads every block before overwriting it", async () => {
     const { one, xcopy } = setup();
     for (let i = 0; i < 3 << 20; i++) one.bytes[i] = (i * 13 + 5) & 0xff;
