@@ -230,10 +230,19 @@ describe("EXTENDED COPY", () => {
     expect(sense(await results(a, one, CopyResults.receiveData, 1))).toBe("5/24/0");
   });
 
-  test("standard INQUIRY sets 3PC; REPORT SUPPORTED OPCODES lists EXTENDED COPY and RECEIVE COPY RESULTS", async () => {
+  test("standard INQUIRY sets 3PC; VPD 8Fh and REPORT SUPPORTED OPCODES list EXTENDED COPY and RECEIVE COPY RESULTS", async () => {
     const { one, run } = setup();
     const inq = await run(a, one, [Opcode.inquiry, 0, 0, 0, 96, 0]);
     expect(((inq.data as Uint8Array)[5] as number) & 0x08).toBe(0x08);
+    // VPD 8Fh's Supported Commands descriptor, in the ascending list of pages.
+    const pages = (await run(a, one, [Opcode.inquiry, 1, 0x00, 0, 255, 0])).data as Uint8Array;
+    const codes = [...pages.subarray(4)];
+    expect(codes).toContain(0x8f);
+    expect(codes).toEqual([...codes].sort((x, y) => x - y));
+    const tpc = (await run(a, one, [Opcode.inquiry, 1, 0x8f, 0, 255, 0])).data as Uint8Array;
+    expect(be16(tpc, 4)).toBe(0x0001);
+    expect(be16(tpc, 6) % 4).toBe(0);
+    expect([...tpc.subarray(9, 9 + (tpc[8] as number))]).toEqual([0x83, 1, 0x00, 0x84, 4, 0x00, 0x01, 0x03, 0x04]);
     for (const [op, sa] of [[Opcode.extendedCopy, 0], [Opcode.receiveCopyResults, 3]] as const) {
       const r = await run(a, one, [Opcode.maintenanceIn, 0x0c, 2, op, 0, sa, 0, 0, 1, 0, 0, 0]);
       expect(((r.data as Uint8Array)[1] as number) & 0x07).toBe(3); // supported
