@@ -13,8 +13,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { memTargetIqn, startMemTarget, type MemTarget } from "./iscsi-mem-target.ts";
+import { sharedTools } from "./helpers/node.ts";
 
-const compliance = join(import.meta.dir, "../../shared/tools/compliance.sh");
+// sharedTools also finds ../shared from a worktree outside the main checkout's parent.
+const compliance = join(sharedTools, "compliance.sh");
 const suiteTimeoutMs = 300_000;
 
 async function run(argv: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {

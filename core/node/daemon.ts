@@ -38,7 +38,8 @@ import { setCrc32cScratchDir } from "../util/crc32c.ts";
 import { caPath, joinPath, type JoinRequest } from "../cluster/join.ts";
 import { answerJoin } from "./join-member.ts";
 import { loadReservations, reservationPersistence } from "./reservations.ts";
-import { LunStateTable } from "../scsi/lun-state.ts";
+import { LunStateTable, type CopyTargetResolver } from "../scsi/lun-state.ts";
+import type { BlockDevice } from "../volume/block-device.ts";
 import { startPeers, type Peers } from "../net/peers.ts";
 
 /** Longest the stop waits for the heartbeat lease's revocation. */
@@ -152,7 +153,20 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
 
     // Persistent reservations with APTPL come back from the metadata store.
     const reservations = await loadReservations(meta, logger);
-    const lunStates = new LunStateTable(reservationPersistence(meta, reservations, logger.child("reservations")));
+    // EXTENDED COPY may reach the LUNs of the target the command came through, and those of any
+    // other target this initiator could log in to without a secret (its ACL admits it, no CHAP):
+    // never a LUN the initiator could not reach itself.
+    const registry = service;
+    const copyTargets: CopyTargetResolver = ({ targetName, initiatorName }) => {
+      const out: BlockDevice[] = [];
+      for (const t of registry.listTargets(initiatorName)) {
+        const entry = registry.lookupTarget(t.iqn, initiatorName);
+        if (entry === undefined || (entry.chap !== undefined && entry.iqn !== targetName)) continue;
+        out.push(...entry.luns.values());
+      }
+      return out;
+    };
+    const lunStates = new LunStateTable(reservationPersistence(meta, reservations, logger.child("reservations")), { copyTargets });
     try {
       iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, registry: service, logger: logger.child("iscsi"), lunStates });
     } catch (e) {

@@ -33,6 +33,9 @@ const seeds: number[][] = [
   [Opcode.persistentReserveIn, 0x03, 0, 0, 0, 0, 0, 0x10, 0, 0],
   [Opcode.inquiry, 0x01, 0xb0, 0, 0xff, 0],
   [Opcode.reserve6, 0, 0, 0, 0, 0],
+  [Opcode.extendedCopy, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 76, 0, 0],
+  [Opcode.receiveCopyResults, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
+  [Opcode.orWrite, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0],
 ];
 
 function check(r: ScsiResult, allocationMax: number): void {

@@ -48,6 +48,9 @@ export const Opcode = {
   writeSame16: 0x93,
   maintenanceIn: 0xa3,
   writeAndVerify12: 0xae,
+  extendedCopy: 0x83,
+  receiveCopyResults: 0x84,
+  orWrite: 0x8b,
   verify12: 0xaf,
   readDefectData12: 0xb7,
 } as const;
@@ -62,6 +65,11 @@ const writeSameUnmap = 0x08;
 const writeSameAnchor = 0x10;
 /** SBC-3 §5.27: UNMAP byte 1 bit 0: ANCHOR. */
 const unmapAnchor = 0x01;
+
+/** SPC-4 §6.3: EXTENDED COPY service action 00h is the LID1 form (01h, LID4, is not supported). */
+export const serviceActionExtendedCopyLid1 = 0x00;
+/** SPC-4 §6.18: RECEIVE COPY RESULTS service actions for LID1 copies. */
+export const CopyResults = { copyStatus: 0x00, receiveData: 0x01, operatingParameters: 0x03, failedSegmentDetails: 0x04 } as const;
 
 /** SBC-3 §5.16: SERVICE ACTION IN(16) service action of READ CAPACITY(16). */
 export const serviceActionReadCapacity16 = 0x10;
@@ -128,6 +136,9 @@ export type Command =
   | { readonly kind: "unmap"; readonly anchor: boolean; readonly parameterBytes: number }
   | { readonly kind: "get-lba-status"; readonly lba: number; readonly allocationBytes: number }
   | { readonly kind: "compare-and-write"; readonly lba: number; readonly blocks: number; readonly fua: boolean; readonly protect: number }
+  | { readonly kind: "or-write"; readonly lba: number; readonly blocks: number; readonly fua: boolean; readonly protect: number }
+  | { readonly kind: "extended-copy"; readonly parameterBytes: number }
+  | { readonly kind: "receive-copy-results"; readonly serviceAction: number; readonly listId: number; readonly allocationBytes: number }
   | { readonly kind: "mode-select"; readonly tenByte: boolean; readonly pageFormat: boolean; readonly savePages: boolean; readonly parameterBytes: number }
   | { readonly kind: "report-supported-opcodes"; readonly rctd: boolean; readonly options: number; readonly opcode: number; readonly serviceAction: number; readonly allocationBytes: number }
   | { readonly kind: "report-supported-tmf"; readonly extended: boolean; readonly allocationBytes: number }
@@ -258,6 +269,16 @@ export function decodeCdb(cdb: Uint8Array): Command {
       const flags = cdb[1] as number;
       return { kind: "compare-and-write", lba: be64(cdb, 2), blocks: cdb[13] as number, fua: (flags & rwFuaBit) !== 0, protect: flags >>> 5 };
     }
+    case Opcode.orWrite: {
+      // SBC-3 §5.12 ORWRITE(16): ORPROTECT, DPO, FUA in byte 1 as in WRITE(16).
+      const flags = cdb[1] as number;
+      return { kind: "or-write", lba: be64(cdb, 2), blocks: be32(cdb, 10), fua: (flags & rwFuaBit) !== 0, protect: flags >>> 5 };
+    }
+    case Opcode.extendedCopy:
+      if (((cdb[1] as number) & 0x1f) !== serviceActionExtendedCopyLid1) return invalidField;
+      return { kind: "extended-copy", parameterBytes: be32(cdb, 10) };
+    case Opcode.receiveCopyResults:
+      return { kind: "receive-copy-results", serviceAction: (cdb[1] as number) & 0x1f, listId: cdb[2] as number, allocationBytes: be32(cdb, 10) };
     case Opcode.modeSelect6:
     case Opcode.modeSelect10: {
       const tenByte = opcode === Opcode.modeSelect10;

@@ -10,7 +10,8 @@ import { inquiry, transferBytesMax } from "./commands/inquiry.ts";
 import { readCapacity10, readCapacity16 } from "./commands/capacity.ts";
 import { modeSelect, modeSense, type CacheSettings } from "./commands/mode-sense.ts";
 import { reportLuns } from "./commands/report-luns.ts";
-import { compareAndWrite, getLbaStatus, preFetch, unmap, verify, writeSame } from "./commands/block.ts";
+import { compareAndWrite, getLbaStatus, orWrite, preFetch, unmap, verify, writeSame } from "./commands/block.ts";
+import { extendedCopy, receiveCopyResults } from "./commands/extended-copy.ts";
 import { checkReservation, persistentReserveIn, persistentReserveOut, release, reserve } from "./commands/persistent-reservations.ts";
 import { readDefectData, reportSupportedOpcodes, reportSupportedTmf, reportTargetPortGroups } from "./commands/reports.ts";
 import { UnitAttention, type LunState, type LunStateTable, type Nexus } from "./lun-state.ts";
@@ -176,8 +177,10 @@ export function executeCommand(request: CommandRequest): MaybePromise<ScsiResult
     return state.exclusive.then(() => executeCommand(copy));
   }
   const result = run(request, command, device, info, state);
-  // COMPARE AND WRITE waits for the tracked calls to drain, so it is not tracked itself.
-  return result instanceof Promise && command.kind !== "compare-and-write" ? state.track(result) : result;
+  // COMPARE AND WRITE and ORWRITE wait for the tracked calls to drain, so they are not tracked
+  // themselves; EXTENDED COPY tracks itself on each LU it copies between, once it may start.
+  const selfTracked = command.kind === "compare-and-write" || command.kind === "or-write" || command.kind === "extended-copy";
+  return result instanceof Promise && !selfTracked ? state.track(result) : result;
 }
 
 function run(request: CommandRequest, command: Command, device: BlockDevice, info: BlockDeviceInfo, state: LunState): MaybePromise<ScsiResult> {
@@ -224,6 +227,14 @@ function run(request: CommandRequest, command: Command, device: BlockDevice, inf
       const data = owned();
       return exclusively(state, () => compareAndWrite(command, device, data, { fua: writeThrough }));
     }
+    case "or-write": {
+      const data = owned();
+      return exclusively(state, () => orWrite(command, device, data, { fua: writeThrough, transferBytesMax }));
+    }
+    case "extended-copy":
+      return extendedCopy(command, owned(), { manager: device, nexus: request.nexus, targetName: request.port.targetName, lunStates: request.lunStates });
+    case "receive-copy-results":
+      return receiveCopyResults(command, state, request.nexus, info);
     case "report-supported-opcodes":
       return reportSupportedOpcodes(command);
     case "report-supported-tmf":

@@ -6,6 +6,7 @@
 // which the daemon backs with its metadata store. Every map here has a named maximum.
 import { assert } from "../util/assert.ts";
 import type { BlockDevice } from "../volume/block-device.ts";
+import { CopyResultTable } from "./copy-results.ts";
 import { Asc, type AdditionalSense } from "./sense.ts";
 
 /** An I_T nexus as the SCSI layer sees it (SAM-5 §4.6.2, RFC 7143 §4.4.3). */
@@ -80,6 +81,8 @@ export class LunState {
   /** Device calls under way (async), and COMPARE AND WRITE's exclusive turn when it has one. */
   inflight = 0;
   exclusive: Promise<void> | null = null;
+  /** EXTENDED COPY commands this LU ran as copy manager, for RECEIVE COPY RESULTS. */
+  readonly copies = new CopyResultTable();
   private readonly drainWaiters: Array<() => void> = [];
   private readonly attentions = new Map<string, AdditionalSense[]>();
 
@@ -109,6 +112,7 @@ export class LunState {
 
   forget(nexusId: string): void {
     this.attentions.delete(nexusId);
+    this.copies.forget(nexusId);
   }
 
   /** Queues a unit attention for one nexus (known or not). */
@@ -174,13 +178,27 @@ export class LunState {
   }
 }
 
+/**
+ * The LUNs an EXTENDED COPY arriving through `targetName` from `initiatorName` may read or write
+ * besides the LU that received it (the daemon decides; see core/node/daemon.ts).
+ */
+export type CopyTargetResolver = (scope: { readonly targetName: string; readonly initiatorName: string }) => Iterable<BlockDevice>;
+
 /** The LU states of one portal (shared by all its sessions), by device. */
 export class LunStateTable {
   private readonly states = new Map<BlockDevice, LunState>();
   /** Per target: a counter moved when its LUN inventory changes (REPORTED LUNS DATA HAS CHANGED). */
   private readonly inventories = new Map<string, number>();
 
-  constructor(private readonly persistence: LunStatePersistence = {}) {}
+  constructor(
+    private readonly persistence: LunStatePersistence = {},
+    private readonly options: { readonly copyTargets?: CopyTargetResolver } = {},
+  ) {}
+
+  /** Candidate copy targets for EXTENDED COPY (without a resolver: none beyond the copy manager). */
+  copyTargets(scope: { readonly targetName: string; readonly initiatorName: string }): Iterable<BlockDevice> {
+    return this.options.copyTargets?.(scope) ?? [];
+  }
 
   get(device: BlockDevice): LunState {
     let s = this.states.get(device);

@@ -255,4 +255,55 @@ describe("reservations between two nexuses", () => {
     expect(sense(await run(b, write10, fill(512, 0)))).toBe("good");
     expect((await run(a, write10, fill(512, 0))).status).toBe(Status.reservationConflict);
   });
+
+  test("PR: REGISTER with SPEC_I_PT registers this nexus and every one its iSCSI TransportIDs name, or none", async () => {
+    const { run } = setup();
+    const c = nexusOf(3);
+    const transportIds = (...ports: string[]) => {
+      const parts = ports.map((port) => {
+        const name = new TextEncoder().encode(port);
+        const t = new Uint8Array(4 + ((name.length + 1 + 3) & ~3));
+        t[0] = 0x45; // FORMAT 01b (port name with ISID), iSCSI
+        new DataView(t.buffer).setUint16(2, t.length - 4);
+        t.set(name, 4);
+        return t;
+      });
+      const length = parts.reduce((n, t) => n + t.length, 0);
+      const p = new Uint8Array(28 + length);
+      const dv = new DataView(p.buffer);
+      dv.setBigUint64(8, 0x77n);
+      p[20] = 0x08 | 0x04; // SPEC_I_PT, ALL_TG_PT
+      dv.setUint32(24, length);
+      let at = 28;
+      for (const t of parts) {
+        p.set(t, at);
+        at += t.length;
+      }
+      return { cdb: [Opcode.persistentReserveOut, 0, 0, 0, 0, 0, 0, 0, p.length, 0], data: p };
+    };
+    const keys = async () => {
+      const r = await run(a, [Opcode.persistentReserveIn, 0, 0, 0, 0, 0, 0, 0x10, 0, 0]);
+      return be32(r.data!, 4) / 8;
+    };
+    // A bad TransportID (FORMAT 00b has no ISID here) registers nobody.
+    const bad = transportIds(b.initiatorPort);
+    bad.data[28] = 0x05;
+    expect(sense(await run(a, bad.cdb, bad.data))).toBe("5/26/0");
+    expect(await keys()).toBe(0);
+    let x = transportIds(b.initiatorPort, c.initiatorPort);
+    expect(sense(await run(a, x.cdb, x.data))).toBe("good");
+    expect(await keys()).toBe(3);
+    // b is registered through a's command: it may reserve with the key.
+    const reserve = prout(1, 0x01, 0x77n, 0n);
+    expect(sense(await run(b, reserve.cdb, reserve.data))).toBe("good");
+    // Registered already: SPEC_I_PT again is refused, as is naming a registered nexus.
+    x = transportIds(nexusOf(4).initiatorPort);
+    expect(sense(await run(a, x.cdb, x.data))).toBe("5/24/0");
+    x = transportIds(c.initiatorPort);
+    expect(sense(await run(nexusOf(4), x.cdb, x.data))).toBe("5/26/0");
+    expect(await keys()).toBe(3);
+    // REPORT CAPABILITIES now says SIP_C.
+    const caps = await run(a, [Opcode.persistentReserveIn, 2, 0, 0, 0, 0, 0, 0, 8, 0]);
+    expect(caps.data![2]! & 0x08).toBe(0x08);
+  });
 });

@@ -23,6 +23,7 @@ export const SenseKey = {
   illegalRequest: 0x5,
   unitAttention: 0x6,
   dataProtect: 0x7,
+  copyAborted: 0xa,
   abortedCommand: 0xb,
   miscompare: 0xe,
 } as const;
@@ -50,6 +51,14 @@ export const Asc = {
   capacityDataChanged: { asc: 0x2a, ascq: 0x09 },
   savingParametersNotSupported: { asc: 0x39, ascq: 0x00 },
   internalTargetFailure: { asc: 0x44, ascq: 0x00 },
+  operationInProgress: { asc: 0x00, ascq: 0x16 },
+  unreachableCopyTarget: { asc: 0x08, ascq: 0x04 },
+  copyTargetDeviceNotReachable: { asc: 0x0d, ascq: 0x02 },
+  tooManyTargetDescriptors: { asc: 0x26, ascq: 0x06 },
+  unsupportedTargetDescriptorType: { asc: 0x26, ascq: 0x07 },
+  tooManySegmentDescriptors: { asc: 0x26, ascq: 0x08 },
+  unsupportedSegmentDescriptorType: { asc: 0x26, ascq: 0x09 },
+  insufficientResources: { asc: 0x55, ascq: 0x03 },
   reportedLunsDataChanged: { asc: 0x3f, ascq: 0x0e },
 } as const satisfies Record<string, AdditionalSense>;
 
@@ -59,6 +68,34 @@ export interface Sense {
   readonly ascq: number;
   /** INFORMATION field (for a medium error: the first bad LBA); sets the VALID bit. */
   readonly information?: number;
+  /** COMMAND-SPECIFIC INFORMATION field (bytes 8..11; EXTENDED COPY's copy target sense offset). */
+  readonly commandSpecific?: number;
+  /** SENSE KEY SPECIFIC field, the three bytes 15..17 with SKSV set (see fieldPointer, segmentPointer). */
+  readonly senseKeySpecific?: number;
+}
+
+/** SPC-4 §4.5.2.4: SKSV, the top bit of the sense-key specific field. */
+const sksv = 0x80_0000;
+/** SPC-4 §4.5.2.4.2 field pointer: C/D (the error is in the CDB), BPV (the bit pointer is valid). */
+const fieldPointerInCdb = 0x40_0000;
+const bitPointerValid = 0x08_0000;
+/** SPC-4 §4.5.2.4.5 segment pointer: SD (the field pointer is inside the segment descriptor). */
+const segmentDescriptorRelative = 0x20_0000;
+
+/**
+ * The sense-key specific field pointing at the byte (and bit) that was wrong, in the CDB or in
+ * the parameter list. Initiators use it, and libiscsi tells "not implemented" from "bad field" by it.
+ */
+export function fieldPointer(options: { inCdb: boolean; byte: number; bit?: number }): number {
+  assert(options.byte >= 0 && options.byte <= 0xffff, "field pointer out of range");
+  const bit = options.bit === undefined ? 0 : bitPointerValid | ((options.bit & 0x07) << 16);
+  return sksv | (options.inCdb ? fieldPointerInCdb : 0) | bit | options.byte;
+}
+
+/** The segment pointer of a COPY ABORTED sense: the byte inside the failed segment descriptor. */
+export function segmentPointer(byteInSegment: number): number {
+  assert(byteInSegment >= 0 && byteInSegment <= 0xffff, "segment pointer out of range");
+  return sksv | segmentDescriptorRelative | byteInSegment;
 }
 
 export interface ScsiResult {
@@ -82,6 +119,11 @@ export const goodResult: ScsiResult = { status: Status.good };
 export function checkCondition(key: number, additional: AdditionalSense, information?: number): ScsiResult {
   const sense: Sense = information === undefined ? { key, asc: additional.asc, ascq: additional.ascq } : { key, asc: additional.asc, ascq: additional.ascq, information };
   return { status: Status.checkCondition, sense };
+}
+
+/** ILLEGAL REQUEST with a field pointer to what was wrong (SPC-4 §4.5.2.4.2). */
+export function illegalField(additional: AdditionalSense, pointer: { inCdb: boolean; byte: number; bit?: number }): ScsiResult {
+  return { status: Status.checkCondition, sense: { key: SenseKey.illegalRequest, asc: additional.asc, ascq: additional.ascq, senseKeySpecific: fieldPointer(pointer) } };
 }
 
 export const illegalRequest = (additional: AdditionalSense): ScsiResult => checkCondition(SenseKey.illegalRequest, additional);
@@ -119,8 +161,22 @@ export function encodeFixedSense(sense: Sense, out: Uint8Array, at: number): num
     }
   }
   out[at + 7] = fixedSenseAdditionalLength;
+  if (sense.commandSpecific !== undefined) {
+    assert(sense.commandSpecific >= 0 && sense.commandSpecific <= 0xffffffff, "command-specific information out of range");
+    const v = sense.commandSpecific >>> 0;
+    out[at + 8] = v >>> 24;
+    out[at + 9] = v >>> 16;
+    out[at + 10] = v >>> 8;
+    out[at + 11] = v;
+  }
   out[at + 12] = sense.asc;
   out[at + 13] = sense.ascq;
+  if (sense.senseKeySpecific !== undefined) {
+    assert((sense.senseKeySpecific & sksv) !== 0 && sense.senseKeySpecific <= 0xffffff, "sense-key specific needs SKSV");
+    out[at + 15] = sense.senseKeySpecific >>> 16;
+    out[at + 16] = sense.senseKeySpecific >>> 8;
+    out[at + 17] = sense.senseKeySpecific;
+  }
   return fixedSenseBytes;
 }
 

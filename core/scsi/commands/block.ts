@@ -220,7 +220,9 @@ export async function compareAndWrite(command: { lba: number; blocks: number; fu
   const bytes = command.blocks * info.blockBytes;
   const scsiBytes = bytes * 2;
   if (command.protect !== 0) return { ...illegalRequest(Asc.invalidFieldInCdb), scsiBytes };
-  if (command.blocks === 0) return goodResult;
+  // Zero blocks is no error (SBC-3 §5.2), but Data-Out sent with it contradicts the CDB: an
+  // initiator that meant 256 blocks (NUMBER OF LOGICAL BLOCKS wraps to 0) must not get GOOD.
+  if (command.blocks === 0) return dataOut === null || dataOut.length === 0 ? goodResult : { ...illegalRequest(Asc.invalidFieldInCdb), scsiBytes: 0 };
   if (command.blocks > maxCompareAndWriteBlocks) return { ...illegalRequest(Asc.invalidFieldInCdb), scsiBytes };
   if (outOfRange(command.lba, command.blocks, info)) return { ...illegalRequest(Asc.lbaOutOfRange), scsiBytes };
   if (dataOut === null || dataOut.length !== scsiBytes) return { ...illegalRequest(Asc.invalidFieldInCdb), scsiBytes };
@@ -231,5 +233,32 @@ export async function compareAndWrite(command: { lba: number; blocks: number; fu
   if (at >= 0) return { ...miscompare(at), scsiBytes };
   const w = await settle(device.write(offsetBytes, dataOut.subarray(bytes, scsiBytes), { fua: command.fua || options.fua }));
   if (!w.ok) return { ...failure(w, info), scsiBytes };
+  return { status: Status.good, scsiBytes };
+}
+
+/**
+ * ORWRITE(16) (SBC-3 §5.12): each block becomes itself OR the Data-Out, in chunks. Like COMPARE
+ * AND WRITE the caller makes it atomic against every other command on the LUN.
+ */
+export async function orWrite(command: { lba: number; blocks: number; fua: boolean; protect: number }, device: BlockDevice, dataOut: Uint8Array | null, options: { fua: boolean; transferBytesMax: number }): Promise<ScsiResult> {
+  const info = device.info();
+  const scsiBytes = command.blocks * info.blockBytes;
+  if (command.protect !== 0) return { ...illegalRequest(Asc.invalidFieldInCdb), scsiBytes };
+  if (outOfRange(command.lba, command.blocks, info)) return { ...illegalRequest(Asc.lbaOutOfRange), scsiBytes };
+  if (scsiBytes > options.transferBytesMax) return { ...illegalRequest(Asc.invalidFieldInCdb), scsiBytes };
+  if (command.blocks === 0) return { status: Status.good, scsiBytes };
+  if (dataOut === null || dataOut.length < scsiBytes) return { ...illegalRequest(invalidFieldInInformationUnit), scsiBytes };
+  const offsetBytes = command.lba * info.blockBytes;
+  for (let done = 0; done < scsiBytes; ) {
+    const length = Math.min(chunkBytes, scsiBytes - done);
+    const r = await settle(device.read(offsetBytes + done, length));
+    if (!r.ok) return { ...failure(r, info), scsiBytes };
+    // The read buffer belongs to the device: OR into a copy.
+    const merged = r.value.slice(0, length);
+    for (let i = 0; i < length; i++) merged[i] = (merged[i] as number) | (dataOut[done + i] as number);
+    const w = await settle(device.write(offsetBytes + done, merged, { fua: command.fua || options.fua }));
+    if (!w.ok) return { ...failure(w, info), scsiBytes };
+    done += length;
+  }
   return { status: Status.good, scsiBytes };
 }

@@ -1,11 +1,12 @@
 // INQUIRY (SPC-4 §6.6): standard data and the VPD pages 00h (supported pages), 80h (unit serial
-// number), 83h (device identification), 86h (extended INQUIRY), B0h (block limits), B1h (block
-// device characteristics) and B2h (logical block provisioning). Pure: builds bytes from the device's identity; never touches the device's data.
+// number), 83h (device identification), 86h (extended INQUIRY), 8Fh (third-party copy), B0h
+// (block limits), B1h (block device characteristics) and B2h (logical block provisioning). Pure: builds bytes from the device's identity; never touches the device's data.
 import { assert } from "../../util/assert.ts";
 import type { BlockDeviceInfo } from "../../volume/block-device.ts";
 import { asciiField, cutToAllocation, putBe16, putBe32, putBe64 } from "../bytes.ts";
 import { maxCompareAndWriteBlocks, maxUnmapBytes, maxUnmapDescriptors, maxWriteSameBytes } from "./block.ts";
 import { Asc, Status, illegalRequest, type ScsiResult } from "../sense.ts";
+import { CopyResults, Opcode, serviceActionExtendedCopyLid1 } from "../cdb.ts";
 
 export interface InquiryPort {
   /** The iSCSI target name (SCSI name string designators). */
@@ -26,6 +27,8 @@ const versionSpc4 = 0x06;
 const hisupFormat2 = 0x12;
 /** Byte 5: TPGS 01b, implicit asymmetric logical unit access (SPC-4 §6.6.2). */
 const tpgsImplicit = 0x10;
+/** Byte 5 bit 3: 3PC, the LU is a copy manager (EXTENDED COPY, commands/extended-copy.ts). */
+const thirdPartyCopy = 0x08;
 /** The one target port group: active/optimized (REPORT TARGET PORT GROUPS, VPD 83h designator 5h). */
 export const targetPortGroupId = 1;
 /** Byte 7: CMDQUE, full task management model. */
@@ -47,8 +50,17 @@ export const VpdPage = {
   extendedInquiry: 0x86,
   blockDeviceCharacteristics: 0xb1,
   logicalBlockProvisioning: 0xb2,
+  thirdPartyCopy: 0x8f,
 } as const;
-const supportedPages = [VpdPage.supportedPages, VpdPage.unitSerialNumber, VpdPage.deviceIdentification, VpdPage.extendedInquiry, VpdPage.blockLimits, VpdPage.blockDeviceCharacteristics, VpdPage.logicalBlockProvisioning];
+/** Ascending, as SPC-4 §7.8.14 wants the list. */
+const supportedPages = [VpdPage.supportedPages, VpdPage.unitSerialNumber, VpdPage.deviceIdentification, VpdPage.extendedInquiry, VpdPage.thirdPartyCopy, VpdPage.blockLimits, VpdPage.blockDeviceCharacteristics, VpdPage.logicalBlockProvisioning];
+/** SPC-4 §7.8.17.3: the Supported Commands third-party copy descriptor (type 0001h). */
+const tpcSupportedCommands = 0x0001;
+/** The copy commands this copy manager runs (commands/extended-copy.ts), with their service actions. */
+const copyCommands: ReadonlyArray<readonly [number, readonly number[]]> = [
+  [Opcode.extendedCopy, [serviceActionExtendedCopyLid1]],
+  [Opcode.receiveCopyResults, [CopyResults.copyStatus, CopyResults.receiveData, CopyResults.operatingParameters, CopyResults.failedSegmentDetails]],
+];
 /** SPC-4 §7.8.7: the extended INQUIRY data page is 3Ch bytes; byte 5 HEADSUP, ORDSUP, SIMPSUP. */
 const extendedInquiryPageBytes = 0x3c;
 const headOrderedSimpleSupported = 0x07;
@@ -110,7 +122,7 @@ function standardInquiry(connected: boolean): Uint8Array {
   b[2] = versionSpc4;
   b[3] = hisupFormat2;
   b[4] = standardBytes - 5; // ADDITIONAL LENGTH: bytes after byte 4
-  b[5] = tpgsImplicit;
+  b[5] = tpgsImplicit | (connected ? thirdPartyCopy : 0);
   b[7] = cmdque;
   b.set(asciiField(vendorId, 8), 8);
   b.set(asciiField(productId, 16), 16);
@@ -209,6 +221,23 @@ function logicalBlockProvisioning(features: LunFeatures): Uint8Array {
   return vpdPage(VpdPage.logicalBlockProvisioning, b);
 }
 
+/**
+ * VPD 8Fh, third-party copy (SPC-4 §7.8.17): the Supported Commands descriptor, which initiators
+ * (and newer libiscsi) read to learn that EXTENDED COPY(LID1) and RECEIVE COPY RESULTS run here.
+ * The limits are in RECEIVE COPY RESULTS' OPERATING PARAMETERS, the LID1 way of reporting them.
+ */
+function thirdPartyCopyPage(): Uint8Array {
+  const list = copyCommands.flatMap(([opcode, actions]) => [opcode, actions.length, ...actions]);
+  // Descriptor: type, length, list length, the list, padded to a multiple of four bytes.
+  const descriptorBytes = (4 + 1 + list.length + 3) & ~3;
+  const d = new Uint8Array(descriptorBytes);
+  putBe16(d, 0, tpcSupportedCommands);
+  putBe16(d, 2, descriptorBytes - 4);
+  d[4] = list.length;
+  d.set(list, 5);
+  return vpdPage(VpdPage.thirdPartyCopy, d);
+}
+
 function blockDeviceCharacteristics(): Uint8Array {
   const b = new Uint8Array(blockDeviceCharacteristicsPageBytes);
   putBe16(b, 0, nonRotatingMedium);
@@ -241,6 +270,9 @@ export function inquiry(command: { evpd: boolean; page: number; allocationBytes:
       break;
     case VpdPage.logicalBlockProvisioning:
       page = logicalBlockProvisioning(features);
+      break;
+    case VpdPage.thirdPartyCopy:
+      page = thirdPartyCopyPage();
       break;
     default:
       return illegalRequest(Asc.invalidFieldInCdb);

@@ -20,6 +20,10 @@ const basicParameterBytes = 24;
 const flagSpecIPt = 0x08;
 const flagAllTgPt = 0x04;
 const flagAptpl = 0x01;
+/** With SPEC_I_PT, bytes 24..27 give the length of the TransportIDs that follow (SPC-4 §6.15.3). */
+const specIPtHeaderBytes = basicParameterBytes + 4;
+/** TransportIDs one SPEC_I_PT registration may name. */
+const specIPtPortsMax = 64;
 /** Byte 17 of the REGISTER AND MOVE parameter list (SPC-4 §6.15.4). */
 const moveUnreg = 0x02;
 const moveAptpl = 0x01;
@@ -36,6 +40,7 @@ const insufficientRegistrationResources = { asc: 0x55, ascq: 0x04 } as const;
 /** REPORT CAPABILITIES (SPC-4 §6.14.4): length 8; CRH, ATP_C, PTPL_C; TMV and the type mask. */
 const capabilitiesBytes = 8;
 const capCrh = 0x10;
+const capSipC = 0x08;
 const capAtpC = 0x04;
 const capPtplC = 0x01;
 const capTmv = 0x80;
@@ -68,6 +73,7 @@ function access(command: Command): "none" | "read" | "write" {
     case "write-same":
     case "unmap":
     case "compare-and-write":
+    case "or-write":
     case "synchronize-cache":
     case "mode-select":
     case "start-stop-unit":
@@ -157,6 +163,24 @@ export function decodeTransportId(b: Uint8Array): string | null {
   return null;
 }
 
+function specifiesPorts(action: number, p: Uint8Array): boolean {
+  return (action === ProutAction.register || action === ProutAction.registerAndIgnore) && p.length > 20 && ((p[20] as number) & flagSpecIPt) !== 0;
+}
+
+/** The initiator ports a SPEC_I_PT list of iSCSI TransportIDs names; null if one is not usable. */
+function transportIdPorts(list: Uint8Array): string[] | null {
+  const out: string[] = [];
+  for (let at = 0; at < list.length; ) {
+    if (at + 4 > list.length || out.length >= specIPtPortsMax) return null;
+    const length = 4 + be16(list, at + 2);
+    const port = decodeTransportId(list.subarray(at, at + length));
+    if (port === null) return null;
+    out.push(port);
+    at += length;
+  }
+  return out;
+}
+
 export function persistentReserveIn(state: LunState, command: { serviceAction: number; allocationBytes: number }): ScsiResult {
   let out: Uint8Array;
   switch (command.serviceAction) {
@@ -183,7 +207,7 @@ export function persistentReserveIn(state: LunState, command: { serviceAction: n
     case PrinAction.reportCapabilities:
       out = new Uint8Array(capabilitiesBytes);
       putBe16(out, 0, capabilitiesBytes);
-      out[2] = capCrh | capAtpC | capPtplC;
+      out[2] = capCrh | capSipC | capAtpC | capPtplC;
       out[3] = capTmv | (state.aptpl ? capPtplA : 0);
       out[4] = typeMask[0];
       out[5] = typeMask[1];
@@ -240,6 +264,9 @@ export function persistentReserveOut(state: LunState, nexus: Nexus, command: { s
   const p = data ?? new Uint8Array(0);
   if (action === ProutAction.registerAndMove) {
     if (command.parameterBytes < moveTransportIdAt || p.length < moveTransportIdAt) return illegalRequest(Asc.parameterListLengthError);
+  } else if (specifiesPorts(action, p)) {
+    // SPC-4 §6.15.3: with SPEC_I_PT the TransportIDs follow the 24 bytes and their length.
+    if (command.parameterBytes < specIPtHeaderBytes || p.length < specIPtHeaderBytes || specIPtHeaderBytes + be32(p, basicParameterBytes) > Math.min(command.parameterBytes, p.length)) return illegalRequest(Asc.parameterListLengthError);
   } else if (command.parameterBytes !== basicParameterBytes || p.length < basicParameterBytes) {
     return illegalRequest(Asc.parameterListLengthError);
   }
@@ -255,8 +282,33 @@ export function persistentReserveOut(state: LunState, nexus: Nexus, command: { s
       case ProutAction.register:
       case ProutAction.registerAndIgnore: {
         const flags = p[20] as number;
-        if ((flags & flagSpecIPt) !== 0) return illegalRequest(Asc.invalidFieldInParameterList); // SIP_C is 0
-        void flagAllTgPt; // one target port: ALL_TG_PT changes nothing
+        // ALL_TG_PT: this target has one target port, so "every target port" is the one the
+        // command came through; the registrations below are the same either way (ATP_C is 1).
+        void flagAllTgPt;
+        if ((flags & flagSpecIPt) !== 0) {
+          // SPEC_I_PT is for REGISTER only, and only from an unregistered I_T nexus (SPC-4 §5.7.7.3).
+          if (action !== ProutAction.register) return illegalRequest(Asc.invalidFieldInParameterList);
+          if (own !== undefined) return illegalRequest(Asc.invalidFieldInCdb);
+          if (key !== 0n) return reservationConflict;
+          if (actionKey === 0n) return goodResult;
+          const named = transportIdPorts(p.subarray(specIPtHeaderBytes, specIPtHeaderBytes + be32(p, basicParameterBytes)));
+          if (named === null) return illegalRequest(Asc.invalidFieldInParameterList);
+          const ids = new Set<string>([nexus.id]);
+          for (const port of named) {
+            const id = `${port}|${nexus.relativePortId}`;
+            // A nexus named twice, or one registered already, fails the whole list: nothing is registered.
+            if (ids.has(id) || state.registrations.has(id)) return illegalRequest(Asc.invalidFieldInParameterList);
+            ids.add(id);
+          }
+          if (state.registrations.size + ids.size > registrationsMax) return checkCondition(SenseKey.illegalRequest, insufficientRegistrationResources);
+          for (const id of ids) {
+            const initiatorPort = id === nexus.id ? nexus.initiatorPort : id.slice(0, id.lastIndexOf("|"));
+            state.registrations.set(id, { nexusId: id, initiatorPort, relativePortId: nexus.relativePortId, key: actionKey });
+          }
+          state.generation++;
+          state.aptpl = (flags & flagAptpl) !== 0;
+          return goodResult;
+        }
         if (action === ProutAction.register) {
           if (own === undefined ? key !== 0n : key !== own.key) return reservationConflict;
         }

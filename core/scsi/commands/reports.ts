@@ -2,9 +2,9 @@
 // (SPC-4 §6.37), REPORT TARGET PORT GROUPS (SPC-4 §6.36) and READ DEFECT DATA (SBC-3 §5.18-19,
 // always an empty list). Pure: builds bytes from the table below, which must list exactly the
 // commands core/scsi/cdb.ts decodes.
-import { MaintenanceIn, Opcode, cdbBytes, serviceActionGetLbaStatus, serviceActionReadCapacity16 } from "../cdb.ts";
+import { CopyResults, MaintenanceIn, Opcode, cdbBytes, serviceActionExtendedCopyLid1, serviceActionGetLbaStatus, serviceActionReadCapacity16 } from "../cdb.ts";
 import { cutToAllocation, putBe16, putBe32 } from "../bytes.ts";
-import { Asc, Status, illegalRequest, type ScsiResult } from "../sense.ts";
+import { Asc, Status, illegalField, illegalRequest, type ScsiResult } from "../sense.ts";
 import { targetPortGroupId } from "./inquiry.ts";
 
 interface Supported {
@@ -63,7 +63,10 @@ const table: readonly Supported[] = ([
   { opcode: Opcode.modeSense10, usage: [0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, 0x00] },
   ...[0, 1, 2, 3].map((sa) => ({ opcode: Opcode.persistentReserveIn, serviceAction: sa, usage: [0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, 0x00] })),
   ...[0, 1, 2, 3, 4, 5, 6, 7].map((sa) => ({ opcode: Opcode.persistentReserveOut, serviceAction: sa, usage: [0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x00] })),
+  { opcode: Opcode.extendedCopy, serviceAction: serviceActionExtendedCopyLid1, usage: [0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x00] },
+  ...Object.values(CopyResults).map((sa) => ({ opcode: Opcode.receiveCopyResults, serviceAction: sa, usage: [0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x00] })),
   { opcode: Opcode.read16, usage: rw16 },
+  { opcode: Opcode.orWrite, usage: rw16 },
   { opcode: Opcode.compareAndWrite, usage: [0xfa, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0xff, 0x1f, 0x00] },
   { opcode: Opcode.write16, usage: rw16 },
   { opcode: Opcode.writeAndVerify16, usage: verify16 },
@@ -87,6 +90,9 @@ const table: readonly Supported[] = ([
 /** SPC-4 table 254 REPORTING OPTIONS, and table 257 SUPPORT values. */
 const ReportingOptions = { all: 0, byOpcode: 1, byOpcodeAndServiceAction: 2, byOpcodeOrServiceAction: 3 } as const;
 const SupportValue = { notSupported: 1, supported: 3 } as const;
+/** Where REPORTING OPTIONS sits in the CDB: byte 2, bits 2..0. */
+const reportingOptionsByte = 2;
+const reportingOptionsTopBit = 2;
 /** Command descriptor flags (SPC-4 table 256): CTDP (timeouts descriptor present), SERVACTV. */
 const ctdp = 0x02;
 const servactv = 0x01;
@@ -121,21 +127,24 @@ export function reportSupportedOpcodes(command: { rctd: boolean; options: number
     return { status: Status.good, data: cutToAllocation(out, command.allocationBytes) };
   }
   const hasActions = table.some((c) => c.opcode === command.opcode && c.serviceAction !== undefined);
+  // The field pointer names REPORTING OPTIONS: without it libiscsi reads INVALID FIELD IN CDB
+  // from a MAINTENANCE IN as "command not implemented".
+  const badOptions = illegalField(Asc.invalidFieldInCdb, { inCdb: true, byte: reportingOptionsByte, bit: reportingOptionsTopBit });
   let found: Supported | undefined;
   switch (command.options) {
     case ReportingOptions.byOpcode:
-      if (hasActions) return illegalRequest(Asc.invalidFieldInCdb);
+      if (hasActions) return badOptions;
       found = table.find((c) => c.opcode === command.opcode);
       break;
     case ReportingOptions.byOpcodeAndServiceAction:
-      if (!hasActions && table.some((c) => c.opcode === command.opcode)) return illegalRequest(Asc.invalidFieldInCdb);
+      if (!hasActions && table.some((c) => c.opcode === command.opcode)) return badOptions;
       found = table.find((c) => c.opcode === command.opcode && c.serviceAction === command.serviceAction);
       break;
     case ReportingOptions.byOpcodeOrServiceAction:
       found = table.find((c) => c.opcode === command.opcode && (!hasActions || c.serviceAction === command.serviceAction));
       break;
     default:
-      return illegalRequest(Asc.invalidFieldInCdb);
+      return badOptions;
   }
   const usage = found?.usage ?? [];
   const out = new Uint8Array(4 + usage.length + (found === undefined ? 0 : extra));
