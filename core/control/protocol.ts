@@ -52,7 +52,17 @@ export interface StatusView {
   daemon: "running";
   portal: string;
   api: string;
-  metadata: { backend: string; endpoints: string[] };
+  metadata: {
+    backend: string;
+    endpoints: string[];
+    /** embedded-single | embedded-raft | external (from /qstora/v1/metadata/members). */
+    mode?: string;
+    members?: Array<{ id: string; name: string; url: string; reachable: boolean; leader: boolean }>;
+    /** The store's leader (a node id in the embedded group, etcd's member id otherwise). */
+    leader?: string | null;
+  };
+  /** The node running the cluster manager role, null while there is none. */
+  manager?: { nodeId: string; name: string; since: string } | null;
   archives: ArchiveView[];
   targets: TargetView[];
   luns: LunView[];

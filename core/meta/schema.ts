@@ -14,6 +14,9 @@
 //   /qstora/v1/segments/<lun-uuid>/<index>        segment membership and epoch
 //   /qstora/v1/reservations/<lun-uuid>            SCSI persistent reservations of a LUN
 //   /qstora/v1/tokens/<id>                        join token (its secret only as a SHA-256)
+//   /qstora/v1/metadata/members                   the metadata store's mode and members
+//   /qstora/v1/metadata/cluster-key               the embedded group's shared peer key
+//   /qstora/v1/manager/leader                     the cluster manager, under its lease
 //
 // Directories end in '/', leaves never do. Values are JSON text (documents.ts).
 import { QstoraError } from "../util/errors.ts";
@@ -65,6 +68,11 @@ export const metaKeys = {
   },
   tokens: `${keyRoot}tokens/`,
   token: (id: string) => leaf(`${keyRoot}tokens/`, id, "token id"),
+  metadata: `${keyRoot}metadata/`,
+  metadataMembers: `${keyRoot}metadata/members`,
+  metadataClusterKey: `${keyRoot}metadata/cluster-key`,
+  manager: `${keyRoot}manager/`,
+  managerLeader: `${keyRoot}manager/leader`,
   reservations: `${keyRoot}reservations/`,
   reservation: (lunUuid: string) => leaf(`${keyRoot}reservations/`, lunUuid, "LUN uuid"),
 } as const;

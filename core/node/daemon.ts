@@ -17,7 +17,9 @@ import { startControlServer } from "../control/server.ts";
 import type { StatusView } from "../control/protocol.ts";
 import { startIscsiServer, type IscsiServer } from "../iscsi/server.ts";
 import type { MetaStore } from "../meta/store.ts";
-import { openMetaStore } from "./meta-open.ts";
+import { openNodeMeta, metadataStartWaitMs, type NodeMeta } from "./metadata-role.ts";
+import { metadataUrl } from "./group-file.ts";
+import { readManager, startManagerElection, type ManagerElection } from "./manager.ts";
 import { parseHostPort } from "./config.ts";
 import { readIdentity, readSecret } from "./identity.ts";
 import { tryLockDataDir } from "./lock.ts";
@@ -56,6 +58,51 @@ function bindError(e: unknown, what: string, address: string): QstoraError {
   return isQstoraError(e) ? e : new QstoraError("IO_ERROR", `cannot listen on ${address} for the ${what}: ${e instanceof Error ? e.message : String(e)}`);
 }
 
+/**
+ * Reads the cluster record, waiting for the store to answer: a member of a Raft group needs a
+ * quorum, which forms only once enough members run (they start together after a power cut).
+ */
+async function waitForMetadata(meta: MetaStore, logger: Logger): Promise<Awaited<ReturnType<MetaStore["get"]>>> {
+  const deadline = Date.now() + metadataStartWaitMs;
+  for (;;) {
+    try {
+      return await meta.get(keys.cluster);
+    } catch (e) {
+      if (!(isQstoraError(e) && e.code === "METADATA_UNAVAILABLE") || Date.now() > deadline) throw e;
+      logger.info("waiting for the metadata store", { error: e.message });
+      await Bun.sleep(500);
+    }
+  }
+}
+
+/**
+ * Liveness: a key under a lease that this daemon keeps alive; it vanishes when the node dies. A
+ * lease lost while the store was unreachable (longer than its TTL) is replaced by a new one.
+ */
+async function startHeartbeat(store: MetaStore, nodeId: string, logger: Logger, stopping: () => boolean): Promise<{ stop(): void }> {
+  let current: { stop(): void } | undefined;
+  let stopped = false;
+  const begin = async (): Promise<void> => {
+    const lease = await store.leaseGrant(heartbeatTtlSeconds);
+    await store.put(keys.aliveNode(nodeId), JSON.stringify({ since: new Date().toISOString() }), { lease });
+    current = keepLeaseAlive(store, { id: lease, ttlSeconds: heartbeatTtlSeconds }, (reason) => {
+      logger.warn("heartbeat lease lost; taking a new one", { reason });
+      const again = (): void => {
+        if (stopped || stopping()) return;
+        begin().catch(() => setTimeout(again, 1000));
+      };
+      again();
+    });
+  };
+  await begin();
+  return {
+    stop: () => {
+      stopped = true;
+      current?.stop();
+    },
+  };
+}
+
 export async function runDaemon(options: { dataDir: string; foreground: boolean }): Promise<void> {
   const paths = dataDirPaths(options.dataDir);
   const identity = readIdentity(paths.identity);
@@ -75,7 +122,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
   const startedAt = Date.now();
   logger.info("starting", { version, commit: buildCommit, pid: process.pid, node: identity.name, dataDir: paths.root });
 
-  let meta: (MetaStore & { shutdown(): Promise<void> }) | undefined;
+  let meta: NodeMeta | undefined;
+  let manager: ManagerElection | undefined;
   let service: NodeService | undefined;
   let iscsi: IscsiServer | undefined;
   let control: { stop(): void } | undefined;
@@ -90,6 +138,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     control?.stop();
     clusterApi?.stop();
     heartbeat?.stop();
+    await manager?.stop();
     try {
       await iscsi?.close();
     } catch (e) {
@@ -107,8 +156,9 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
   };
 
   try {
-    meta = await openMetaStore({ config, dir: paths.meta, logger: logger.child("meta") });
-    const cluster = await meta.get(keys.cluster);
+    meta = await openNodeMeta({ config, paths, identity, logger: logger.child("meta") });
+    const cluster = await waitForMetadata(meta, logger);
+    await meta.awaitMembership(Date.now() + metadataStartWaitMs);
     if (cluster === undefined) {
       const rec: ClusterRecord = { clusterId: identity.clusterId, createdAt: new Date().toISOString(), formatVersion: 1 };
       await meta.put(keys.cluster, JSON.stringify(rec));
@@ -125,6 +175,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     }
     const nodeRec: NodeRecord = { id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, version, startedAt: new Date(startedAt).toISOString() };
     await meta.put(keys.node(identity.nodeId), JSON.stringify(nodeRec));
+    // From here the node follows /qstora/v1/metadata/members (and records it on first start).
+    meta.follow();
 
     // Persistent reservations with APTPL come back from the metadata store.
     const reservations = await loadReservations(meta, logger);
@@ -160,6 +212,10 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
         return [{ id: identity.nodeId, name: identity.name, portal: config.portal.listen, state: "up" }];
       }
     };
+    const metadataStatus = async (): Promise<Pick<StatusView, "metadata" | "manager">> => {
+      const [view, mgr] = await Promise.all([metaStore.view(), readManager(metaStore).catch(() => undefined)]);
+      return { metadata: { backend: view.backend, endpoints: view.endpoints, mode: view.mode, members: view.members, leader: view.leader }, manager: mgr ?? null };
+    };
     const status = async (): Promise<StatusView> => {
       const nodes = await nodesView();
       return {
@@ -169,7 +225,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       daemon: "running",
       portal: config.portal.listen,
       api: config.api.listen,
-      metadata: { backend: config.metadata.backend, endpoints: config.metadata.backend === "embedded" ? [config.metadata.listen] : config.metadata.endpoints },
+      ...(await metadataStatus()),
       archives: svc.archiveViews(),
       targets: svc.targetViews((iqn) => portal.sessionCount(iqn)),
       luns: svc.lunViews(),
@@ -184,7 +240,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     }
     // The cluster listener (HTTPS with this node's CA-signed certificate): answers joins.
     const clusterAddr = listenAddress(config.cluster.listen, "cluster.listen");
-    const metadataEndpoints = config.metadata.backend === "embedded" ? [`http://${config.metadata.listen}`] : config.metadata.endpoints;
+    const metaListen = listenAddress(config.metadata.listen, "metadata.listen");
+    const joinSelf = config.metadata.backend === "etcd" ? null : { id: identity.nodeId, name: identity.name, url: metadataUrl(metaListen.host, metaListen.port) };
     const caPem = readFileSync(paths.caCert, "utf8");
     try {
       clusterApi = startControlServer({
@@ -194,7 +251,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
         tls: { cert: `${readFileSync(paths.nodeCert, "utf8")}${caPem}`, key: readFileSync(paths.nodeKey, "utf8") },
         routes: [
           { method: "GET", pattern: caPath, handler: () => ({ caPem }) },
-          { method: "POST", pattern: joinPath, handler: ({ body }) => answerJoin({ meta: meta as MetaStore, paths, clusterId: identity.clusterId, metadataEndpoints, logger: logger.child("join") }, body as JoinRequest) },
+          { method: "POST", pattern: joinPath, handler: ({ body }) => answerJoin({ meta: meta as MetaStore, paths, clusterId: identity.clusterId, self: joinSelf, externalEndpoints: config.metadata.endpoints, logger: logger.child("join") }, body as JoinRequest) },
         ],
         logger: logger.child("cluster"),
       });
@@ -203,9 +260,9 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     }
     // Liveness: a key under a lease that this daemon keeps alive; it vanishes when the node dies.
     const store = meta;
-    const lease = await store.leaseGrant(heartbeatTtlSeconds);
-    await store.put(keys.aliveNode(identity.nodeId), JSON.stringify({ since: new Date().toISOString() }), { lease });
-    heartbeat = keepLeaseAlive(store, { id: lease, ttlSeconds: heartbeatTtlSeconds }, (reason) => logger.warn("heartbeat lease lost", { reason }));
+    heartbeat = await startHeartbeat(store, identity.nodeId, logger, () => stopping);
+    // Exactly one node runs the cluster manager role (core/cluster/manager-election.ts).
+    manager = startManagerElection({ meta: store, nodeId: identity.nodeId, name: identity.name, logger: logger.child("manager") });
   } catch (e) {
     const err = isQstoraError(e) ? e : new QstoraError("INTERNAL", e instanceof Error ? e.message : String(e));
     logger.error("start failed", { code: err.code, error: err.message, hint: err.hint, stack: isQstoraError(e) ? undefined : e instanceof Error ? e.stack : undefined });
@@ -213,6 +270,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     control?.stop();
     clusterApi?.stop();
     heartbeat?.stop();
+    await manager?.stop();
     await iscsi?.close().catch(() => undefined);
     service?.close();
     await meta?.shutdown().catch(() => undefined);
