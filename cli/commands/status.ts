@@ -8,6 +8,13 @@ import { formatSize } from "../../core/util/size.ts";
 import { QstoraError } from "../../core/util/errors.ts";
 import { clientFrom, commonArgs, pathsFrom, printJson, printNodes, printTable } from "./_shared.ts";
 
+/** "embedded-raft: na (leader), nb, nc (unreachable)" or the backend and its endpoints. */
+function metadataLine(s: StatusView): string {
+  const m = s.metadata;
+  if (m.members === undefined || m.members.length === 0) return `${m.mode ?? m.backend} ${m.endpoints.join(",")}`;
+  return `${m.mode ?? m.backend}: ${m.members.map((x) => `${x.name}${x.leader ? " (leader)" : ""}${x.reachable ? "" : " (unreachable)"}`).join(", ")}`;
+}
+
 export default defineCommand({
   meta: { name: "status", description: "Show the node: daemon, portal, archives (size/used), targets, LUNs and I/O" },
   args: { ...commonArgs },
@@ -29,7 +36,7 @@ export default defineCommand({
       return;
     }
     consola.log(`health   ${s.health.status}${s.health.checks.map((c) => `\n         ${c.code}: ${c.summary}`).join("")}`);
-    consola.log(`node     ${s.node.name} (${s.node.id})\ncluster  ${s.node.clusterId}\ndaemon   running, pid ${s.node.pid}, up ${s.node.uptimeSeconds} s, qstora ${s.node.version}\nportal   ${s.portal}\nmetadata ${s.metadata.backend} ${s.metadata.endpoints.join(",")}\nec       ${s.ec.kernel} (available: ${s.ec.available.join(", ")})`);
+    consola.log(`node     ${s.node.name} (${s.node.id})\ncluster  ${s.node.clusterId}\ndaemon   running, pid ${s.node.pid}, up ${s.node.uptimeSeconds} s, qstora ${s.node.version}\nportal   ${s.portal}\nmetadata ${metadataLine(s)}\nmanager  ${s.manager === undefined || s.manager === null ? "none elected" : s.manager.name}\nec       ${s.ec.kernel} (available: ${s.ec.available.join(", ")})`);
     consola.log(`io       ${s.io.readOps} reads (${formatSize(s.io.readBytes)}), ${s.io.writeOps} writes (${formatSize(s.io.writeBytes)}), ${s.io.flushes} flushes, ${s.io.errors} errors\n`);
     printNodes(s.nodes);
     process.stdout.write("\n");

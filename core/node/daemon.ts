@@ -19,7 +19,7 @@ import { startIscsiServer, type IscsiServer } from "../iscsi/server.ts";
 import type { MetaStore } from "../meta/store.ts";
 import { openNodeMeta, metadataStartWaitMs, type NodeMeta } from "./metadata-role.ts";
 import { metadataUrl } from "./group-file.ts";
-import { readManager, startManagerElection, type ManagerElection } from "./manager.ts";
+import { readManager, startManagerDuties, startManagerElection, type ManagerElection } from "./manager.ts";
 import { parseHostPort } from "./config.ts";
 import { readIdentity, readSecret } from "./identity.ts";
 import { tryLockDataDir } from "./lock.ts";
@@ -173,7 +173,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       unlinkSync(paths.bootstrap);
       logger.info("bootstrap done", { archives: boot.archives.length });
     }
-    const nodeRec: NodeRecord = { id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, version, startedAt: new Date(startedAt).toISOString() };
+    const metaListen = listenAddress(config.metadata.listen, "metadata.listen");
+    const nodeRec: NodeRecord = { id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, version, startedAt: new Date(startedAt).toISOString(), metadataUrl: metadataUrl(metaListen.host, metaListen.port) };
     await meta.put(keys.node(identity.nodeId), JSON.stringify(nodeRec));
     // From here the node follows /qstora/v1/metadata/members (and records it on first start).
     meta.follow();
@@ -240,7 +241,6 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     }
     // The cluster listener (HTTPS with this node's CA-signed certificate): answers joins.
     const clusterAddr = listenAddress(config.cluster.listen, "cluster.listen");
-    const metaListen = listenAddress(config.metadata.listen, "metadata.listen");
     const joinSelf = config.metadata.backend === "etcd" ? null : { id: identity.nodeId, name: identity.name, url: metadataUrl(metaListen.host, metaListen.port) };
     const caPem = readFileSync(paths.caCert, "utf8");
     try {
@@ -262,7 +262,19 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     const store = meta;
     heartbeat = await startHeartbeat(store, identity.nodeId, logger, () => stopping);
     // Exactly one node runs the cluster manager role (core/cluster/manager-election.ts).
-    manager = startManagerElection({ meta: store, nodeId: identity.nodeId, name: identity.name, logger: logger.child("manager") });
+    const managerLog = logger.child("manager");
+    let duties: { stop(): void } | undefined;
+    manager = startManagerElection({
+      meta: store,
+      nodeId: identity.nodeId,
+      name: identity.name,
+      logger: managerLog,
+      onStart: () => (duties = startManagerDuties(store, managerLog)),
+      onStop: () => {
+        duties?.stop();
+        duties = undefined;
+      },
+    });
   } catch (e) {
     const err = isQstoraError(e) ? e : new QstoraError("INTERNAL", e instanceof Error ? e.message : String(e));
     logger.error("start failed", { code: err.code, error: err.message, hint: err.hint, stack: isQstoraError(e) ? undefined : e instanceof Error ? e.stack : undefined });

@@ -8,6 +8,8 @@ import { initialElection, step, type ElectionEffect, type ElectionInput, type El
 import type { MetaStore } from "../meta/store.ts";
 import { metaKeys } from "../meta/schema.ts";
 import type { Logger } from "../util/log.ts";
+import { promoteMetadataMember } from "./metadata-role.ts";
+import type { NodeRecord } from "./records.ts";
 
 /** The state machine's clock resolution. */
 export const tickIntervalMs = 200;
@@ -112,6 +114,35 @@ export function startManagerElection(options: { meta: MetaStore; nodeId: string;
       if (leaseId !== undefined) await meta.leaseRevoke(leaseId).catch(() => undefined);
     },
   };
+}
+
+/** How often the manager looks for work. */
+export const dutyIntervalMs = 5_000;
+
+/**
+ * What the manager does while it holds the role. For now: keep the embedded metadata group at
+ * three members (promote a live client after a member was removed). Placement, failover,
+ * rebuild and rebalance scheduling join here.
+ */
+export function startManagerDuties(meta: MetaStore, logger: Logger): { stop(): void } {
+  let busy = false;
+  const round = async (): Promise<void> => {
+    const [nodes, alive] = await Promise.all([meta.list(metaKeys.nodes), meta.list(metaKeys.alive)]);
+    const up = new Set(alive.map((kv) => kv.key.slice(metaKeys.alive.length)));
+    const candidates = nodes
+      .map((kv) => JSON.parse(kv.value) as NodeRecord)
+      .filter((n) => up.has(n.id) && n.metadataUrl !== undefined)
+      .map((n) => ({ id: n.id, name: n.name, url: n.metadataUrl as string }));
+    if (await promoteMetadataMember(meta, candidates)) logger.info("a node was made a metadata member to bring the group back to three");
+  };
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    round()
+      .catch((e: unknown) => logger.debug("manager round failed", { error: e instanceof Error ? e.message : String(e) }))
+      .finally(() => (busy = false));
+  }, dutyIntervalMs);
+  return { stop: () => clearInterval(timer) };
 }
 
 /** The manager as `status` shows it: the key's holder, or null while there is none. */

@@ -21,6 +21,8 @@ import { startTlsGate, type GateBackend, type TlsGate } from "../meta/tls-gate.t
 import type { MetaStore } from "../meta/store.ts";
 import { metaKeys } from "../meta/schema.ts";
 import {
+  planMemberRemoval,
+  planPromotion,
   checkMembers,
   clientEndpoints,
   completePending,
@@ -412,3 +414,42 @@ class MetadataRole {
 }
 
 export { externalMembers };
+
+/**
+ * Removes node `nodeId` from the metadata group, for `qstora node remove` (and replace: the
+ * manager then promotes a client to bring the group back to three). Refuses, with IN_USE and
+ * nothing changed, to remove the last member or to leave a group without a majority of live
+ * members. A node that is not a member: nothing to do. The removed node's daemon, if it runs,
+ * stops its antietcd and carries on as a client when it sees the new document.
+ */
+export async function removeMetadataMember(meta: MetaStore, nodeId: string): Promise<{ changed: boolean; members: MetadataMember[] }> {
+  const read = await readMembers(meta);
+  if (read === undefined || read.doc.mode === "external") return { changed: false, members: [] };
+  const alive = await meta.list(metaKeys.alive);
+  const up = new Set(alive.map((kv) => kv.key.slice(metaKeys.alive.length)));
+  const plan = planMemberRemoval(read.doc, nodeId, up);
+  if (!plan.ok) {
+    throw new QstoraError(
+      "IN_USE",
+      `node ${nodeId} cannot leave the metadata store: ${plan.message}`,
+      plan.reason === "last-member" ? "Add nodes first (qstora join); the group grows to three members by itself." : "Bring the metadata members that are down back up first.",
+    );
+  }
+  if (!plan.changed) return { changed: false, members: [...read.doc.members] };
+  const r = await meta.txn({ compare: [{ key: metaKeys.metadataMembers, target: "MOD", result: "EQUAL", value: read.modRevision }], success: [{ put: { key: metaKeys.metadataMembers, value: JSON.stringify(plan.next) } }] });
+  if (!r.succeeded) throw new QstoraError("IN_USE", "the metadata membership changed meanwhile", "Try again.");
+  return { changed: true, members: [...plan.next.members] };
+}
+
+/**
+ * The manager's duty for the metadata store: a group with fewer than three members (one was
+ * removed) gets a live client node as a new member, one at a time. Returns true when it did.
+ */
+export async function promoteMetadataMember(meta: MetaStore, candidates: readonly MetadataMember[]): Promise<boolean> {
+  const read = await readMembers(meta);
+  if (read === undefined) return false;
+  const next = planPromotion(read.doc, candidates);
+  if (next === null) return false;
+  const r = await meta.txn({ compare: [{ key: metaKeys.metadataMembers, target: "MOD", result: "EQUAL", value: read.modRevision }], success: [{ put: { key: metaKeys.metadataMembers, value: JSON.stringify(next) } }] });
+  return r.succeeded;
+}

@@ -16,6 +16,8 @@ export interface NodeRecord {
   api: string;
   version: string;
   startedAt: string;
+  /** The node's metadata gate (https://ADDRESS:7327), where it would serve as a metadata member. */
+  metadataUrl?: string;
 }
 
 export interface ArchiveRecord {
