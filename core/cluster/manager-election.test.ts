@@ -119,7 +119,8 @@ function simulate(seed: number): { failoverMs: number; violations: string[] } {
     if (!crashed && now >= crashAtMs) {
       crashed = true;
       // Crash the node that holds the key (it may be between renewals, its role paused).
-      const leader = nodes.find((n) => n.id === key?.holder);
+      const holder = (key as { holder: string } | null)?.holder;
+      const leader = nodes.find((n) => n.id === holder);
       if (leader === undefined) violations.push("no manager before the crash");
       else {
         leader.crashed = true;
@@ -130,7 +131,8 @@ function simulate(seed: number): { failoverMs: number; violations: string[] } {
     const running = nodes.filter((n) => n.running);
     if (running.length > 1) violations.push(`${now} ms: ${running.length} managers`);
     for (const n of running) {
-      if (key?.holder !== n.id || !leases.has(key.lease)) violations.push(`${now} ms: ${n.id} runs the role without holding the key`);
+      const k = key as { holder: string; lease: string } | null;
+      if (k?.holder !== n.id || !leases.has(k.lease)) violations.push(`${now} ms: ${n.id} runs the role without holding the key`);
     }
   }
   return { failoverMs, violations };

@@ -57,7 +57,7 @@ export interface StatusView {
     endpoints: string[];
     /** embedded-single | embedded-raft | external (from /qstora/v1/metadata/members). */
     mode?: string;
-    members?: Array<{ id: string; name: string; url: string; reachable: boolean; leader: boolean }>;
+    members?: Array<{ id: string; name: string; url: string; reachable: boolean; leader: boolean; revision: number }>;
     /** The store's leader (a node id in the embedded group, etcd's member id otherwise). */
     leader?: string | null;
   };

@@ -57,6 +57,8 @@ export interface MetadataMemberView {
   url: string;
   reachable: boolean;
   leader: boolean;
+  /** The member's store revision (equal on every member once they caught up). */
+  revision: number;
 }
 
 /** What `status` shows of the metadata store. */
@@ -124,7 +126,7 @@ async function externalView(client: EtcdClient, config: NodeConfig): Promise<Met
     backend: config.metadata.backend,
     mode: "external",
     endpoints: [...client.endpoints],
-    members: client.endpoints.map((url, i) => ({ id: statuses[i]?.memberId ?? "", name: url, url, reachable: statuses[i] !== undefined, leader: leader !== null && statuses[i]?.memberId === leader })),
+    members: client.endpoints.map((url, i) => ({ id: statuses[i]?.memberId ?? "", name: url, url, reachable: statuses[i] !== undefined, leader: leader !== null && statuses[i]?.memberId === leader, revision: statuses[i]?.revision ?? 0 })),
     leader,
   };
 }
@@ -396,7 +398,7 @@ class MetadataRole {
       backend: this.config.metadata.backend,
       mode: doc?.mode ?? "unknown",
       endpoints: [...this.client.endpoints],
-      members: members.map((m, i) => ({ id: m.id, name: m.name, url: m.url, reachable: statuses[i] !== undefined, leader: m.id === leader })),
+      members: members.map((m, i) => ({ id: m.id, name: m.name, url: m.url, reachable: statuses[i] !== undefined, leader: m.id === leader, revision: statuses[i]?.revision ?? 0 })),
       leader,
     };
   }
