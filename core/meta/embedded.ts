@@ -37,7 +37,12 @@ interface AntiEtcdServer {
   etctree: { destroy(): void };
   persistence: { persist(): Promise<void> } | null;
   stopped: boolean;
-  cluster: { raft: { stop(): void; state: string; leader: string | null } } | null;
+  cfg: Record<string, unknown>;
+  cluster: {
+    raft: { stop(): void; setNodes(nodes: string[]): void; state: string; leader: string | null };
+    cluster_connections: Record<string, number>;
+    connectToNode(nodeId: string): void;
+  } | null;
 }
 
 type AntiEtcdConstructor = new (cfg: Record<string, unknown>) => AntiEtcdServer;
@@ -146,6 +151,12 @@ export interface EmbeddedMeta {
   readonly url: string;
   readonly port: number;
   readonly dataFile: string;
+  /**
+   * Changes the Raft group's members without a restart (leases and watches stay): TinyRaft takes
+   * the new node list, new peers are dialled, a removed peer's connection is closed and not
+   * dialled again. Only for a store started with `cluster`.
+   */
+  setMembers(members: Readonly<Record<string, string>>): void;
   /** Waits for requests in flight, persists, closes every connection. Idempotent. */
   stop(): Promise<void>;
 }
@@ -185,7 +196,7 @@ export async function startEmbeddedMeta(options: EmbeddedMetaOptions): Promise<E
     rmSync(options.socketPath, { force: true });
     const server = await startOn({ host, port: options.socketPath, dataFile, options });
     logger.info("embedded metadata store started", { socket: options.socketPath, dataFile });
-    return { url: `unix:${options.socketPath}`, port: 0, dataFile, stop: stopper(server, logger) };
+    return { url: `unix:${options.socketPath}`, port: 0, dataFile, setMembers: memberSetter(server, options), stop: stopper(server, logger) };
   }
 
   let lastError: QstoraError | undefined;
@@ -197,7 +208,7 @@ export async function startEmbeddedMeta(options: EmbeddedMetaOptions): Promise<E
       const server = await startOn({ host, port, dataFile, options });
       const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
       logger.info("embedded metadata store started", { url, dataFile });
-      return { url, port, dataFile, stop: stopper(server, logger) };
+      return { url, port, dataFile, setMembers: memberSetter(server, options), stop: stopper(server, logger) };
     } catch (e) {
       if (!(e instanceof QstoraError) || e.code !== "IN_USE") throw e;
       lastError = e;
@@ -332,6 +343,24 @@ function addGroupCommit(srv: AntiEtcdServer, dir: string): void {
       },
     );
     return next;
+  };
+}
+
+function memberSetter(srv: AntiEtcdServer, options: EmbeddedMetaOptions): (members: Readonly<Record<string, string>>) => void {
+  return (members) => {
+    const cluster = srv.cluster;
+    const self = options.cluster?.nodeId;
+    assert(cluster !== null && self !== undefined, "only a Raft group changes members");
+    assert(members[self] !== undefined, "this node must stay a member of its group");
+    const before = { ...(srv.cfg["cluster"] as Record<string, string>) };
+    srv.cfg["cluster"] = { ...members };
+    cluster.raft.setNodes(Object.keys(members));
+    for (const id of Object.keys(before)) {
+      if (members[id] !== undefined || id === self) continue;
+      const clientId = cluster.cluster_connections[id];
+      if (clientId !== undefined) srv.clients[String(clientId)]?.socket.terminate();
+    }
+    for (const id of Object.keys(members)) if (before[id] === undefined) cluster.connectToNode(id);
   };
 }
 

@@ -140,6 +140,8 @@ class MetadataRole {
   /** The group antietcd runs with; undefined when alone or not a member. */
   private group: GroupFile | undefined;
   private member: boolean;
+  /** The running antietcd was started with a group (not alone). */
+  private runsGroup = false;
   private queue: Promise<void> = Promise.resolve();
   private timer: ReturnType<typeof setInterval> | undefined;
   private watch: { cancel(): void } | undefined;
@@ -215,6 +217,7 @@ class MetadataRole {
       const backend: GateBackend = b.socketPath === undefined ? { host: "127.0.0.1", port: this.embedded.port } : b.backend;
       this.gate = startTlsGate({ host: listen.host, port: listen.port, certPem: this.tls.certPem, keyPem: this.tls.keyPem, caPem: this.tls.caPem, backend, logger: this.logger });
     }
+    this.runsGroup = cluster !== undefined;
     this.logger.info("metadata member started", { group: group === undefined ? "alone" : group.members.map((m) => m.name).join(","), url: this.self.url });
   }
 
@@ -227,7 +230,10 @@ class MetadataRole {
   async awaitMembership(deadlineMs: number): Promise<void> {
     if (!this.member || this.group === undefined) return;
     for (;;) {
-      const read = await readMembers(this.client).catch(() => undefined);
+      // Listed, and its own store answers as part of the group (not the old single store).
+      const own = new EtcdClient({ endpoints: [this.self.url], tls: this.tls, flavor: "antietcd" });
+      const read = await readMembers(own).catch(() => undefined);
+      await own.close();
       if (read !== undefined && read.doc.members.some((m) => m.id === this.self.id)) return;
       if (Date.now() > deadlineMs) {
         throw new QstoraError("METADATA_UNAVAILABLE", "the metadata group this node was to join did not take it in", "Check that the node it joined through is running, then `qstora start` again.");
@@ -350,8 +356,13 @@ class MetadataRole {
     }
     writeGroupFile(this.paths, this.group);
     this.logger.info("metadata group changed", { members: doc.members.map((m) => m.name).join(",") });
-    await this.stopStore();
-    await this.startStore();
+    if (wasMember && this.embedded !== undefined && this.runsGroup) {
+      // Already in a Raft group: change its members in place, keeping leases and watches.
+      this.embedded.setMembers(Object.fromEntries(doc.members.map((m) => [m.id, m.url])));
+    } else {
+      await this.stopStore();
+      await this.startStore();
+    }
     if (!wasMember) {
       this.member = true;
       this.config = { ...this.config, metadata: { ...this.config.metadata, backend: "embedded", endpoints: [] } };
