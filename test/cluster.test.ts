@@ -42,7 +42,8 @@ describe("a cluster formed with init and join", () => {
     }
     expect(clusterIds.size).toBe(1);
     expect(c.qJson<Array<{ name: string }>>("node", "list").map((n) => n.name).sort()).toEqual(["node-a", "node-b", "node-c"]);
-  });
+    // The second join waits for the metadata group of two to form (a few seconds).
+  }, 60_000);
 
   test("a joined node serves its own LUNs", () => {
     const iqn = "iqn.2026-11.org.qstora:on-b";
