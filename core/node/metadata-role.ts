@@ -26,7 +26,7 @@ import {
   checkMembers,
   clientEndpoints,
   completePending,
-  externalMembers,
+
   sameGroup,
   singleMembers,
   type MetadataMember,
@@ -426,7 +426,7 @@ class MetadataRole {
   }
 }
 
-export { externalMembers };
+
 
 /**
  * Removes node `nodeId` from the metadata group, for `qstora node remove` (and replace: the
