@@ -86,6 +86,32 @@ if (!("_socket" in wsModule.WebSocket.prototype)) {
 }
 
 /**
+ * While a peer is down antietcd dials it again every second, and each failure prints a multi-line
+ * error event to stderr (which is qstora.log): megabytes a day for one stopped member. The
+ * failures of outbound peer sockets (the ones with a reconnect) are expected and go unprinted;
+ * `status` shows an unreachable member instead.
+ */
+type WsLike = { on(event: string, handler: (...args: unknown[]) => void): unknown };
+const AntiEtcdProto = AntiEtcd.prototype as unknown as { _startWebsocket(this: unknown, socket: WsLike, reconnect: unknown): number };
+const startWebsocket = AntiEtcdProto._startWebsocket;
+AntiEtcdProto._startWebsocket = function (this: unknown, socket: WsLike, reconnect: unknown): number {
+  if (typeof reconnect === "function") {
+    const on = socket.on.bind(socket);
+    socket.on = (event: string, handler: (...args: unknown[]) => void) =>
+      on(event, event !== "error" ? handler : (...args: unknown[]) => {
+        const print = console.error;
+        console.error = () => undefined;
+        try {
+          handler(...args);
+        } finally {
+          console.error = print;
+        }
+      });
+  }
+  return startWebsocket.call(this, socket, reconnect);
+};
+
+/**
  * A member that joined (or reloaded the leader's state) while transactions were in flight gets
  * the leader's "unlock" for a revision it never locked, and antietcd 1.3.1 throws from its
  * message handler, which ends the process. Unlocking a revision means "everything up to it is
