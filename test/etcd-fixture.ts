@@ -115,3 +115,73 @@ export async function startEtcd(options: { host?: string } = {}): Promise<EtcdFi
     },
   };
 }
+
+export interface EtcdClusterFixture {
+  /** Client URLs, one per member. */
+  readonly urls: readonly string[];
+  /** SIGKILL member i (its data stays). */
+  kill(i: number): Promise<void>;
+  /** Starts member i again on its data and ports, and waits until it is healthy. */
+  start(i: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A real etcd cluster of `size` members on loopback, for the cluster acceptance with --etcd. */
+export async function startEtcdCluster(options: { size?: number; host?: string } = {}): Promise<EtcdClusterFixture> {
+  const bin = etcdBinary();
+  const size = options.size ?? 3;
+  const host = options.host ?? "127.0.0.1";
+  const dataDir = mkdtempSync(join(tmpdir(), "qstora-etcd-cluster-"));
+  const members: Array<{ name: string; url: string; peerUrl: string }> = [];
+  for (let i = 0; i < size; i++) members.push({ name: `m${i}`, url: `http://${host}:${await freePort(host)}`, peerUrl: `http://${host}:${await freePort(host)}` });
+  const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(",");
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("ETCD") && v !== undefined) env[k] = v;
+  const spawnMember = (i: number): Subprocess => {
+    const m = members[i] as { name: string; url: string; peerUrl: string };
+    return Bun.spawn(
+      [
+        bin,
+        `--name=${m.name}`,
+        `--data-dir=${join(dataDir, m.name)}`,
+        `--listen-client-urls=${m.url}`,
+        `--advertise-client-urls=${m.url}`,
+        `--listen-peer-urls=${m.peerUrl}`,
+        `--initial-advertise-peer-urls=${m.peerUrl}`,
+        `--initial-cluster=${initialCluster}`,
+        "--initial-cluster-state=new",
+        "--initial-cluster-token=qstora-test",
+        "--heartbeat-interval=100",
+        "--election-timeout=1000",
+        "--logger=zap",
+        "--log-level=error",
+      ],
+      { env, stdout: "ignore", stderr: "ignore" },
+    );
+  };
+  const procs: Array<Subprocess | undefined> = members.map((_, i) => spawnMember(i));
+  await Promise.all(members.map((m, i) => waitHealthy(m.url, procs[i] as Subprocess)));
+  let stopped = false;
+  return {
+    urls: members.map((m) => m.url),
+    async kill(i) {
+      const p = procs[i];
+      procs[i] = undefined;
+      p?.kill("SIGKILL");
+      await p?.exited;
+    },
+    async start(i) {
+      if (procs[i] !== undefined) return;
+      const p = spawnMember(i);
+      procs[i] = p;
+      await waitHealthy((members[i] as { url: string }).url, p);
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const p of procs) p?.kill("SIGKILL");
+      await Promise.all(procs.map((p) => p?.exited));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -25,7 +25,8 @@ interface Status {
   nodes: NodeV[];
   health: { status: string; checks: Array<{ code: string; detail: string[] }> };
   pools: Array<{ name: string; media: string[]; capacityBytes: number; archives: number; nodes: number }>;
-  metadata: { mode: string; leader: string | null; members: Array<{ name: string | null; answering: boolean; leader: boolean }> };
+  metadata: { mode: string; leader: string | null; members: Array<{ id: string; name: string; url: string; reachable: boolean; leader: boolean; revision: number }> };
+  manager: { nodeId: string; name: string } | null;
   hints: string[];
 }
 
@@ -38,7 +39,7 @@ function joinCmd(node: TestNode, member: TestNode, token: string, name: string, 
 /** What every node must agree on: the cluster, not this node's own view (ages, pid, uptime). */
 function clusterPart(s: Status): string {
   const nodes = s.nodes.map(({ heartbeatAgeMs: _, transport: __, ...n }) => n);
-  return JSON.stringify({ clusterId: s.node.clusterId, nodes, health: s.health.status, pools: s.pools, metadata: { mode: s.metadata.mode, leader: s.metadata.leader, members: s.metadata.members } });
+  return JSON.stringify({ clusterId: s.node.clusterId, nodes, health: s.health.status, pools: s.pools, metadata: { mode: s.metadata.mode, leader: s.metadata.leader, members: s.metadata.members.map(({ revision: _, ...m }) => m) }, manager: s.manager?.name });
 }
 
 async function waitFor<T>(what: string, read: () => T, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
@@ -83,17 +84,20 @@ describe("a five-node cluster", () => {
     const views = await waitFor(
       "every node to see five nodes up and agree",
       () => all.map((n) => n.qJson<Status>("status")),
-      (vs) => vs.every((s) => s.nodes.length === 5 && s.nodes.every((x) => x.state === "up")) && new Set(vs.map(clusterPart)).size === 1,
+      (vs) => vs.every((s) => s.nodes.length === 5 && s.nodes.every((x) => x.state === "up") && s.metadata.members.every((m) => m.reachable) && s.manager !== null) && new Set(vs.map(clusterPart)).size === 1,
     );
     const s = views[0] as Status;
     expect(s.nodes.map((n) => `${n.name}:${n.state}:${n.group}:${n.archives}`)).toEqual(["node-a:up:rack1:1", "node-b:up:rack1:1", "node-c:up:rack2:1", "node-d:up:rack2:1", "node-e:up:rack3:1"]);
     expect(s.nodes.map((n) => n.address)).toEqual(all.map((n) => n.address));
     expect(s.health.status).toBe("HEALTH_OK");
-    expect(s.metadata.mode).toBe("single");
-    expect(s.metadata.leader).toBe("node-a");
-    expect(s.nodes.filter((n) => n.metadataMember).map((n) => n.name)).toEqual(["node-a"]);
+    // The embedded group grew to three (a, then b, then c); d and e are its clients.
+    expect(s.metadata.mode).toBe("embedded-raft");
+    expect(s.metadata.members.map((m) => m.name)).toEqual(["node-a", "node-b", "node-c"]);
+    expect(s.metadata.members.filter((m) => m.leader).map((m) => m.id)).toEqual([s.metadata.leader as string]);
+    expect(s.nodes.filter((n) => n.metadataMember).map((n) => n.name)).toEqual(["node-a", "node-b", "node-c"]);
+    expect(all.map((n) => n.address)).toContain(s.nodes.find((n) => n.name === s.manager?.name)?.address as string);
     const text = c.q("status").stdout;
-    for (const line of ["health:   HEALTH_OK", "nodes:    5 total: 5 up, 0 suspect, 0 down; 3 group(s)", "metadata: single, 1/1 answering, leader node-a", "POOL", "Next:"]) expect(text).toContain(line);
+    for (const line of ["health:   HEALTH_OK", "nodes:    5 total: 5 up, 0 suspect, 0 down; 3 group(s)", "metadata: embedded-raft, 3/3 reachable: node-a", `manager:  ${s.manager?.name}`, "POOL", "Next:"]) expect(text).toContain(line);
     expect(s.pools).toEqual([{ name: "default", media: [], capacityBytes: 5 * GiB, writtenBytes: 0, freeBytes: expect.any(Number), archives: 5, nodes: 5 } as never]);
   }, 120_000);
 
@@ -158,8 +162,8 @@ describe("a five-node cluster", () => {
     expect(clusterPart(b.qJson<Status>("status"))).toBe(before);
   }, 90_000);
 
-  test("node remove: refuses a metadata member, an up node and a node holding LUN data; --force says what it loses", async () => {
-    expectRefused(b.q("node", "remove", "node-a", "--force"), 5, /member of the metadata store/);
+  test("node remove: refuses an up node and a node holding LUN data; --force says what it loses; a metadata member leaves its group", async () => {
+    expectRefused(b.q("node", "remove", "node-a"), 5, /node node-a is up[\s\S]*--force/);
     expectRefused(b.q("node", "remove", "node-d"), 5, /node node-d is up[\s\S]*--force/);
     // node-e holds a LUN: stopped, it is down, and still refused without --force.
     e.ok("stop");
@@ -189,7 +193,15 @@ describe("a five-node cluster", () => {
     expect(forcedUp.code).toBe(0);
     expect(forcedUp.stderr + forcedUp.stdout).toMatch(/node-c is up: its daemon stops/);
     await waitFor("node-c's daemon to exit", () => (pidC === null ? false : run(["kill", "-0", String(pidC)]).code !== 0), (gone) => gone);
-    expect(a.qJson<Status>("status").nodes.map((n) => n.name)).toEqual(["node-a", "node-b"]);
+    // node-c was a metadata member: the group is now node-a and node-b, and both still answer.
+    const after = await waitFor(
+      "a group of two on both nodes",
+      () => [a, b].map((n) => n.qJson<Status>("status")),
+      (vs) => new Set(vs.map(clusterPart)).size === 1 && vs[0]?.metadata.members.length === 2 && vs[0].metadata.members.every((m) => m.reachable),
+    );
+    expect(after[0]?.nodes.map((n) => n.name)).toEqual(["node-a", "node-b"]);
+    expect(after[0]?.metadata.members.map((m) => m.name)).toEqual(["node-a", "node-b"]);
+    b.ok("target", "create", "iqn.2026-11.org.qstora:after-c");
     // A removed node does not come back by starting again.
     expectRefused(d.q("start"), 3, /node node-d was removed from the cluster/);
     expect(a.qJson<Status>("status").nodes.map((n) => n.name)).toEqual(["node-a", "node-b"]);

@@ -1,19 +1,19 @@
 // A node cut off by a network partition (issue 4): node B runs in a network namespace of its own
-// (ip netns + a veth pair), node A and the metadata store on the host end of the pair. Taking
-// B's end of the link down must make A show B suspect, then down; bringing it up again, up.
-//
-// The metadata store is a real etcd on the host end of the veth: the embedded store listens on
-// loopback only (no authentication until it runs as a Raft group), which a namespace can't reach.
-// Namespaces and links are named members4-* / m4*, and removed whatever happens.
+// (ip netns + a veth pair), nodes A and C on two addresses of the host end of the pair. The
+// metadata store is the embedded Raft group of the three (each member's gate listens on its node
+// address, so the members reach each other across the veth). Taking B's end of the link down
+// must make A show B suspect, then down, while A and C keep the quorum; B, cut off from it, shows
+// METADATA_UNREACHABLE; bringing the link up again, B catches up, takes a new heartbeat lease
+// and is up again. Namespaces and links are named members4-* / m4*, and removed whatever happens.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TestNode, qstoraBin, run } from "./helpers/node.ts";
-import { startEtcd, type EtcdFixture } from "./etcd-fixture.ts";
+import { TestNode, run } from "./helpers/node.ts";
 
 interface Status {
   nodes: Array<{ name: string; state: string; heartbeatAgeMs: number | null }>;
   health: { status: string; checks: Array<{ code: string; detail: string[] }> };
+  metadata: { mode: string; members: Array<{ name: string; reachable: boolean }> };
 }
 
 const tag = `${process.pid.toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}`.slice(-6);
@@ -23,6 +23,7 @@ const nsIf = `m4n${tag}`;
 const subnet = `10.254.${1 + Math.floor(Math.random() * 250)}`;
 const hostAddr = `${subnet}.1`;
 const nsAddr = `${subnet}.2`;
+const hostAddr2 = `${subnet}.3`;
 
 function sh(...cmd: string[]): void {
   const r = run(cmd, { timeoutMs: 10_000 });
@@ -37,28 +38,28 @@ function setLimits(node: TestNode, limits: { suspect: number; down: number }): v
 }
 
 describe("a node cut off by a network namespace", () => {
-  let etcd: EtcdFixture | undefined;
   const a = new TestNode("qstora-m4-part-a-", { address: hostAddr });
   const b = new TestNode("qstora-m4-part-b-", { address: nsAddr, wrap: ["ip", "netns", "exec", ns] });
+  const c = new TestNode("qstora-m4-part-c-", { address: hostAddr2 });
 
   beforeAll(async () => {
     if (process.getuid?.() !== 0) throw new Error("this test needs root (ip netns, ip link): run it as root, as npm test does in CI");
     sh("ip", "netns", "add", ns);
     sh("ip", "link", "add", hostIf, "type", "veth", "peer", "name", nsIf);
     sh("ip", "link", "set", nsIf, "netns", ns);
-    sh("ip", "addr", "add", `${hostAddr}/30`, "dev", hostIf);
+    sh("ip", "addr", "add", `${hostAddr}/29`, "dev", hostIf);
+    sh("ip", "addr", "add", `${hostAddr2}/29`, "dev", hostIf);
     sh("ip", "link", "set", hostIf, "up");
-    sh("ip", "netns", "exec", ns, "ip", "addr", "add", `${nsAddr}/30`, "dev", nsIf);
+    sh("ip", "netns", "exec", ns, "ip", "addr", "add", `${nsAddr}/29`, "dev", nsIf);
     sh("ip", "netns", "exec", ns, "ip", "link", "set", nsIf, "up");
     sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up");
-    etcd = await startEtcd({ host: hostAddr });
   }, 60_000);
 
   afterAll(async () => {
     try {
       b.cleanup();
+      c.cleanup();
       a.cleanup();
-      await etcd?.stop();
     } finally {
       // Deleting the namespace deletes its end of the veth, and with it the host's end.
       run(["ip", "netns", "del", ns]);
@@ -67,19 +68,23 @@ describe("a node cut off by a network namespace", () => {
   });
 
   test("suspect, then down, then up again when the link comes back", async () => {
-    const url = (etcd as EtcdFixture).url;
-    expect(a.init([`${a.dir}/a1.img:1G`], ["--etcd", url], "node-a").code).toBe(0);
+    expect(a.init([`${a.dir}/a1.img:1G`], [], "node-a").code).toBe(0);
     const token = a.ok("token", "create", "--ttl", "1h").stdout.trim();
-    const joined = b.q("join", hostAddr, "--token", token, "--archive", `${b.dir}/a1.img:1G`, "--address", nsAddr, "--name", "node-b");
-    expect(`${joined.code} ${joined.stderr}`).toBe("0 ");
+    // C second (the group of two), B third: B is a member of the group of three.
+    for (const [n, name] of [[c, "node-c"], [b, "node-b"]] as const) {
+      const joined = n.q("join", hostAddr, "--token", token, "--archive", `${n.dir}/a1.img:1G`, "--address", n.address, "--name", name);
+      expect(`${joined.code} ${joined.stderr}`).toBe("0 ");
+    }
     // Limits low on the observer; node B's lease (down limit + 1 s) low too, so it lapses while cut.
-    setLimits(a, { suspect: 2000, down: 4000 });
-    setLimits(b, { suspect: 2000, down: 4000 });
-    a.ok("restart");
-    b.ok("restart");
+    for (const n of [a, b, c]) setLimits(n, { suspect: 2000, down: 4000 });
+    for (const n of [a, b, c]) n.ok("restart");
     const stateOfB = () => a.qJson<Status>("status").nodes.find((n) => n.name === "node-b");
+    const upAll = ["node-a:up", "node-b:up", "node-c:up"];
+    const members = a.qJson<Status>("status").metadata;
+    expect(members.mode).toBe("embedded-raft");
+    expect(members.members.map((m) => m.name).sort()).toEqual(["node-a", "node-b", "node-c"]);
     expect(stateOfB()?.state).toBe("up");
-    expect(b.qJson<Status>("status").nodes.map((n) => `${n.name}:${n.state}`)).toEqual(["node-a:up", "node-b:up"]);
+    expect(b.qJson<Status>("status").nodes.map((n) => `${n.name}:${n.state}`)).toEqual(upAll);
 
     sh("ip", "netns", "exec", ns, "ip", "link", "set", nsIf, "down");
     const cutAt = Date.now();
@@ -116,6 +121,10 @@ describe("a node cut off by a network namespace", () => {
     }
     console.log(`partition: node-b down (lease gone) ${downAfterMs} ms after the cut; up ${Date.now() - upAt} ms after the link came back`);
     expect(a.qJson<Status>("status").health.status).toBe("HEALTH_OK");
-    expect(b.qJson<Status>("status").nodes.map((n) => `${n.name}:${n.state}`)).toEqual(["node-a:up", "node-b:up"]);
-  }, 120_000);
+    const back = Date.now();
+    while (b.qJson<Status>("status").nodes.map((n) => `${n.name}:${n.state}`).join() !== upAll.join()) {
+      if (Date.now() - back > 30_000) throw new Error("node-b's own view did not come back within 30 s");
+      await Bun.sleep(250);
+    }
+  }, 180_000);
 });

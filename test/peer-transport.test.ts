@@ -1,6 +1,7 @@
 // The node-to-node transport between real daemons (issue 4): a node that joins is reachable
 // from the first over the authenticated peer listener and the other way round, `status` shows
-// each node's round trip, and a node killed is shown unreachable.
+// each node's round trip, and a node killed is shown unreachable. Three nodes, so that the
+// embedded metadata group (a Raft group of three) keeps its quorum while one of them is killed.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TestNode, qstoraBin, run } from "./helpers/node.ts";
 
@@ -8,24 +9,27 @@ interface Status {
   nodes: Array<{ name: string; state: string; transport?: { reachable: boolean; rttMs?: number; error?: string } }>;
 }
 
-describe("two daemons on the peer transport", () => {
+describe("three daemons on the peer transport", () => {
   const a = new TestNode("qstora-peer-a-");
   const b = new TestNode("qstora-peer-b-");
+  const c = new TestNode("qstora-peer-c-");
   beforeAll(() => {
     expect(a.init([`${a.dir}/a1.img:256M`], [], "peer-a").code).toBe(0);
     const token = a.ok("token", "create", "--ttl", "1h").stdout.trim();
-    const r = run([qstoraBin, "join", a.address, "--token", token, "--archive", `${b.dir}/a1.img:256M`, "--address", b.address, "--name", "peer-b", "--data-dir", b.dataDir]);
-    expect(`${r.code} ${r.stderr}`).toBe("0 ");
+    for (const [n, name] of [[b, "peer-b"], [c, "peer-c"]] as const) {
+      const r = run([qstoraBin, "join", a.address, "--token", token, "--archive", `${n.dir}/a1.img:256M`, "--address", n.address, "--name", name, "--data-dir", n.dataDir]);
+      expect(`${r.code} ${r.stderr}`).toBe("0 ");
+    }
   });
   afterAll(() => {
-    for (const n of [b, a]) n.cleanup();
+    for (const n of [c, b, a]) n.cleanup();
   });
 
   test("each node reaches the other (and itself) over the authenticated transport, with a round-trip time", () => {
-    for (const n of [a, b]) {
+    for (const n of [a, b, c]) {
       const s = n.qJson<Status>("status");
       const view = Object.fromEntries(s.nodes.map((x) => [x.name, x.transport]));
-      for (const name of ["peer-a", "peer-b"]) {
+      for (const name of ["peer-a", "peer-b", "peer-c"]) {
         expect(view[name]?.reachable).toBe(true);
         expect(view[name]?.rttMs).toBeGreaterThan(0);
         expect(view[name]?.rttMs).toBeLessThan(1000);

@@ -10,6 +10,14 @@ import { formatSize } from "../../core/util/size.ts";
 import { QstoraError } from "../../core/util/errors.ts";
 import { clientFrom, commonArgs, pathsFrom, printJson, printNodes, printPools, printTable } from "./_shared.ts";
 
+/** "embedded-raft, 2/3 reachable: na, nb (leader), nc (unreachable)", or the mode and its endpoints. */
+function metadataLine(s: StatusView): string {
+  const m = s.metadata;
+  if (m.members.length === 0) return `${m.mode} ${m.endpoints.join(",")}`;
+  const reachable = m.members.filter((x) => x.reachable).length;
+  return `${m.mode}, ${reachable}/${m.members.length} reachable: ${m.members.map((x) => `${x.name}${x.leader ? " (leader)" : ""}${x.reachable ? "" : " (unreachable)"}`).join(", ")}`;
+}
+
 export default defineCommand({
   meta: { name: "status", description: "Show the cluster (health, nodes, metadata, pools) and this node (daemon, archives, targets, LUNs, I/O)" },
   args: { ...commonArgs },
@@ -33,8 +41,6 @@ export default defineCommand({
     const dd = args["data-dir"] === undefined ? "" : ` --data-dir ${paths.root}`;
     const count = (state: string) => s.nodes.filter((n) => n.state === state).length;
     const groups = new Set(s.nodes.map((n) => n.group)).size;
-    const answering = s.metadata.members.filter((m) => m.answering).length;
-    const members = s.metadata.members.map((m) => `${m.name ?? m.clientUrl}${m.answering ? "" : " (not answering)"}`).join(", ");
     const out: string[] = [
       "  cluster:",
       `    id:       ${s.node.clusterId}`,
@@ -43,8 +49,8 @@ export default defineCommand({
       "",
       "  services:",
       `    nodes:    ${s.nodes.length} total: ${count("up")} up, ${count("suspect")} suspect, ${count("down")} down; ${groups} group(s)${s.nodes.some((n) => n.draining) ? `; draining: ${s.nodes.filter((n) => n.draining).map((n) => n.name).join(", ")}` : ""}`,
-      `    metadata: ${s.metadata.mode}, ${answering}/${s.metadata.members.length} answering, leader ${s.metadata.leader ?? "none"}: ${members || "-"}`,
-      ...(s.manager === undefined ? [] : [`    manager:  ${s.manager.name ?? s.manager.nodeId}`]),
+      `    metadata: ${metadataLine(s)}`,
+      `    manager:  ${s.manager === null ? "none elected" : s.manager.name}`,
       "",
       "  this node:",
       `    node:     ${s.node.name} (${s.node.id})`,

@@ -7,6 +7,7 @@ import { X509Certificate } from "node:crypto";
 import { QstoraError } from "../util/errors.ts";
 import { caFingerprint } from "./ca.ts";
 import type { ParsedToken } from "./token.ts";
+import type { MetadataMember } from "./metadata-members.ts";
 
 export const joinPath = "/cluster/v1/join";
 export const caPath = "/cluster/v1/ca";
@@ -29,6 +30,11 @@ export interface JoinResponse {
   certPem: string;
   /** Where the joining node reaches the metadata store. */
   metadataEndpoints: string[];
+  /**
+   * What the joining node becomes in the metadata store: a member of the embedded group (with the
+   * group's members and shared key), a client of it, or a client of an external etcd.
+   */
+  metadata: { role: "member"; group: MetadataMember[]; clusterKey: string } | { role: "client" | "external" };
 }
 
 /** Fetches the member's CA certificate (untrusted) and checks it against the token's hash. */

@@ -38,7 +38,7 @@ test("summarisePool() counts the archives of its media, and every archive for an
   expect(summarisePool({ name: "default", media: [] }, archives).archives).toBe(3);
 });
 
-const facts = (f: Partial<RemovalFacts>): RemovalFacts => ({ name: "n2", state: "down", luns: [], archiveCount: 1, metadataMember: false, metadataSingle: false, isSelf: false, ...f });
+const facts = (f: Partial<RemovalFacts>): RemovalFacts => ({ name: "n2", state: "down", luns: [], archiveCount: 1, isSelf: false, ...f });
 
 test("judgeRemoval() allows a down node without LUNs", () => {
   expect(judgeRemoval(facts({}), false).ok).toBe(true);
@@ -54,11 +54,6 @@ test("judgeRemoval() refuses an up node or one with LUNs unless forced, and says
   expect(forced.ok && forced.loses.join("\n")).toMatch(/suspect[\s\S]*data is lost/);
 });
 
-test("judgeRemoval() never removes a metadata member or the node answering, even forced", () => {
-  const meta = judgeRemoval(facts({ metadataMember: true }), true);
-  expect(meta.ok ? "" : meta.error.message).toContain("member of the metadata store");
-  expect(meta.ok ? "" : (meta.error.hint ?? "")).toContain("metadata group first");
-  const single = judgeRemoval(facts({ metadataMember: true, metadataSingle: true }), true);
-  expect(single.ok ? "" : (single.error.hint ?? "")).toContain("only metadata store");
+test("judgeRemoval() never removes the node answering, even forced", () => {
   expect(judgeRemoval(facts({ isSelf: true }), true).ok).toBe(false);
 });

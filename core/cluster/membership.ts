@@ -111,10 +111,6 @@ export interface RemovalFacts {
   luns: string[];
   /** Segment units its archives hold (as its last heartbeat said), LUNs or not. */
   archiveCount: number;
-  /** The node runs (part of) the metadata store. */
-  metadataMember: boolean;
-  /** The metadata store is that node's single embedded store (no group to move it within). */
-  metadataSingle: boolean;
   /** The node answering the request is the one to remove. */
   isSelf: boolean;
 }
@@ -122,17 +118,12 @@ export interface RemovalFacts {
 export type RemovalVerdict = { ok: true; loses: string[] } | { ok: false; error: QstoraError };
 
 /**
- * Whether `qstora node remove` may go ahead. A metadata member is never removed here (that is the
- * metadata group's own command). Without --force: the node must be down and hold no LUN. With
- * --force: allowed, and `loses` says, one line each, what is lost.
+ * Whether `qstora node remove` may go ahead, as far as the node's own state goes: never the node
+ * answering; without --force the node must be down and hold no LUN; with --force allowed, and
+ * `loses` says, one line each, what is lost. Whether a metadata member may leave its group (not
+ * the last one, not without a live majority) is planMemberRemoval's (metadata-members.ts).
  */
 export function judgeRemoval(f: RemovalFacts, force: boolean): RemovalVerdict {
-  if (f.metadataMember) {
-    const hint = f.metadataSingle
-      ? "The cluster's only metadata store runs there, so it can't be removed (not even with --force) until the metadata store runs as a group of several nodes, or on an external etcd (`qstora init --etcd`)."
-      : "Remove it from the metadata group first (the metadata group's membership commands), then remove the node.";
-    return { ok: false, error: new QstoraError("IN_USE", `node ${f.name} is a member of the metadata store: removing it would take the cluster's state with it`, hint) };
-  }
   if (f.isSelf) return { ok: false, error: new QstoraError("IN_USE", `node ${f.name} is the node answering this command`, "Run `qstora node remove` on another node of the cluster.") };
   const loses: string[] = [];
   if (f.state !== "down") loses.push(`node ${f.name} is ${f.state}: its daemon stops at its next heartbeat, ending the sessions of its initiators`);

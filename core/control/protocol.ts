@@ -60,22 +60,28 @@ export interface NodeView {
   transport?: { reachable: true; rttMs: number } | { reachable: false; error: string };
 }
 
+/** One member of the metadata store, as /qstora/v1/metadata/members lists it and as it answers. */
 export interface MetadataMemberView {
-  /** The qstora node running it; null for an external etcd member. */
-  nodeId: string | null;
-  name: string | null;
-  clientUrl: string;
-  answering: boolean;
+  /** The qstora node id in the embedded group; etcd's member id for an external etcd. */
+  id: string;
+  /** The node's name (an external etcd member: its URL). */
+  name: string;
+  /** The member's gate (embedded) or client URL (etcd). */
+  url: string;
+  reachable: boolean;
   leader: boolean;
+  /** The member's store revision (equal on every member once they caught up). */
+  revision: number;
 }
 
+/** What `status` shows of the metadata store (core/node/metadata-role.ts builds it). */
 export interface MetadataView {
   backend: string;
-  endpoints: string[];
-  /** "single" (one embedded store), "external" (etcd), or the metadata group's own mode. */
+  /** embedded-single | embedded-raft | external (from /qstora/v1/metadata/members); unknown before it is written. */
   mode: string;
+  endpoints: string[];
   members: MetadataMemberView[];
-  /** The leader's node name (or client URL); null when no member answers as leader. */
+  /** The leader's member id as the store names it (a node id for the embedded group); null: none. */
   leader: string | null;
 }
 
@@ -96,8 +102,8 @@ export interface StatusView {
   metadata: MetadataView;
   /** Capacity per storage pool (the implicit "default" pool holds every archive). */
   pools: PoolView[];
-  /** The cluster manager's node, when the metadata group records one. */
-  manager?: { nodeId: string; name: string | null };
+  /** The node running the cluster manager role (meta4's election), null while there is none. */
+  manager: { nodeId: string; name: string; since: string } | null;
   /** Commands worth running next, given the state. */
   hints: string[];
   archives: ArchiveView[];

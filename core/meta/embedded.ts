@@ -12,15 +12,17 @@
 // failed persist makes antietcd call process.exit(1) (it cannot answer truthfully any more).
 // Cost: one full dump per change, so keep the store small (configuration, never per-I/O state).
 //
-// It must never listen beyond loopback when it runs alone: antietcd has no authentication here.
-// A Raft group (`cluster`, later) listens on the node's address, and antietcd authenticates
-// peers with the shared cluster key.
+// It must never listen beyond loopback or a Unix socket: antietcd authenticates nobody itself.
+// What the network sees is the gate (tls-gate.ts) in front of it, which demands a client
+// certificate of the cluster CA. In a Raft group (`cluster`), antietcd dials its peers' gates
+// with this node's certificate (`peerTls`) and presents the shared cluster key to them.
 import { open } from "node:fs/promises";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { gunzipSync, gzipSync } from "node:zlib";
 import type { Server } from "node:http";
 import { createServer } from "node:net";
 import { isIP } from "node:net";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { assert } from "../util/assert.ts";
 import { QstoraError } from "../util/errors.ts";
 import { silentLogger, type Logger } from "../util/log.ts";
@@ -34,12 +36,100 @@ interface AntiEtcdServer {
   clients: Record<string, { socket: { terminate(): void } }>;
   etctree: { destroy(): void };
   persistence: { persist(): Promise<void> } | null;
+  stopped: boolean;
+  cfg: Record<string, unknown>;
+  cluster: {
+    raft: { stop(): void; setNodes(nodes: string[]): void; state: string; leader: string | null };
+    cluster_connections: Record<string, number>;
+    connectToNode(nodeId: string): void;
+  } | null;
 }
 
 type AntiEtcdConstructor = new (cfg: Record<string, unknown>) => AntiEtcdServer;
 
 // A static require so that `bun build --compile` bundles antietcd and its dependencies.
 const AntiEtcd = require("antietcd") as AntiEtcdConstructor;
+
+interface AntiClusterInstance {
+  tls: Record<string, unknown>;
+  antietcd: { qstoraPeerTls?: PeerTls; stopped: boolean };
+}
+const AntiCluster = require("antietcd/anticluster.js") as { prototype: { connectToNode(this: AntiClusterInstance, nodeId: string): void } };
+
+/**
+ * antietcd hands its peer websockets node-style TLS options ({cert, key, ca} at the top level, and
+ * its own certificate as the CA). Bun's `ws` takes them under `tls`, and the peers' gates are
+ * signed by the cluster CA: give each peer connection this node's certificate and that CA.
+ */
+const connectToNode = AntiCluster.prototype.connectToNode;
+AntiCluster.prototype.connectToNode = function (this: AntiClusterInstance, nodeId: string): void {
+  // A stopped server's closed peer sockets would otherwise dial again forever.
+  if (this.antietcd.stopped) return;
+  const peer = this.antietcd.qstoraPeerTls;
+  if (peer !== undefined) this.tls = { tls: { cert: peer.certPem, key: peer.keyPem, ca: peer.caPem } };
+  connectToNode.call(this, nodeId);
+};
+
+/**
+ * antietcd reads `socket._socket.remoteAddress` when a peer websocket opens (a node `ws` field);
+ * Bun's `ws` has no `_socket`, and the TypeError would end the process. Give its sockets one that
+ * says where they lead: antietcd only uses it for its log lines.
+ */
+const wsModule = require("ws") as { WebSocket: { prototype: object } };
+if (!("_socket" in wsModule.WebSocket.prototype)) {
+  Object.defineProperty(wsModule.WebSocket.prototype, "_socket", {
+    get(this: { url?: string }) {
+      const url = new URL(this.url ?? "ws://unknown:0");
+      return { remoteAddress: url.hostname, remotePort: Number(url.port) };
+    },
+  });
+}
+
+/**
+ * While a peer is down antietcd dials it again every second, and each failure prints a multi-line
+ * error event to stderr (which is qstora.log): megabytes a day for one stopped member. The
+ * failures of outbound peer sockets (the ones with a reconnect) are expected and go unprinted;
+ * `status` shows an unreachable member instead.
+ */
+type WsLike = { on(event: string, handler: (...args: unknown[]) => void): unknown };
+const AntiEtcdProto = AntiEtcd.prototype as unknown as { _startWebsocket(this: unknown, socket: WsLike, reconnect: unknown): number };
+const startWebsocket = AntiEtcdProto._startWebsocket;
+AntiEtcdProto._startWebsocket = function (this: unknown, socket: WsLike, reconnect: unknown): number {
+  if (typeof reconnect === "function") {
+    const on = socket.on.bind(socket);
+    socket.on = (event: string, handler: (...args: unknown[]) => void) =>
+      on(event, event !== "error" ? handler : (...args: unknown[]) => {
+        const print = console.error;
+        console.error = () => undefined;
+        try {
+          handler(...args);
+        } finally {
+          console.error = print;
+        }
+      });
+  }
+  return startWebsocket.call(this, socket, reconnect);
+};
+
+/**
+ * A member that joined (or reloaded the leader's state) while transactions were in flight gets
+ * the leader's "unlock" for a revision it never locked, and antietcd 1.3.1 throws from its
+ * message handler, which ends the process. Unlocking a revision means "everything up to it is
+ * committed": with no lock of its own to drop, the follower still releases the readers waiting
+ * for it, which is what the original does after dropping the lock.
+ */
+const AntiLocker = require("antietcd/antilocker.js") as { prototype: { txn_locks: Record<number, unknown[]>; unlock_txn(this: { txn_locks: Record<number, unknown[]> }, revision: number): void } };
+const unlockTxn = AntiLocker.prototype.unlock_txn;
+AntiLocker.prototype.unlock_txn = function (this: { txn_locks: Record<number, unknown[]> }, revision: number): void {
+  if (this.txn_locks[revision] === undefined) this.txn_locks[revision] = [];
+  unlockTxn.call(this, revision);
+};
+
+export interface PeerTls {
+  readonly caPem: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+}
 
 export interface EmbeddedClusterOptions {
   /** This node's id in the Raft group; a key of `members`. */
@@ -48,13 +138,32 @@ export interface EmbeddedClusterOptions {
   readonly clusterKey: string;
   /** Every member's id and client URL, this node included (three nodes form the group). */
   readonly members: Readonly<Record<string, string>>;
+  /** This node's certificate for dialling the peers' gates. */
+  readonly peerTls: PeerTls;
+  /**
+   * Raises the term stored in the data file to at least this before starting. The member whose
+   * data seeds a new group sets 1, so that its state (term 1) wins the first resync over the
+   * empty joiners (term 0) whichever node leads (see core/cluster/metadata-members.ts).
+   */
+  readonly minStoredTerm?: number;
 }
+
+/**
+ * Raft timing. Shorter than antietcd's defaults (5 s election, 1 s heartbeat) so that a dead
+ * leader is replaced within about 3 s, which the manager's 10 s take-over depends on.
+ */
+export const raftElectionTimeoutMs = 2_000;
+export const raftHeartbeatTimeoutMs = 500;
+/** How long a request waits for a quorum before antietcd answers 503 (below the client's timeout). */
+export const raftWaitQuorumTimeoutMs = 2_500;
 
 export interface EmbeddedMetaOptions {
   /** Directory of the persistent state, created if missing (`<data-dir>/meta`). */
   readonly dir: string;
-  /** Listen address; loopback unless `cluster` is given. Default 127.0.0.1. */
+  /** Listen address, loopback only. Default 127.0.0.1. */
   readonly host?: string;
+  /** Listen on this Unix socket instead of host and port (removed first if left by a crash). */
+  readonly socketPath?: string;
   /** Listen port; 0 picks a free one. */
   readonly port: number;
   readonly cluster?: EmbeddedClusterOptions;
@@ -68,6 +177,12 @@ export interface EmbeddedMeta {
   readonly url: string;
   readonly port: number;
   readonly dataFile: string;
+  /**
+   * Changes the Raft group's members without a restart (leases and watches stay): TinyRaft takes
+   * the new node list, new peers are dialled, a removed peer's connection is closed and not
+   * dialled again. Only for a store started with `cluster`.
+   */
+  setMembers(members: Readonly<Record<string, string>>): void;
   /** Waits for requests in flight, persists, closes every connection. Idempotent. */
   stop(): Promise<void>;
 }
@@ -91,16 +206,24 @@ export async function startEmbeddedMeta(options: EmbeddedMetaOptions): Promise<E
   const host = options.host ?? "127.0.0.1";
   const logger = options.logger ?? silentLogger;
   assert(Number.isInteger(options.port) && options.port >= 0 && options.port <= 65535, `port ${options.port} out of range`);
-  if (options.cluster === undefined && !isLoopbackHost(host)) {
+  if (!isLoopbackHost(host)) {
     throw new QstoraError(
       "CONFIG_INVALID",
       `the embedded metadata store would listen on ${host}, which is not a loopback address`,
-      "Set metadata.listen to 127.0.0.1:PORT; only a multi-node metadata group listens on the network.",
+      "Set metadata.listen to 127.0.0.1:PORT; the network reaches the store only through its TLS gate.",
     );
   }
   if (options.cluster !== undefined) assert(options.cluster.members[options.cluster.nodeId] !== undefined, "this node must be a member of its metadata group");
   mkdirSync(options.dir, { recursive: true, mode: 0o700 });
   const dataFile = join(options.dir, dataFileName);
+  if (options.cluster?.minStoredTerm !== undefined) await raiseStoredTerm(dataFile, options.cluster.minStoredTerm);
+  if (options.socketPath !== undefined) {
+    assert(options.socketPath.length <= socketPathBytesMax, `socket path longer than ${socketPathBytesMax} bytes`);
+    rmSync(options.socketPath, { force: true });
+    const server = await startOn({ host, port: options.socketPath, dataFile, options });
+    logger.info("embedded metadata store started", { socket: options.socketPath, dataFile });
+    return { url: `unix:${options.socketPath}`, port: 0, dataFile, setMembers: memberSetter(server, options), stop: stopper(server, logger) };
+  }
 
   let lastError: QstoraError | undefined;
   const attempts = options.port === 0 ? portPickAttemptsMax : 1;
@@ -111,7 +234,7 @@ export async function startEmbeddedMeta(options: EmbeddedMetaOptions): Promise<E
       const server = await startOn({ host, port, dataFile, options });
       const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
       logger.info("embedded metadata store started", { url, dataFile });
-      return { url, port, dataFile, stop: stopper(server, logger) };
+      return { url, port, dataFile, setMembers: memberSetter(server, options), stop: stopper(server, logger) };
     } catch (e) {
       if (!(e instanceof QstoraError) || e.code !== "IN_USE") throw e;
       lastError = e;
@@ -121,7 +244,38 @@ export async function startEmbeddedMeta(options: EmbeddedMetaOptions): Promise<E
   throw lastError;
 }
 
-async function startOn(args: { host: string; port: number; dataFile: string; options: EmbeddedMetaOptions }): Promise<AntiEtcdServer> {
+/** sun_path holds 108 bytes with its terminating zero. */
+export const socketPathBytesMax = 100;
+
+async function raiseStoredTerm(dataFile: string, term: number): Promise<void> {
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(gunzipSync(readFileSync(dataFile)).toString("utf8")) as Record<string, unknown>;
+  } catch (e) {
+    if ((e as { code?: string }).code === "ENOENT") doc = {};
+    else throw new QstoraError("IO_ERROR", `the embedded metadata store could not read ${dataFile}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const stored = typeof doc["term"] === "number" ? doc["term"] : 0;
+  if (stored >= term) return;
+  doc["term"] = term;
+  const tmp = `${dataFile}.tmp`;
+  const handle = await open(tmp, "w", 0o600);
+  try {
+    await handle.writeFile(gzipSync(JSON.stringify(doc)));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  renameSync(tmp, dataFile);
+  const dir = await open(dirname(dataFile), "r");
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+async function startOn(args: { host: string; port: number | string; dataFile: string; options: EmbeddedMetaOptions }): Promise<AntiEtcdServer> {
   const { host, port, dataFile, options } = args;
   const cfg: Record<string, unknown> = {
     ip: host,
@@ -141,8 +295,12 @@ async function startOn(args: { host: string; port: number; dataFile: string; opt
     cfg["node_id"] = options.cluster.nodeId;
     cfg["cluster_key"] = options.cluster.clusterKey;
     cfg["cluster"] = { ...options.cluster.members };
+    cfg["election_timeout"] = raftElectionTimeoutMs;
+    cfg["heartbeat_timeout"] = raftHeartbeatTimeoutMs;
+    cfg["wait_quorum_timeout"] = raftWaitQuorumTimeoutMs;
   }
   const srv = new AntiEtcd(cfg);
+  if (options.cluster !== undefined) (srv as unknown as { qstoraPeerTls: PeerTls }).qstoraPeerTls = options.cluster.peerTls;
   try {
     await srv.start();
   } catch (e) {
@@ -156,7 +314,7 @@ async function startOn(args: { host: string; port: number; dataFile: string; opt
     const done = (e?: Error): void => {
       clearTimeout(timer);
       if (e === undefined) resolve();
-      else reject(listenError(host, port, e));
+      else reject(listenError(host, typeof port === "number" ? port : 0, e));
     };
     if (server.listening) done();
     else {
@@ -217,11 +375,30 @@ function addGroupCommit(srv: AntiEtcdServer, dir: string): void {
   };
 }
 
+function memberSetter(srv: AntiEtcdServer, options: EmbeddedMetaOptions): (members: Readonly<Record<string, string>>) => void {
+  return (members) => {
+    const cluster = srv.cluster;
+    const self = options.cluster?.nodeId;
+    assert(cluster !== null && self !== undefined, "only a Raft group changes members");
+    assert(members[self] !== undefined, "this node must stay a member of its group");
+    const before = { ...(srv.cfg["cluster"] as Record<string, string>) };
+    srv.cfg["cluster"] = { ...members };
+    cluster.raft.setNodes(Object.keys(members));
+    for (const id of Object.keys(before)) {
+      if (members[id] !== undefined || id === self) continue;
+      const clientId = cluster.cluster_connections[id];
+      if (clientId !== undefined) srv.clients[String(clientId)]?.socket.terminate();
+    }
+    for (const id of Object.keys(members)) if (before[id] === undefined) cluster.connectToNode(id);
+  };
+}
+
 function stopper(srv: AntiEtcdServer, logger: Logger): () => Promise<void> {
   let stopping: Promise<void> | undefined;
   return () => {
     stopping ??= (async () => {
       await srv.stop();
+      srv.cluster?.raft.stop();
       await closeServer(srv);
       logger.info("embedded metadata store stopped");
     })();

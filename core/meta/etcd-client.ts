@@ -37,7 +37,16 @@ export interface EtcdClientOptions {
   readonly requestTimeoutMs?: number;
   /** Skips detection (one /v3/maintenance/status request) when known. */
   readonly flavor?: MetaFlavor;
+  /** For https:// endpoints (qstora's embedded group): the cluster CA and this node's client certificate. */
+  readonly tls?: MetaTls;
   readonly logger?: Logger;
+}
+
+/** TLS material of a metadata client: the CA that signs the servers and our client certificate. */
+export interface MetaTls {
+  readonly caPem: string;
+  readonly certPem: string;
+  readonly keyPem: string;
 }
 
 export const requestTimeoutMsDefault = 3_000;
@@ -249,8 +258,21 @@ function neverSent(e: unknown): boolean {
   return code === "ConnectionRefused" || code === "ECONNREFUSED" || code === "FailedToOpenSocket" || code === "EHOSTUNREACH";
 }
 
+function checkEndpoints(endpoints: readonly string[], tls: MetaTls | undefined): string[] {
+  assert(endpoints.length > 0, "the metadata client needs at least one endpoint");
+  assert(endpoints.length <= endpointsMax, `more than ${endpointsMax} metadata endpoints`);
+  return endpoints.map((e) => {
+    const url = new URL(e);
+    if (url.protocol !== "http:" && !(url.protocol === "https:" && tls !== undefined)) {
+      throw new QstoraError("INVALID_ARGUMENT", `metadata endpoint "${e}" is not an http:// URL`, "Give etcd client URLs such as http://10.0.0.1:2379.");
+    }
+    return url.origin;
+  });
+}
+
 export class EtcdClient implements MetaStore {
-  readonly endpoints: readonly string[];
+  endpoints: readonly string[];
+  readonly tls: MetaTls | undefined;
   readonly requestTimeoutMs: number;
   private readonly logger: Logger;
   private preferred = 0;
@@ -261,15 +283,8 @@ export class EtcdClient implements MetaStore {
 
   constructor(endpointsOrOptions: readonly string[] | EtcdClientOptions) {
     const options: EtcdClientOptions = isEndpointList(endpointsOrOptions) ? { endpoints: endpointsOrOptions } : endpointsOrOptions;
-    assert(options.endpoints.length > 0, "the metadata client needs at least one endpoint");
-    assert(options.endpoints.length <= endpointsMax, `more than ${endpointsMax} metadata endpoints`);
-    this.endpoints = options.endpoints.map((e) => {
-      const url = new URL(e);
-      if (url.protocol !== "http:") {
-        throw new QstoraError("INVALID_ARGUMENT", `metadata endpoint "${e}" is not an http:// URL`, "Give etcd client URLs such as http://10.0.0.1:2379.");
-      }
-      return url.origin;
-    });
+    this.tls = options.tls;
+    this.endpoints = checkEndpoints(options.endpoints, options.tls);
     this.requestTimeoutMs = options.requestTimeoutMs ?? requestTimeoutMsDefault;
     assert(this.requestTimeoutMs > 0 && this.requestTimeoutMs <= requestTimeoutMsMax, `request timeout ${this.requestTimeoutMs} ms is out of range`);
     this.flavorKnown = options.flavor;
@@ -390,6 +405,36 @@ export class EtcdClient implements MetaStore {
     return this.flavorPending;
   }
 
+  /**
+   * Replaces the endpoint list (the embedded group gained or lost a member). Requests and watches
+   * under way finish on the old endpoints; the next attempt uses the new list.
+   */
+  setEndpoints(endpoints: readonly string[]): void {
+    this.endpoints = checkEndpoints(endpoints, this.tls);
+    this.preferred = 0;
+  }
+
+  /**
+   * One endpoint's /v3/maintenance/status, decoded to what status shows: the member's id, the
+   * leader's id and the revision (antietcd answers with node ids, etcd with numeric member ids).
+   */
+  /** One endpoint's status, undefined when it does not answer within `timeoutMs`. */
+  async endpointStatus(endpoint: string, timeoutMs = this.requestTimeoutMs): Promise<{ memberId: string; leader: string; revision: number; raftTerm: number } | undefined> {
+    try {
+      const body = asRecord(JSON.parse(await this.attempt(endpoint, "/v3/maintenance/status", "{}", timeoutMs)) as unknown, "status");
+      const header = asRecord(body["header"] ?? {}, "header");
+      const str = (x: unknown): string => (x === undefined || x === null ? "" : String(x));
+      return { memberId: str(header["member_id"]), leader: str(body["leader"]), revision: asInt(header["revision"], "revision"), raftTerm: asInt(body["raftTerm"] ?? header["raft_term"], "raft term") };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Options for fetch and WebSocket when the endpoint is https (undefined for plain http). */
+  tlsOptions(): { ca: string; cert: string; key: string } | undefined {
+    return this.tls === undefined ? undefined : { ca: this.tls.caPem, cert: this.tls.certPem, key: this.tls.keyPem };
+  }
+
   /** The endpoint to try first; rotates on failure. */
   endpointAt(offset: number): string {
     const ep = this.endpoints[(this.preferred + offset) % this.endpoints.length];
@@ -461,12 +506,14 @@ export class EtcdClient implements MetaStore {
     );
   }
 
-  private async attempt(endpoint: string, path: string, payload: string): Promise<string> {
+  private async attempt(endpoint: string, path: string, payload: string, timeoutMs = this.requestTimeoutMs): Promise<string> {
+    const tls = this.tlsOptions();
     const res = await fetch(`${endpoint}${path}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: payload,
-      signal: AbortSignal.timeout(this.requestTimeoutMs),
+      signal: AbortSignal.timeout(timeoutMs),
+      ...(tls === undefined ? {} : { tls }),
     });
     const length = Number(res.headers.get("content-length") ?? "0");
     if (length > responseBytesMax) {
@@ -681,7 +728,9 @@ class WatchLoop implements Watch {
         resolve({ kind: "cancelled" });
         return;
       }
-      const socket = new WebSocket(endpoint.replace(/^http/, "ws"));
+      const tls = this.client.tlsOptions();
+      // Bun's WebSocket takes TLS options (the client certificate the metadata gate demands).
+      const socket = tls === undefined ? new WebSocket(endpoint.replace(/^http/, "ws")) : new WebSocket(endpoint.replace(/^http/, "ws"), { tls } as unknown as string[]);
       let settled = false;
       let answered = true;
       const finish = (outcome: WatchOutcome): void => {

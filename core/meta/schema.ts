@@ -13,8 +13,10 @@
 //   /qstora/v1/luns/<uuid>                        LUN record (size, layout, target, number)
 //   /qstora/v1/segments/<lun-uuid>/<index>        segment membership and epoch
 //   /qstora/v1/reservations/<lun-uuid>            SCSI persistent reservations of a LUN
-//   /qstora/v1/metadata/members                   metadata group: mode, members (nodeId, clientUrl)
 //   /qstora/v1/tokens/<id>                        join token (its secret only as a SHA-256)
+//   /qstora/v1/metadata/members                   the metadata store's mode and members
+//   /qstora/v1/metadata/cluster-key               the embedded group's shared peer key
+//   /qstora/v1/manager/leader                     the cluster manager, under its lease
 //
 // Directories end in '/', leaves never do. Values are JSON text (documents.ts).
 import { QstoraError } from "../util/errors.ts";
@@ -64,9 +66,13 @@ export const metaKeys = {
     if (!Number.isSafeInteger(index) || index < 0) throw new QstoraError("INVALID_ARGUMENT", `segment index ${index} is not a whole number`);
     return `${leaf(`${keyRoot}segments/`, lunUuid, "LUN uuid")}/${index}`;
   },
-  metadataMembers: `${keyRoot}metadata/members`,
   tokens: `${keyRoot}tokens/`,
   token: (id: string) => leaf(`${keyRoot}tokens/`, id, "token id"),
+  metadata: `${keyRoot}metadata/`,
+  metadataMembers: `${keyRoot}metadata/members`,
+  metadataClusterKey: `${keyRoot}metadata/cluster-key`,
+  manager: `${keyRoot}manager/`,
+  managerLeader: `${keyRoot}manager/leader`,
   reservations: `${keyRoot}reservations/`,
   reservation: (lunUuid: string) => leaf(`${keyRoot}reservations/`, lunUuid, "LUN uuid"),
 } as const;

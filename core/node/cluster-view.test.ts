@@ -1,13 +1,10 @@
 // The cluster view from records and heartbeats: node rows, pools, metadata members and leader,
-// manager, health over the whole cluster, hints.
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { startEmbeddedMeta, type EmbeddedMeta } from "../meta/embedded.ts";
+// health over the whole cluster (with the metadata role's view of the members), hints.
+import { expect, test } from "bun:test";
 import { observeHeartbeats, type HeartbeatRecord } from "../cluster/liveness.ts";
 import { defaultConfig } from "./config.ts";
-import { clusterHealth, hintsFor, managerView, metadataView, nodeViews, poolViews, type ClusterFacts } from "./cluster-view.ts";
+import type { MetadataView } from "../control/protocol.ts";
+import { clusterHealth, hintsFor, nodeViews, poolViews, type ClusterFacts } from "./cluster-view.ts";
 import type { ArchiveRecord, NodeRecord } from "./records.ts";
 
 const t0 = Date.parse("2026-12-01T00:00:00Z");
@@ -17,11 +14,11 @@ const archive = (id: string, nodeId: string, media: ArchiveRecord["media"]): Arc
 const beat = (nodeId: string, seq: number, archives: HeartbeatRecord["archives"] = []): HeartbeatRecord => ({ nodeId, seq, sentAt: new Date(t0).toISOString(), intervalMs: 1000, startedAt: "s", archives });
 
 const facts: ClusterFacts = {
-  nodes: [node("b", { group: "rack2", draining: true, labels: { rack: "r2" } }), node("a", { metadataStore: { clientUrl: "http://x" } }), node("c")],
+  nodes: [node("b", { group: "rack2", draining: true, labels: { rack: "r2" } }), node("a"), node("c")],
   archives: [archive("1", "a", "file"), archive("2", "b", "ssd"), archive("3", "c", undefined)],
   pools: [{ name: "fast", media: ["ssd"], createdAt: "" }],
   luns: [],
-  members: undefined,
+  members: { mode: "embedded-single", members: [{ id: "a", name: "node-a", url: "https://a:7327" }] },
 };
 const liveness = observeHeartbeats(new Map(), [beat("a", 1), beat("b", 1, [{ id: "2", state: "online", sizeBytes: 100, writtenBytes: 40, freeBytes: 2 }])], t0);
 const self = { nodeId: "a", archives: [{ id: "1", path: "/a/1", kind: "file" as const, media: "file" as const, sizeBytes: 100, reservedBytes: 0, writtenBytes: 5, freeBytes: 95, unitCount: 0, state: "online" as const }] };
@@ -40,15 +37,15 @@ test("poolViews() always shows the default pool first, and counts a pool's archi
 
 test("clusterHealth() judges other nodes' archives from their heartbeats, and not those of down nodes", () => {
   const nodes = nodeViews(facts, liveness, t0 + 500, limits);
-  const h = clusterHealth({ facts, nodes, metadata: { backend: "embedded", endpoints: [], mode: "single", members: [], leader: null }, liveness, self, ioErrors: 0, metadataReachable: true, config: defaultConfig({ name: "a" }) });
+  const h = clusterHealth({ facts, nodes, metadata: { backend: "embedded", endpoints: [], mode: "embedded-single", members: [], leader: null }, liveness, self, ioErrors: 0, metadataReachable: true, config: defaultConfig({ name: "a" }) });
   expect(h.checks.map((c) => c.code)).toEqual(["ARCHIVE_FULL", "NODE_DOWN", "NODE_DRAINING"]);
   expect(h.checks[0]?.detail).toEqual(["archive 2 at /a/2 on node-b: 2.0% free"]);
 });
 
-test("managerView() reads the metadata group's manager as a string or an object", () => {
-  expect(managerView(facts)).toBeUndefined();
-  expect(managerView({ ...facts, members: { mode: "raft", members: [], manager: "b" } })).toEqual({ nodeId: "b", name: "node-b" });
-  expect(managerView({ ...facts, members: { mode: "raft", members: [], manager: { nodeId: "zz" } } })).toEqual({ nodeId: "zz", name: null });
+test("a node is a metadata member when /qstora/v1/metadata/members lists it; with an external etcd none is", () => {
+  expect(nodeViews({ ...facts, members: undefined }, liveness, t0, limits).filter((n) => n.metadataMember)).toEqual([]);
+  const ext = { ...facts, members: { mode: "external" as const, members: [{ id: "a", name: "http://e", url: "http://e" }] } };
+  expect(nodeViews(ext, liveness, t0, limits).filter((n) => n.metadataMember)).toEqual([]);
 });
 
 test("hintsFor() points at health detail, a down node and the next object to create", () => {
@@ -59,28 +56,11 @@ test("hintsFor() points at health detail, a down node and the next object to cre
   expect(h[2]).toStartWith("qstora lun create");
 });
 
-let dir = "";
-let embedded: EmbeddedMeta | undefined;
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "qstora-view-"));
-  embedded = await startEmbeddedMeta({ dir, port: 0 });
-});
-afterAll(async () => {
-  await embedded?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-test("metadataView() names the single store's node as leader while it answers", async () => {
-  const f = { ...facts, nodes: [node("a", { metadataStore: { clientUrl: embedded?.url as string } })] };
-  const v = await metadataView(f, defaultConfig({ name: "a" }));
-  expect(v).toMatchObject({ mode: "single", leader: "node-a", members: [{ nodeId: "a", name: "node-a", answering: true, leader: true }] });
-});
-
-test("metadataView() lists the group's members; a majority not answering is METADATA_NO_QUORUM", async () => {
-  const members = { mode: "raft", members: [{ nodeId: "a", clientUrl: embedded?.url as string }, { nodeId: "b", clientUrl: "http://127.0.0.1:1" }, { nodeId: "c", clientUrl: "http://127.0.0.1:2" }] };
-  const f = { ...facts, members };
-  const v = await metadataView(f, defaultConfig({ name: "a" }));
-  expect(v.members.map((m) => `${m.name}:${m.answering}`)).toEqual(["node-a:true", "node-b:false", "node-c:false"]);
-  const h = clusterHealth({ facts: f, nodes: [], metadata: v, liveness, self, ioErrors: 0, metadataReachable: true, config: defaultConfig({ name: "a" }) });
+test("fewer than a majority of the metadata members reachable is METADATA_NO_QUORUM, naming the others", () => {
+  const member = (id: string, reachable: boolean) => ({ id, name: `node-${id}`, url: `https://${id}:7327`, reachable, leader: false, revision: 0 });
+  const metadata: MetadataView = { backend: "embedded", endpoints: [], mode: "embedded-raft", members: [member("a", true), member("b", false), member("c", false)], leader: null };
+  const h = clusterHealth({ facts, nodes: [], metadata, liveness, self, ioErrors: 0, metadataReachable: true, config: defaultConfig({ name: "a" }) });
   expect(h.checks.find((c) => c.code === "METADATA_NO_QUORUM")?.detail).toEqual(["metadata member node-b does not answer", "metadata member node-c does not answer"]);
+  const two = { ...metadata, members: [member("a", true), member("b", true), member("c", false)] };
+  expect(clusterHealth({ facts, nodes: [], metadata: two, liveness, self, ioErrors: 0, metadataReachable: true, config: defaultConfig({ name: "a" }) }).checks.map((c) => c.code)).not.toContain("METADATA_NO_QUORUM");
 });

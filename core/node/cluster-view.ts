@@ -1,10 +1,13 @@
 // The cluster as `qstora status` shows it from this node: every node with its liveness, group and
 // archives; the metadata store's members and leader; capacity per pool; the health checks over
-// all of it; hints for the next command. Reads the metadata store and asks each metadata member
-// for its status; decides nothing itself (liveness.ts, health.ts and membership.ts do). Never
-// writes. ClusterState, at the end, is the daemon's holder of all this.
+// all of it; hints for the next command. Reads the metadata store; the metadata members' own
+// answers (mode, reachable, leader) and the manager come from the metadata role's view and the
+// manager election (metadata-role.ts, manager.ts), not from here. Decides nothing itself
+// (liveness.ts, health.ts and membership.ts do). Never writes. ClusterState, at the end, is the
+// daemon's holder of all this.
 import type { MetaStore } from "../meta/store.ts";
-import type { ArchiveView, MetadataMemberView, MetadataView, NodeView, PoolView } from "../control/protocol.ts";
+import type { ArchiveView, MetadataView, NodeView, PoolView, StatusView } from "../control/protocol.ts";
+import type { MetadataMembers } from "../cluster/metadata-members.ts";
 import { judgeHealth, type ArchiveFact, type HealthReport } from "../cluster/health.ts";
 import { heartbeatAgeMs, judgeNode, observeHeartbeats, type HeartbeatRecord, type LivenessLimits, type LivenessState } from "../cluster/liveness.ts";
 import { parseBeats } from "./heartbeat.ts";
@@ -12,27 +15,25 @@ import { defaultPoolName, summarisePool, type PoolArchiveFact } from "../cluster
 import type { Media } from "../archive/media.ts";
 import type { NodeConfig } from "./config.ts";
 import type { NodeIdentity } from "./identity.ts";
-import { keys, mediaOfRecord, type ArchiveRecord, type LunRecord, type MetadataMembersRecord, type NodeRecord, type PoolRecord } from "./records.ts";
-
-/** Time allowed to each metadata member to answer its status. */
-const memberProbeTimeoutMs = 1_000;
+import { keys, mediaOfRecord, type ArchiveRecord, type LunRecord, type NodeRecord, type PoolRecord } from "./records.ts";
 
 export interface ClusterFacts {
   nodes: NodeRecord[];
   archives: ArchiveRecord[];
   pools: PoolRecord[];
   luns: LunRecord[];
-  members: MetadataMembersRecord | undefined;
+  /** /qstora/v1/metadata/members (meta4's record), absent until the first daemon wrote it. */
+  members: MetadataMembers | undefined;
 }
 
 export async function readClusterFacts(meta: MetaStore): Promise<ClusterFacts> {
   const [nodes, archives, pools, luns, members] = await Promise.all([meta.list(keys.nodes), meta.list(keys.archives), meta.list(keys.pools), meta.list(keys.luns), meta.get(keys.metadataMembers)]);
   const parse = <T>(kvs: Array<{ value: string }>): T[] => kvs.map((kv) => JSON.parse(kv.value) as T);
-  return { nodes: parse<NodeRecord>(nodes), archives: parse<ArchiveRecord>(archives), pools: parse<PoolRecord>(pools), luns: parse<LunRecord>(luns), members: members === undefined ? undefined : (JSON.parse(members.value) as MetadataMembersRecord) };
+  return { nodes: parse<NodeRecord>(nodes), archives: parse<ArchiveRecord>(archives), pools: parse<PoolRecord>(pools), luns: parse<LunRecord>(luns), members: members === undefined ? undefined : (JSON.parse(members.value) as MetadataMembers) };
 }
 
-export function isMetadataMember(node: NodeRecord, members: MetadataMembersRecord | undefined): boolean {
-  return members === undefined ? node.metadataStore !== undefined : members.members.some((m) => m.nodeId === node.id);
+export function isMetadataMember(node: NodeRecord, members: MetadataMembers | undefined): boolean {
+  return members !== undefined && members.mode !== "external" && members.members.some((m) => m.id === node.id);
 }
 
 export function nodeViews(facts: ClusterFacts, liveness: LivenessState, nowMs: number, limits: LivenessLimits): NodeView[] {
@@ -78,61 +79,6 @@ export function poolViews(facts: ClusterFacts, liveness: LivenessState, self: { 
   return defs.map((p) => summarisePool({ name: p.name, media: p.media }, archives));
 }
 
-interface MemberStatus {
-  answering: boolean;
-  memberId?: string;
-  leaderId?: string;
-}
-
-async function probeMember(clientUrl: string): Promise<MemberStatus> {
-  try {
-    const res = await fetch(`${clientUrl.replace(/\/$/, "")}/v3/maintenance/status`, { method: "POST", body: "{}", headers: { "content-type": "application/json" }, signal: AbortSignal.timeout(memberProbeTimeoutMs) });
-    if (!res.ok) return { answering: false };
-    const body = (await res.json()) as { header?: { member_id?: unknown }; leader?: unknown };
-    const id = body.header?.member_id;
-    return { answering: true, ...(id === undefined || id === null ? {} : { memberId: String(id) }), ...(body.leader === undefined || body.leader === null ? {} : { leaderId: String(body.leader) }) };
-  } catch {
-    return { answering: false };
-  }
-}
-
-export async function metadataView(facts: ClusterFacts, config: NodeConfig): Promise<MetadataView> {
-  // `endpoints` keeps the form status always had (the embedded store's listen address).
-  const endpoints = config.metadata.backend === "embedded" ? [config.metadata.listen] : config.metadata.endpoints;
-  const urls = config.metadata.backend === "embedded" ? [`http://${config.metadata.listen}`] : config.metadata.endpoints;
-  const names = new Map(facts.nodes.map((n) => [n.id, n.name]));
-  let mode: string;
-  let listed: Array<{ nodeId: string | null; clientUrl: string }>;
-  if (facts.members !== undefined) {
-    mode = facts.members.mode;
-    listed = facts.members.members.map((m) => ({ nodeId: m.nodeId, clientUrl: m.clientUrl }));
-  } else if (config.metadata.backend === "etcd") {
-    mode = "external";
-    listed = urls.map((u) => ({ nodeId: null, clientUrl: u }));
-  } else {
-    mode = "single";
-    const host = facts.nodes.find((n) => n.metadataStore !== undefined);
-    listed = [{ nodeId: host?.id ?? null, clientUrl: host?.metadataStore?.clientUrl ?? urls[0] ?? "" }];
-  }
-  const statuses = await Promise.all(listed.map((m) => probeMember(m.clientUrl)));
-  const leaderId = statuses.find((s) => s.leaderId !== undefined)?.leaderId;
-  const members: MetadataMemberView[] = listed.map((m, i) => {
-    const st = statuses[i] as MemberStatus;
-    // A store without Raft (one antietcd) names no leader: the one member that answers leads.
-    const leader = st.answering && (leaderId === undefined ? listed.length === 1 : st.memberId === leaderId);
-    return { nodeId: m.nodeId, name: m.nodeId === null ? null : (names.get(m.nodeId) ?? null), clientUrl: m.clientUrl, answering: st.answering, leader };
-  });
-  const lead = members.find((m) => m.leader);
-  return { backend: config.metadata.backend, endpoints, mode, members, leader: lead === undefined ? null : (lead.name ?? lead.clientUrl) };
-}
-
-export function managerView(facts: ClusterFacts): { nodeId: string; name: string | null } | undefined {
-  const m = facts.members?.manager;
-  if (m === undefined) return undefined;
-  const nodeId = typeof m === "string" ? m : m.nodeId;
-  return { nodeId, name: facts.nodes.find((n) => n.id === nodeId)?.name ?? null };
-}
-
 export function clusterHealth(o: {
   facts: ClusterFacts;
   nodes: NodeView[];
@@ -149,7 +95,7 @@ export function clusterHealth(o: {
     .filter(({ rec }) => !down.has(rec.nodeId) || rec.nodeId === o.self.nodeId)
     .map(({ fact }) => fact)
     .filter((f): f is ArchiveFact => f !== null);
-  const unreachable = o.metadata.members.filter((m) => !m.answering).map((m) => m.name ?? m.clientUrl);
+  const unreachable = o.metadata.members.filter((m) => !m.reachable).map((m) => m.name);
   return judgeHealth({
     archives,
     ioErrors: o.ioErrors,
@@ -186,6 +132,9 @@ export class ClusterState {
     private readonly identity: NodeIdentity,
     private readonly config: NodeConfig,
     private readonly localArchives: () => ArchiveView[],
+    /** The metadata role's view of the store (NodeMeta.view()) and the elected manager (readManager). */
+    private readonly metadata: () => Promise<MetadataView>,
+    private readonly manager: () => Promise<StatusView["manager"]>,
     /** The node-to-node transport's view of a node (a ping), when the daemon has a transport. */
     private readonly transport?: (node: NodeRecord) => Promise<NodeView["transport"]>,
   ) {}
@@ -251,13 +200,13 @@ export class ClusterState {
   }
 
   /** The cluster part of `qstora status`. */
-  async view(o: { ioErrors: number; metadataReachable: boolean; targets: number; luns: number }): Promise<{ health: HealthReport; nodes: NodeView[]; pools: PoolView[]; metadata: MetadataView; manager?: { nodeId: string; name: string | null }; hints: string[] }> {
-    const [f] = await Promise.all([this.facts(), this.refresh()]);
-    const nodes = await this.nodes(f);
-    const metadata = await metadataView(f, this.config);
+  async view(o: { ioErrors: number; metadataReachable: boolean; targets: number; luns: number }): Promise<Pick<StatusView, "health" | "nodes" | "pools" | "metadata" | "manager" | "hints">> {
+    // The metadata members' probes and the nodes' pings run side by side: each waits at most
+    // about a second for a node that is cut off, and status should not add the two up.
+    const read = Promise.all([this.facts(), this.refresh()]).then(([f]) => f);
+    const [f, nodes, metadata, manager] = await Promise.all([read, read.then((x) => this.nodes(x)), this.metadata(), this.manager().catch(() => null)]);
     const self = this.self;
     const health = clusterHealth({ facts: f, nodes, metadata, liveness: this.liveness, self, ioErrors: o.ioErrors, metadataReachable: o.metadataReachable && !this.readFailed, config: this.config });
-    const manager = managerView(f);
-    return { health, nodes, pools: poolViews(f, this.liveness, self), metadata, ...(manager === undefined ? {} : { manager }), hints: hintsFor({ health, nodes, targets: o.targets, luns: o.luns }) };
+    return { health, nodes, pools: poolViews(f, this.liveness, self), metadata, manager, hints: hintsFor({ health, nodes, targets: o.targets, luns: o.luns }) };
   }
 }

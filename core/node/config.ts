@@ -39,9 +39,9 @@ export const configKeys: readonly ConfigKey[] = [
   { path: "node.address", description: "The address every listener of this node uses unless its own key says otherwise.", check: isAddress },
   { path: "portal.listen", description: "The iSCSI portal, ADDRESS:PORT (default: node.address:3260).", check: isHostPort },
   { path: "api.listen", description: "The control API (REST, token-authenticated) used by the CLI, ADDRESS:PORT (default: node.address:7325).", check: isHostPort },
-  { path: "metadata.backend", description: '"embedded" (antietcd inside the daemon), "etcd" (an external etcd cluster) or "cluster" (the embedded store of the node this one joined).', check: oneOf("embedded", "etcd", "cluster") },
+  { path: "metadata.backend", description: '"embedded" (this node holds the embedded antietcd, alone or as one of its Raft group; see meta/group.json), "etcd" (an external etcd cluster) or "cluster" (a client of the embedded group of other nodes).', check: oneOf("embedded", "etcd", "cluster") },
   { path: "metadata.endpoints", description: "For the etcd and cluster backends: the client URLs of the metadata store.", check: isUrlList },
-  { path: "metadata.listen", description: "For the embedded backend: where antietcd listens, ADDRESS:PORT, loopback only (default: node.address:7327 when that is a loopback address, else 127.0.0.1:7327).", check: isHostPort },
+  { path: "metadata.listen", description: "For the embedded backend: the metadata gate, ADDRESS:PORT (TLS; only clients with a certificate of the cluster CA get through; default: node.address:7327).", check: isHostPort },
   { path: "cluster.listen", description: "The node-to-node listener (HTTPS with the cluster CA; joins are answered there), ADDRESS:PORT (default: node.address:7326).", check: isHostPort },
   { path: "peer.listen", description: "The node-to-node transport (replication traffic; frames authenticated with the cluster CA's certificates), ADDRESS:PORT (default: node.address:7328).", check: isHostPort },
   { path: "health.heartbeat_interval_ms", description: "How often this node writes its heartbeat to the metadata store.", check: isMs },
@@ -66,9 +66,9 @@ export function defaultConfig(options: { name: string; address?: string }): Node
     node: { name: options.name, address },
     portal: { listen: `${address}:${portDefaults.portal}` },
     api: { listen: `${address}:${portDefaults.api}` },
-    // The embedded store has no authentication of its own: it stays on loopback (the node's own
-    // loopback address when it has one, so that test nodes on 127.0.0.x don't collide).
-    metadata: { backend: "embedded", endpoints: [], listen: `${address.startsWith("127.") ? address : "127.0.0.1"}:${portDefaults.metadata}` },
+    // The metadata gate: TLS with client certificates of the cluster CA, in front of antietcd on
+    // a Unix socket (core/meta/tls-gate.ts).
+    metadata: { backend: "embedded", endpoints: [], listen: `${address}:${portDefaults.metadata}` },
     cluster: { listen: `${address}:${portDefaults.cluster}` },
     peer: { listen: `${address}:${portDefaults.peer}` },
     log: { level: "info" },

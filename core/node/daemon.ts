@@ -18,7 +18,9 @@ import { startControlServer } from "../control/server.ts";
 import type { NodeView, StatusView } from "../control/protocol.ts";
 import { startIscsiServer, type IscsiServer } from "../iscsi/server.ts";
 import type { MetaStore } from "../meta/store.ts";
-import { openMetaStore } from "./meta-open.ts";
+import { openNodeMeta, metadataStartWaitMs, type NodeMeta } from "./metadata-role.ts";
+import { metadataUrl } from "./group-file.ts";
+import { readManager, startManagerDuties, startManagerElection, type ManagerElection } from "./manager.ts";
 import { parseHostPort } from "./config.ts";
 import { readIdentity, readSecret } from "./identity.ts";
 import { tryLockDataDir } from "./lock.ts";
@@ -65,6 +67,23 @@ function bindError(e: unknown, what: string, address: string): QstoraError {
   return isQstoraError(e) ? e : new QstoraError("IO_ERROR", `cannot listen on ${address} for the ${what}: ${e instanceof Error ? e.message : String(e)}`);
 }
 
+/**
+ * Reads the cluster record, waiting for the store to answer: a member of a Raft group needs a
+ * quorum, which forms only once enough members run (they start together after a power cut).
+ */
+async function waitForMetadata(meta: MetaStore, logger: Logger): Promise<Awaited<ReturnType<MetaStore["get"]>>> {
+  const deadline = Date.now() + metadataStartWaitMs;
+  for (;;) {
+    try {
+      return await meta.get(keys.cluster);
+    } catch (e) {
+      if (!(isQstoraError(e) && e.code === "METADATA_UNAVAILABLE") || Date.now() > deadline) throw e;
+      logger.info("waiting for the metadata store", { error: e.message });
+      await Bun.sleep(500);
+    }
+  }
+}
+
 export async function runDaemon(options: { dataDir: string; foreground: boolean }): Promise<void> {
   const paths = dataDirPaths(options.dataDir);
   const identity = readIdentity(paths.identity);
@@ -84,7 +103,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
   const startedAt = Date.now();
   logger.info("starting", { version, commit: buildCommit, pid: process.pid, node: identity.name, dataDir: paths.root });
 
-  let meta: (MetaStore & { shutdown(): Promise<void> }) | undefined;
+  let meta: NodeMeta | undefined;
+  let manager: ManagerElection | undefined;
   let service: NodeService | undefined;
   let iscsi: IscsiServer | undefined;
   let control: { stop(): void } | undefined;
@@ -102,6 +122,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     clusterApi?.stop();
     // Revoking the lease shows this node down at once; a store that does not answer can't hold up the stop.
     await Promise.race([heartbeat?.stop().catch(() => undefined), Bun.sleep(heartbeatStopWaitMs)]);
+    await manager?.stop();
     peers?.close();
     try {
       await iscsi?.close();
@@ -120,8 +141,9 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
   };
 
   try {
-    meta = await openMetaStore({ config, dir: paths.meta, logger: logger.child("meta") });
-    const cluster = await meta.get(keys.cluster);
+    meta = await openNodeMeta({ config, paths, identity, logger: logger.child("meta") });
+    const cluster = await waitForMetadata(meta, logger);
+    await meta.awaitMembership(Date.now() + metadataStartWaitMs);
     if (cluster === undefined) {
       const rec: ClusterRecord = { clusterId: identity.clusterId, createdAt: new Date().toISOString(), formatVersion: 1 };
       await meta.put(keys.cluster, JSON.stringify(rec));
@@ -136,13 +158,15 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       for (const path of boot.archives) await service.adoptArchive(path);
     }
     // The record keeps what others set on it (group, labels, drain flag); the rest is this start's.
-    const started: Omit<NodeRecord, "group" | "labels" | "draining" | "metadataStore"> = { id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, peer: config.peer.listen, version, startedAt: new Date(startedAt).toISOString(), address: config.node.address };
-    const storeUrl = config.metadata.backend === "embedded" ? { metadataStore: { clientUrl: `http://${config.metadata.listen}` } } : {};
+    // metadataUrl: where this node's gate would serve as a metadata member (the manager promotes
+    // live nodes that have one).
+    const metaListen = listenAddress(config.metadata.listen, "metadata.listen");
+    const started: Omit<NodeRecord, "group" | "labels" | "draining"> = { id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, peer: config.peer.listen, version, startedAt: new Date(startedAt).toISOString(), address: config.node.address, metadataUrl: metadataUrl(metaListen.host, metaListen.port) };
     const written = await updateJson(meta, keys.node(identity.nodeId), (j) => j as NodeRecord, (cur) => {
       // No record after the first start: `qstora node remove` took the node out; it stays out.
       if (cur === undefined && boot === undefined) return { kind: "keep" };
-      const { metadataStore: _, ...kept } = cur ?? { id: identity.nodeId, name: identity.name, portal: "", api: "", version: "", startedAt: "" };
-      return { kind: "put", value: { ...kept, ...started, group: cur?.group ?? boot?.group ?? identity.name, ...storeUrl } };
+      const kept = cur ?? { id: identity.nodeId, name: identity.name, portal: "", api: "", version: "", startedAt: "" };
+      return { kind: "put", value: { ...kept, ...started, group: cur?.group ?? boot?.group ?? identity.name } };
     });
     if (written.outcome === "kept") throw new QstoraError("NOT_FOUND", `node ${identity.name} was removed from the cluster (its record is gone)`, "Remove this data directory; to bring the server back, `qstora join` it with a new --data-dir.");
     if (written.outcome !== "written") throw new QstoraError("METADATA_UNAVAILABLE", "could not write this node's record (it kept changing)");
@@ -150,6 +174,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       unlinkSync(paths.bootstrap);
       logger.info("bootstrap done", { archives: boot.archives.length });
     }
+    // From here the node follows /qstora/v1/metadata/members (and records it on first start).
+    meta.follow();
 
     // Persistent reservations with APTPL come back from the metadata store.
     const reservations = await loadReservations(meta, logger);
@@ -195,7 +221,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       return r.ok ? { reachable: true, rttMs: Math.round(r.rttMs * 1000) / 1000 } : { reachable: false, error: r.reason };
     };
     // The cluster view: liveness of every node (from the heartbeats) and the records around it.
-    const clusterState = new ClusterState(metaStore, identity, config, () => svc.archiveViews(), transportView);
+    const clusterState = new ClusterState(metaStore, identity, config, () => svc.archiveViews(), () => metaStore.view(), () => readManager(metaStore), transportView);
     const status = async (): Promise<StatusView> => {
       const targets = svc.targetViews((iqn) => portal.sessionCount(iqn));
       const luns = svc.lunViews();
@@ -222,7 +248,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     }
     // The cluster listener (HTTPS with this node's CA-signed certificate): answers joins.
     const clusterAddr = listenAddress(config.cluster.listen, "cluster.listen");
-    const metadataEndpoints = config.metadata.backend === "embedded" ? [`http://${config.metadata.listen}`] : config.metadata.endpoints;
+    const joinSelf = config.metadata.backend === "etcd" ? null : { id: identity.nodeId, name: identity.name, url: metadataUrl(metaListen.host, metaListen.port) };
     const caPem = readFileSync(paths.caCert, "utf8");
     try {
       clusterApi = startControlServer({
@@ -232,7 +258,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
         tls: { cert: `${readFileSync(paths.nodeCert, "utf8")}${caPem}`, key: readFileSync(paths.nodeKey, "utf8") },
         routes: [
           { method: "GET", pattern: caPath, handler: () => ({ caPem }) },
-          { method: "POST", pattern: joinPath, handler: ({ body }) => answerJoin({ meta: meta as MetaStore, paths, clusterId: identity.clusterId, metadataEndpoints, logger: logger.child("join") }, body as JoinRequest) },
+          { method: "POST", pattern: joinPath, handler: ({ body }) => answerJoin({ meta: meta as MetaStore, paths, clusterId: identity.clusterId, self: joinSelf, externalEndpoints: config.metadata.endpoints, logger: logger.child("join") }, body as JoinRequest) },
         ],
         logger: logger.child("cluster"),
       });
@@ -264,6 +290,20 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     });
     heartbeat = beats;
     await beats.beatNow();
+    // Exactly one node runs the cluster manager role (core/cluster/manager-election.ts).
+    const managerLog = logger.child("manager");
+    let duties: { stop(): void } | undefined;
+    manager = startManagerElection({
+      meta: metaStore,
+      nodeId: identity.nodeId,
+      name: identity.name,
+      logger: managerLog,
+      onStart: () => (duties = startManagerDuties(metaStore, managerLog)),
+      onStop: () => {
+        duties?.stop();
+        duties = undefined;
+      },
+    });
   } catch (e) {
     const err = isQstoraError(e) ? e : new QstoraError("INTERNAL", e instanceof Error ? e.message : String(e));
     logger.error("start failed", { code: err.code, error: err.message, hint: err.hint, stack: isQstoraError(e) ? undefined : e instanceof Error ? e.stack : undefined });
@@ -271,6 +311,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     control?.stop();
     clusterApi?.stop();
     await heartbeat?.stop().catch(() => undefined);
+    await manager?.stop();
     peers?.close();
     await iscsi?.close().catch(() => undefined);
     service?.close();

@@ -99,6 +99,9 @@ export function startHeartbeat(o: HeartbeatOptions): { stop(): Promise<void>; be
       (e: unknown) => {
         if (!failing) o.logger.warn("heartbeat failed", { error: e instanceof Error ? e.message : String(e) });
         failing = true;
+        // The lease may have lapsed meanwhile (the store unreachable longer than its TTL, or a
+        // new leader that does not know it): the next beat asks, and grants a new one if so.
+        renewedAtMs = 0;
       },
     );
     void running.then(() => {

@@ -1,19 +1,24 @@
-// The member's side of `qstora join`: judges the token, refuses a duplicate node name, reserves
-// the new node's record, and signs its certificate with the cluster CA. Runs on a node that holds
-// the CA key (the one that made the cluster). Ordering: the token is judged and the name checked
-// before anything is written; the node record is created (compare-and-swap on its absence)
-// before the certificate is returned.
+// The member's side of `qstora join`: judges the token, refuses a duplicate node name, decides
+// what the new node becomes in the metadata store (core/cluster/metadata-members.ts), reserves its
+// record and signs its certificate with the cluster CA. Runs on a node that holds the CA key (the
+// one that made the cluster). Ordering: the token is judged, the name checked and the metadata
+// placement decided before anything is written; the node record, the new membership document
+// and (for the first group) the group's shared key are written in one transaction, conditional
+// on the membership not having changed since it was read, before the certificate is returned.
 import { readFileSync } from "node:fs";
-import type { MetaStore } from "../meta/store.ts";
+import type { MetaStore, Op } from "../meta/store.ts";
 import type { JoinRequest, JoinResponse } from "../cluster/join.ts";
 import { caFingerprint, signNodeCertificate } from "../cluster/ca.ts";
 import { judgeToken, parseToken, type TokenRecord } from "../cluster/token.ts";
+import { externalMembers, placeJoiner, singleMembers, type MetadataMember } from "../cluster/metadata-members.ts";
 import { QstoraError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import { checkKeyName } from "../meta/schema.ts";
 import { checkGroupName } from "../cluster/membership.ts";
 import type { DataDirPaths } from "./paths.ts";
 import { keys, type NodeRecord } from "./records.ts";
+import { readMembers } from "./metadata-role.ts";
+import { metadataUrl, newClusterKey } from "./group-file.ts";
 
 const refusals = {
   "wrong-ca": "the token was made for another cluster",
@@ -22,7 +27,18 @@ const refusals = {
   expired: "the token has expired",
 } as const;
 
-export async function answerJoin(options: { meta: MetaStore; paths: DataDirPaths; clusterId: string; metadataEndpoints: string[]; logger: Logger }, request: JoinRequest): Promise<JoinResponse> {
+export interface JoinMemberContext {
+  meta: MetaStore;
+  paths: DataDirPaths;
+  clusterId: string;
+  /** This node, as a metadata member (when the store is embedded) or null (external etcd). */
+  self: MetadataMember | null;
+  /** The external etcd's endpoints, when that is the store. */
+  externalEndpoints: string[];
+  logger: Logger;
+}
+
+export async function answerJoin(options: JoinMemberContext, request: JoinRequest): Promise<JoinResponse> {
   const { meta, paths } = options;
   let caKeyPem: string;
   try {
@@ -43,10 +59,37 @@ export async function answerJoin(options: { meta: MetaStore; paths: DataDirPaths
   const existing = (await meta.list(keys.nodes)).map((kv) => JSON.parse(kv.value) as NodeRecord);
   if (existing.some((n) => n.name === name)) throw new QstoraError("ALREADY_EXISTS", `a node named ${name} is already in the cluster`, "Pick another --name; the existing node keeps its name and record.");
   const nodeId = crypto.randomUUID();
+
+  const read = await readMembers(meta);
+  const doc = read?.doc ?? (options.self === null ? externalMembers(options.externalEndpoints) : singleMembers(options.self));
+  const joiner: MetadataMember = { id: nodeId, name, url: metadataUrl(request.address) };
+  const placement = placeJoiner(doc, joiner, new Date());
+  if (placement.role === "busy") throw new QstoraError("IN_USE", `the cluster cannot take a new node just now: ${placement.reason}`, "Try again in a few seconds.");
+
   const rec: NodeRecord = { id: nodeId, name, portal: "", api: "", version: "", startedAt: "", address: request.address, group };
-  const created = await meta.txn({ compare: [{ key: keys.node(nodeId), target: "VERSION", result: "EQUAL", value: 0 }], success: [{ put: { key: keys.node(nodeId), value: JSON.stringify(rec) } }] });
-  if (!created.succeeded) throw new QstoraError("INTERNAL", "node id collision; try again");
+  const success: Op[] = [{ put: { key: keys.node(nodeId), value: JSON.stringify(rec) } }];
+  const compare: Parameters<MetaStore["txn"]>[0]["compare"][number][] = [{ key: keys.node(nodeId), target: "VERSION", result: "EQUAL", value: 0 }];
+  compare.push(read === undefined ? { key: keys.metadataMembers, target: "VERSION", result: "EQUAL", value: 0 } : { key: keys.metadataMembers, target: "MOD", result: "EQUAL", value: read.modRevision });
+  let clusterKey = "";
+  if (placement.role === "member") {
+    success.push({ put: { key: keys.metadataMembers, value: JSON.stringify(placement.next) } });
+    const keyKv = await meta.get(keys.metadataClusterKey);
+    if (keyKv === undefined) {
+      clusterKey = newClusterKey();
+      compare.push({ key: keys.metadataClusterKey, target: "VERSION", result: "EQUAL", value: 0 });
+      success.push({ put: { key: keys.metadataClusterKey, value: clusterKey } });
+    } else {
+      clusterKey = keyKv.value;
+    }
+  } else if (read === undefined) {
+    success.push({ put: { key: keys.metadataMembers, value: JSON.stringify(doc) } });
+  }
+  const created = await meta.txn({ compare, success });
+  if (!created.succeeded) throw new QstoraError("IN_USE", "the cluster's membership changed while this node was joining", "Try again.");
   const certPem = signNodeCertificate({ certPem: caPem, keyPem: caKeyPem }, { nodeName: name, publicKeyPem: request.publicKeyPem, altNames: [request.address] });
-  options.logger.info("node joined", { name, nodeId, address: request.address });
-  return { clusterId: options.clusterId, nodeId, caPem, certPem, metadataEndpoints: options.metadataEndpoints };
+  options.logger.info("node joined", { name, nodeId, address: request.address, metadata: placement.role });
+  if (placement.role === "member") {
+    return { clusterId: options.clusterId, nodeId, caPem, certPem, metadataEndpoints: placement.group.map((m) => m.url), metadata: { role: "member", group: [...placement.group], clusterKey } };
+  }
+  return { clusterId: options.clusterId, nodeId, caPem, certPem, metadataEndpoints: [...placement.endpoints], metadata: { role: options.self === null ? "external" : "client" } };
 }

@@ -18,6 +18,7 @@ import { isDataDirLocked, readPid } from "./lock.ts";
 import { dataDirPaths, type DataDirPaths } from "./paths.ts";
 import { checkKeyName } from "../meta/schema.ts";
 import { checkGroupName } from "../cluster/membership.ts";
+import { writeGroupFile } from "./group-file.ts";
 
 export const startTimeoutMs = 30_000;
 export const stopTimeoutMs = 60_000;
@@ -248,8 +249,13 @@ export async function joinDataDir(options: JoinOptions): Promise<{ paths: DataDi
   }
   const nodeKeys = newKeyPair();
   const answer = await requestJoin(memberUrl, caPem, { token: options.token, name: options.name, ...(options.group === undefined ? {} : { group: options.group }), address: config.node.address, publicKeyPem: nodeKeys.publicKey.export({ type: "spki", format: "pem" }).toString() });
-  config.metadata = { ...config.metadata, backend: "cluster", endpoints: answer.metadataEndpoints };
+  // A member of the embedded group runs its own store (meta/group.json names the group); a client
+  // reaches the members; with an external etcd, every node uses that etcd.
+  const md = answer.metadata;
+  if (md.role === "member") config.metadata = { ...config.metadata, backend: "embedded", endpoints: [] };
+  else config.metadata = { ...config.metadata, backend: md.role === "external" ? "etcd" : "cluster", endpoints: answer.metadataEndpoints };
   const identity: NodeIdentity = { clusterId: answer.clusterId, nodeId: answer.nodeId, name: options.name, createdAt: new Date().toISOString() };
   writeDataDir(paths, { identity, config, archives: options.archives, ...(options.group === undefined ? {} : { group: options.group }), caCertPem: answer.caPem, nodeKeyPem: nodeKeys.privateKeyPem, nodeCertPem: answer.certPem });
+  if (md.role === "member") writeGroupFile(paths, { clusterKey: md.clusterKey, members: md.group });
   return { paths, identity, config };
 }

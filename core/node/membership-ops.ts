@@ -1,7 +1,8 @@
 // The management side of membership, answered by any node's control API: `qstora node remove |
 // drain | label` and `qstora pool create`. Each change is one compare-and-swap transaction on
 // the records it reads, so a concurrent change makes it fail cleanly instead of half-applying.
-// Decisions come from core/cluster/membership.ts; this file only reads and writes the store.
+// Decisions come from core/cluster/membership.ts (and, for a metadata member leaving its group,
+// metadata-role.ts removeMetadataMember); this file only reads and writes the store.
 import type { MetaStore, Op } from "../meta/store.ts";
 import { updateJson } from "../meta/documents.ts";
 import { QstoraError } from "../util/errors.ts";
@@ -9,7 +10,8 @@ import type { Logger } from "../util/log.ts";
 import { applyLabels, checkPoolName, defaultPoolName, judgeRemoval, parseLabelArgs } from "../cluster/membership.ts";
 import { checkMedia, type Media } from "../archive/media.ts";
 import type { NodeView } from "../control/protocol.ts";
-import { isMetadataMember, readClusterFacts } from "./cluster-view.ts";
+import { readClusterFacts } from "./cluster-view.ts";
+import { removeMetadataMember } from "./metadata-role.ts";
 import { keys, type NodeRecord, type PoolRecord } from "./records.ts";
 
 /** Operations per transaction: below etcd's default --max-txn-ops (128). */
@@ -63,10 +65,14 @@ export class MembershipOps {
     const luns = facts.luns.filter((l) => l.nodeId === node.id);
     const archives = facts.archives.filter((a) => a.nodeId === node.id);
     const verdict = judgeRemoval(
-      { name: node.name, state: view?.state ?? "down", luns: luns.map((l) => `${l.target}:${l.lun}`), archiveCount: archives.length, metadataMember: isMetadataMember(node, facts.members), metadataSingle: facts.members === undefined, isSelf: node.id === this.selfId },
+      { name: node.name, state: view?.state ?? "down", luns: luns.map((l) => `${l.target}:${l.lun}`), archiveCount: archives.length, isSelf: node.id === this.selfId },
       force,
     );
     if (!verdict.ok) throw verdict.error;
+    // A metadata member leaves its group first (refused, changing nothing, for the last member or
+    // without a live majority); its record goes below, so the manager does not promote it back.
+    const left = await removeMetadataMember(this.meta, node.id);
+    if (left.changed) this.logger.warn("node left the metadata group", { node: node.name, members: left.members.map((m) => m.name).join(",") });
     const nodeKv = await this.meta.get(keys.node(node.id));
     if (nodeKv === undefined) throw new QstoraError("NOT_FOUND", `node ${nameOrId} was removed meanwhile`);
     // Every step is guarded by the node record's revision, so a change to the node (a restart

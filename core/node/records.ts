@@ -26,8 +26,8 @@ export interface NodeRecord {
   labels?: Record<string, string>;
   /** Set by `qstora node drain`: placement puts nothing new on the node. */
   draining?: boolean;
-  /** Set on the node that runs the cluster's single embedded metadata store (until a Raft group). */
-  metadataStore?: { clientUrl: string };
+  /** The node's metadata gate (https://ADDRESS:7327), where it would serve as a metadata member. */
+  metadataUrl?: string;
 }
 
 /** A storage pool: the archives of the given media (all archives when the list is empty). */
@@ -37,13 +37,6 @@ export interface PoolRecord {
   createdAt: string;
 }
 
-/** /qstora/v1/metadata/members, written by the metadata group's owner when it runs as a group. */
-export interface MetadataMembersRecord {
-  mode: string;
-  members: Array<{ nodeId: string; clientUrl: string }>;
-  /** The cluster manager's node, when that key is there (string node id or { nodeId }). */
-  manager?: string | { nodeId: string; [k: string]: unknown };
-}
 
 export interface ArchiveRecord {
   id: string;
