@@ -37,12 +37,22 @@ export function startManagerElection(options: { meta: MetaStore; nodeId: string;
     for (const e of r.effects) carryOut(e);
   };
 
+  // The machine sends one request at a time, but drops its lease (and with it the request out)
+  // when the watch shows the key gone: the answer to that superseded request, arriving later,
+  // must not be fed (it would answer a request the state no longer has, or a newer one).
+  let requestGen = 0;
+  const current = (gen: number): boolean => gen === requestGen && state.busy && !stopped;
+  const answer = (gen: number, input: ElectionInput): void => {
+    if (current(gen)) feed(input);
+  };
+
   const carryOut = (effect: ElectionEffect): void => {
+    const gen = effect.type === "grant-lease" || effect.type === "campaign" || effect.type === "renew" ? ++requestGen : requestGen;
     switch (effect.type) {
       case "grant-lease":
         meta.leaseGrant(effect.ttlSeconds).then(
-          (leaseId) => (stopped ? void meta.leaseRevoke(leaseId).catch(() => undefined) : feed({ type: "lease-granted", leaseId, ttlSeconds: effect.ttlSeconds })),
-          () => feed({ type: "request-failed" }),
+          (leaseId) => (current(gen) ? feed({ type: "lease-granted", leaseId, ttlSeconds: effect.ttlSeconds }) : void meta.leaseRevoke(leaseId).catch(() => undefined)),
+          () => answer(gen, { type: "request-failed" }),
         );
         return;
       case "campaign": {
@@ -55,21 +65,21 @@ export function startManagerElection(options: { meta: MetaStore; nodeId: string;
           })
           .then(
             (r) => {
-              if (r.succeeded) return feed({ type: "campaign-done", won: true, holder: options.nodeId });
+              if (r.succeeded) return answer(gen, { type: "campaign-done", won: true, holder: options.nodeId });
               const got = r.responses[0];
               const kv = got !== undefined && got.kind === "range" ? got.kvs[0] : undefined;
               const holder = kv === undefined ? null : (JSON.parse(kv.value) as ManagerRecord).nodeId;
               // The key is ours already (a renewal lapsed the role but not the lease).
-              feed({ type: "campaign-done", won: holder === options.nodeId && kv?.lease === effect.leaseId, holder });
+              answer(gen, { type: "campaign-done", won: holder === options.nodeId && kv?.lease === effect.leaseId, holder });
             },
-            () => feed({ type: "request-failed" }),
+            () => answer(gen, { type: "request-failed" }),
           );
         return;
       }
       case "renew":
         meta.leaseKeepAlive(effect.leaseId).then(
-          (ttlSeconds) => feed({ type: "renew-done", ttlSeconds }),
-          () => feed({ type: "request-failed" }),
+          (ttlSeconds) => answer(gen, { type: "renew-done", ttlSeconds }),
+          () => answer(gen, { type: "request-failed" }),
         );
         return;
       case "revoke":
