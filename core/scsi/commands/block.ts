@@ -220,7 +220,10 @@ export async function compareAndWrite(command: { lba: number; blocks: number; fu
   const bytes = command.blocks * info.blockBytes;
   const scsiBytes = bytes * 2;
   if (command.protect !== 0) return { ...illegalRequest(Asc.invalidFieldInCdb), scsiBytes };
-  if (command.blocks === 0) return goodResult;
+  // NUMBER OF LOGICAL BLOCKS 0 is no operation (SBC-3 §5.2), but not when Data-Out came with it:
+  // the field is 8 bits, so an initiator asking for 256 blocks sends 0 with 256 blocks' data
+  // (Debian's libiscsi 1.19 CompareAndWrite tests do), and that must not pass as done.
+  if (command.blocks === 0) return (dataOut?.length ?? 0) === 0 ? goodResult : { ...illegalRequest(Asc.invalidFieldInCdb), scsiBytes: 0 };
   if (command.blocks > maxCompareAndWriteBlocks) return { ...illegalRequest(Asc.invalidFieldInCdb), scsiBytes };
   if (outOfRange(command.lba, command.blocks, info)) return { ...illegalRequest(Asc.lbaOutOfRange), scsiBytes };
   if (dataOut === null || dataOut.length !== scsiBytes) return { ...illegalRequest(Asc.invalidFieldInCdb), scsiBytes };
