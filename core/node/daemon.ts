@@ -130,7 +130,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     const reservations = await loadReservations(meta, logger);
     const lunStates = new LunStateTable(reservationPersistence(meta, reservations, logger.child("reservations")));
     try {
-      iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, registry: service, logger: logger.child("iscsi"), lunStates });
+      const ping = { idleMs: config.portal.nop_interval_s * 1000, timeoutMs: config.portal.nop_timeout_s * 1000 };
+      iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, registry: service, logger: logger.child("iscsi"), lunStates, ping });
     } catch (e) {
       throw bindError(e, "iSCSI portal", config.portal.listen);
     }

@@ -1,8 +1,9 @@
 // The state a logical unit shares across every I_T nexus (SAM-5 §4.6): unit attentions queued per
 // nexus, the write-cache setting changed by MODE SELECT, the SPC-2 reservation, persistent
 // reservations (core/scsi/commands/persistent-reservations.ts works on them) and the gate that
-// makes COMPARE AND WRITE atomic against every other command on the LUN. It holds no data and
-// does no I/O itself; persistence (APTPL, saved mode pages) goes through `LunStatePersistence`,
+// makes COMPARE AND WRITE atomic against every other command on the LUN. It also knows, per nexus,
+// who holds that nexus's tasks (the iSCSI session), so that PREEMPT AND ABORT, CLEAR TASK SET and
+// resets can abort tasks of other nexuses. It holds no data and does no I/O itself; persistence (APTPL, saved mode pages) goes through `LunStatePersistence`,
 // which the daemon backs with its metadata store. Every map here has a named maximum.
 import { assert } from "../util/assert.ts";
 import type { BlockDevice } from "../volume/block-device.ts";
@@ -33,6 +34,7 @@ export const UnitAttention = {
   registrationsPreempted: Asc.registrationsPreempted,
   capacityDataChanged: Asc.capacityDataChanged,
   reportedLunsDataChanged: Asc.reportedLunsDataChanged,
+  commandsClearedByAnotherInitiator: Asc.commandsClearedByAnotherInitiator,
 } as const satisfies Record<string, AdditionalSense>;
 
 export interface Registration {
@@ -63,6 +65,18 @@ export interface LunStatePersistence {
   saveReservations?(device: BlockDevice, snapshot: ReservationSnapshot | null): void;
 }
 
+/**
+ * The tasks one I_T nexus has in flight, as the transport holds them (an iSCSI session: writes
+ * waiting for Data-Out, commands waiting for COMPARE AND WRITE's turn or for the device).
+ */
+export interface NexusTasks {
+  /**
+   * Aborts every task of the nexus addressed to `device`, without answering any (SAM-5 §5.6 with
+   * TAS=0: the initiator learns of it from a unit attention); returns how many there were.
+   */
+  abortTasks(device: BlockDevice): number;
+}
+
 export class LunState {
   /** MODE SELECT's write-cache setting when the device cannot keep it itself. */
   writeCacheOverride: boolean | undefined = undefined;
@@ -86,6 +100,8 @@ export class LunState {
   constructor(
     readonly device: BlockDevice,
     private readonly persistence: LunStatePersistence,
+    /** The logged-in nexuses' task holders, shared with the table (LunStateTable.attachNexus). */
+    private readonly nexusTasks: ReadonlyMap<string, NexusTasks> = new Map(),
   ) {
     this.sizeBytes = device.info().sizeBytes;
     const saved = persistence.loadReservations?.(device);
@@ -143,6 +159,23 @@ export class LunState {
     this.raise(UnitAttention.powerOnReset, except);
   }
 
+  /**
+   * Aborts the tasks another nexus has on this LU (PREEMPT AND ABORT, CLEAR TASK SET): with TAS=0
+   * (our control page) each nexus that lost tasks gets COMMANDS CLEARED BY ANOTHER INITIATOR
+   * (SAM-5 §5.6). Returns how many tasks ended.
+   */
+  abortTasksOf(nexusId: string, options: { attention: boolean }): number {
+    const n = this.nexusTasks.get(nexusId)?.abortTasks(this.device) ?? 0;
+    assert(n >= 0);
+    if (n > 0 && options.attention) this.raiseFor(nexusId, UnitAttention.commandsClearedByAnotherInitiator);
+    return n;
+  }
+
+  /** Every logged-in nexus (any of them may hold tasks for this LU). */
+  nexuses(): string[] {
+    return [...this.nexusTasks.keys()];
+  }
+
   /** Counts an async device call; the returned promise settles with it. */
   track<T>(p: Promise<T>): Promise<T> {
     this.inflight++;
@@ -179,13 +212,15 @@ export class LunStateTable {
   private readonly states = new Map<BlockDevice, LunState>();
   /** Per target: a counter moved when its LUN inventory changes (REPORTED LUNS DATA HAS CHANGED). */
   private readonly inventories = new Map<string, number>();
+  /** Who holds each logged-in nexus's tasks (one session per nexus: reinstatement replaces it). */
+  private readonly tasks = new Map<string, NexusTasks>();
 
   constructor(private readonly persistence: LunStatePersistence = {}) {}
 
   get(device: BlockDevice): LunState {
     let s = this.states.get(device);
     if (s === undefined) {
-      s = new LunState(device, this.persistence);
+      s = new LunState(device, this.persistence, this.tasks);
       this.states.set(device, s);
     }
     return s;
@@ -200,11 +235,20 @@ export class LunStateTable {
    * A session ended (logout or I_T nexus loss): its unit attentions are dropped and its SPC-2
    * reservations released (SPC-2 §5.5.1); persistent registrations stay (SPC-4 §5.7.5).
    */
-  forgetNexus(nexusId: string): void {
+  forgetNexus(nexusId: string, tasks?: NexusTasks): void {
+    if (tasks !== undefined && this.tasks.get(nexusId) === tasks) this.tasks.delete(nexusId);
     for (const s of this.states.values()) {
       s.forget(nexusId);
       if (s.reservedBy === nexusId) s.reservedBy = null;
     }
+  }
+
+  /**
+   * A session logged in on `nexusId`: its tasks can now be aborted from other nexuses. Bounded by
+   * the portal's session limit (one entry per logged-in session, removed by forgetNexus).
+   */
+  attachNexus(nexusId: string, tasks: NexusTasks): void {
+    this.tasks.set(nexusId, tasks);
   }
 
   /** The daemon calls this when a target gains or loses a LUN. */
