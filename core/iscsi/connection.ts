@@ -166,7 +166,8 @@ export class IscsiConnection implements PduSink {
   constructor(private readonly options: ConnectionOptions) {
     this.login = newLoginState(options.limits, options.portal.portalGroupTag);
     this.pingSettings = options.ping ?? pingDefaults;
-    assert(this.pingSettings.idleMs >= 0 && this.pingSettings.timeoutMs > 0, "bad ping settings");
+    assert(this.pingSettings.idleMs >= 0, "ping idle time must not be negative");
+    assert(this.pingSettings.timeoutMs > 0, "ping timeout must be positive");
     this.batch = new ResponseBatch((bytes) => options.transport.send(bytes), { initialBytes: batchBytesInitial, bytesMax: batchBytesMax });
     const self = this;
     this.port = {

@@ -3,8 +3,9 @@
 // reservations (core/scsi/commands/persistent-reservations.ts works on them) and the gate that
 // makes COMPARE AND WRITE atomic against every other command on the LUN. It also knows, per nexus,
 // who holds that nexus's tasks (the iSCSI session), so that PREEMPT AND ABORT, CLEAR TASK SET and
-// resets can abort tasks of other nexuses. It holds no data and does no I/O itself; persistence (APTPL, saved mode pages) goes through `LunStatePersistence`,
-// which the daemon backs with its metadata store. Every map here has a named maximum.
+// resets can abort tasks of other nexuses. It holds no data and does no I/O itself; persistence
+// (APTPL, saved mode pages) goes through `LunStatePersistence`, which the daemon backs with its
+// metadata store. Every map here has a named maximum (the task holders: the portal's sessions).
 import { assert } from "../util/assert.ts";
 import type { BlockDevice } from "../volume/block-device.ts";
 import { Asc, type AdditionalSense } from "./sense.ts";
@@ -101,7 +102,7 @@ export class LunState {
     readonly device: BlockDevice,
     private readonly persistence: LunStatePersistence,
     /** The logged-in nexuses' task holders, shared with the table (LunStateTable.attachNexus). */
-    private readonly nexusTasks: ReadonlyMap<string, NexusTasks> = new Map(),
+    private readonly nexusTasks: ReadonlyMap<string, ReadonlySet<NexusTasks>> = new Map(),
   ) {
     this.sizeBytes = device.info().sizeBytes;
     const saved = persistence.loadReservations?.(device);
@@ -165,7 +166,8 @@ export class LunState {
    * (SAM-5 §5.6). Returns how many tasks ended.
    */
   abortTasksOf(nexusId: string, options: { attention: boolean }): number {
-    const n = this.nexusTasks.get(nexusId)?.abortTasks(this.device) ?? 0;
+    let n = 0;
+    for (const holder of this.nexusTasks.get(nexusId) ?? []) n += holder.abortTasks(this.device);
     assert(n >= 0);
     if (n > 0 && options.attention) this.raiseFor(nexusId, UnitAttention.commandsClearedByAnotherInitiator);
     return n;
@@ -212,8 +214,11 @@ export class LunStateTable {
   private readonly states = new Map<BlockDevice, LunState>();
   /** Per target: a counter moved when its LUN inventory changes (REPORTED LUNS DATA HAS CHANGED). */
   private readonly inventories = new Map<string, number>();
-  /** Who holds each logged-in nexus's tasks (one session per nexus: reinstatement replaces it). */
-  private readonly tasks = new Map<string, NexusTasks>();
+  /**
+   * Who holds each logged-in nexus's tasks. A set: nexus ids name the initiator port and the
+   * portal group, not the target, so one initiator port's sessions to two targets share an id.
+   */
+  private readonly tasks = new Map<string, Set<NexusTasks>>();
 
   constructor(private readonly persistence: LunStatePersistence = {}) {}
 
@@ -236,7 +241,11 @@ export class LunStateTable {
    * reservations released (SPC-2 §5.5.1); persistent registrations stay (SPC-4 §5.7.5).
    */
   forgetNexus(nexusId: string, tasks?: NexusTasks): void {
-    if (tasks !== undefined && this.tasks.get(nexusId) === tasks) this.tasks.delete(nexusId);
+    const holders = this.tasks.get(nexusId);
+    if (tasks !== undefined && holders !== undefined) {
+      holders.delete(tasks);
+      if (holders.size === 0) this.tasks.delete(nexusId);
+    }
     for (const s of this.states.values()) {
       s.forget(nexusId);
       if (s.reservedBy === nexusId) s.reservedBy = null;
@@ -245,10 +254,13 @@ export class LunStateTable {
 
   /**
    * A session logged in on `nexusId`: its tasks can now be aborted from other nexuses. Bounded by
-   * the portal's session limit (one entry per logged-in session, removed by forgetNexus).
+   * the portal's session limit (one entry per logged-in session, removed by forgetNexus, which
+   * reinstatement calls for the old session before the new one attaches).
    */
   attachNexus(nexusId: string, tasks: NexusTasks): void {
-    this.tasks.set(nexusId, tasks);
+    const holders = this.tasks.get(nexusId) ?? new Set<NexusTasks>();
+    holders.add(tasks);
+    this.tasks.set(nexusId, holders);
   }
 
   /** The daemon calls this when a target gains or loses a LUN. */
