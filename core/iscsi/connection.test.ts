@@ -398,6 +398,23 @@ describe("IscsiConnection", () => {
     expect(h.device.bytes.every((b) => b === 0)).toBe(true);
   });
 
+  test("an initiator still taking queued data (the socket drains) is not dropped, though its ping answer is unread", () => {
+    const h = harness({ ping: { idleMs: 1000, timeoutMs: 3000 } });
+    h.login(normalLogin);
+    h.conn.tick(0);
+    h.conn.tick(1000);
+    expect(h.conn.pinging).toBe(true);
+    for (let t = 2000; t < 20000; t += 1000) {
+      h.conn.peerReading();
+      h.conn.tick(t);
+    }
+    expect(h.closed()).toBe(false);
+    h.conn.tick(21000);
+    h.conn.tick(22000);
+    h.conn.tick(25000);
+    expect(h.closed()).toBe(true);
+  });
+
   test("pings are off with idleMs 0, and never sent before login completes", () => {
     const off = harness({ ping: { idleMs: 0, timeoutMs: 1000 } });
     off.login(normalLogin);

@@ -249,6 +249,15 @@ export class IscsiConnection implements PduSink {
     this.batch.flush();
   }
 
+  /**
+   * The transport saw the initiator take bytes we had queued (its socket drained). That is life
+   * too: while our queue is long the server stops reading, so a slow but working initiator's
+   * answer to a ping may sit unread behind the data it is still taking.
+   */
+  peerReading(): void {
+    this.heard = true;
+  }
+
   /** Whether a ping is waiting for its answer (for tests and status). */
   get pinging(): boolean {
     return this.ping !== null;

@@ -187,7 +187,9 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
         }
       },
       drain(s) {
+        const before = s.data.queuedBytes;
         flushQueue(s);
+        if (s.data.queuedBytes < before) s.data.conn.peerReading();
       },
       close(s) {
         forget(s);
