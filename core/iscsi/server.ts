@@ -3,7 +3,8 @@
 // is written with one socket.write per batch. Bun's socket.write may take only part of a buffer
 // and does not queue the rest, so each connection keeps its own bounded queue (copies of the
 // unwritten bytes), resumes on drain, and stops reading while the queue is over
-// `queuedBytesPauseAt` (back-pressure instead of memory growth). Every wait has a time limit.
+// `queuedBytesPauseAt` (back-pressure instead of memory growth). Every wait has a time limit;
+// one portal-wide timer hands each connection the clock for its NOP-In pings (connection.ts).
 import type { Socket, TCPSocketListener } from "bun";
 import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
