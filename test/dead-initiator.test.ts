@@ -40,12 +40,23 @@ describe("dead initiators", () => {
     }
     return Date.now() - start;
   };
+  /**
+   * Connected sockets on the portal that the daemon still holds open, as the kernel lists them
+   * (ss, iproute2). One it has closed may linger in FIN-WAIT-2 without an owner until the kernel
+   * reaps it; that one is no longer the daemon's.
+   */
+  const portalSockets = (): number =>
+    run(["ss", "-Htanp"]).stdout.split("\n").filter((l) => {
+      const f = l.trim().split(/\s+/);
+      return f[0] !== "LISTEN" && f[3] === node.portal && l.includes(`pid=${node.pid()},`);
+    }).length;
   const spawn = (args: string[]) => Bun.spawn([iscsiLoadBin, ...args, url], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
 
   test("a SIGSTOPped initiator stops answering NOP-In pings and its session is dropped", async () => {
     const load = spawn(["-m", "write", "-b", "1M", "-q", "8", "-t", "60", "-R", "64M", "-x", "0"]);
     try {
       await waitFor(() => sessions() === 1, 10_000);
+      expect(portalSockets()).toBe(1);
       await Bun.sleep(1000); // writes in flight, some waiting for Data-Out
       process.kill(load.pid, "SIGSTOP");
       const stoppedAt = Date.now();
@@ -56,6 +67,9 @@ describe("dead initiators", () => {
       expect(droppedAfterMs).toBeGreaterThanOrEqual(3000);
       const log = readFileSync(join(node.dataDir, "qstora.log"), "utf8");
       expect(log).toContain("initiator did not answer a NOP-In ping");
+      // The daemon lets go of the socket too (not kept half-closed while the frozen peer holds its end).
+      const ms = await waitFor(() => portalSockets() === 0, 10_000);
+      console.log(`the daemon's socket closed ${ms} ms after the drop`);
     } finally {
       load.kill("SIGKILL");
       process.kill(load.pid, "SIGCONT");

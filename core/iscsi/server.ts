@@ -23,7 +23,7 @@ const connectionsMax = 1024;
 const loginTimeoutMs = 15_000;
 /** How long close() waits for device calls under way, and for queued answers to drain. */
 const closeGraceMs = 10_000;
-/** How long a closing connection may take to flush its last answers before it is cut. */
+/** How long a closing connection may take to flush its last answers, and its peer to close, before it is cut. */
 const endGraceMs = 2_000;
 /** TCP keepalive so that a vanished initiator frees its session (NOP-In pings find it sooner). */
 const keepAliveDelayMs = 30_000;
@@ -127,12 +127,13 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
   const end = (s: Socket<SocketState>): void => {
     const st = s.data;
     if (st.closed) return;
-    if (st.queue.length === 0) {
-      s.end();
-      return;
+    if (st.queue.length === 0) s.end();
+    else {
+      st.endWhenDrained = true;
+      if (st.paused) s.resume();
     }
-    st.endWhenDrained = true;
-    if (st.paused) s.resume();
+    // end() only half-closes: a peer that never closes its side (a frozen initiator dropped for
+    // an unanswered ping) would hold the socket, its descriptor and a connection slot for good.
     clearTimeout(st.timer);
     st.timer = setTimeout(() => s.terminate(), endGraceMs);
   };
