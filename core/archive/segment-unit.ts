@@ -91,7 +91,8 @@ const OK_VOID: IoResult<void> = { ok: true, value: undefined };
  * folio by the write that creates it, so one 1 MiB pwrite leaves a 1 MiB folio, and every later
  * 4 KiB write into it walks all of the folio's 256 block buffers: measured here (kernel 6.18,
  * ext4) a 4 KiB overwrite costs ~25-55 µs in a region written in 1 MiB pieces and ~6-10 µs in one
- * written in 64 KiB pieces, while a 1 MiB write in 64 KiB pieces costs ~25% more than in one.
+ * written in 64 KiB pieces, while a 1 MiB write in 64 KiB pieces costs ~25% more than in one
+ * and a 4 KiB read from a 64 KiB folio ~0.5 µs more (1.6 against 1.2 µs) than from a 1 MiB one.
  * Random 4 KiB overwrites of sequentially written data are the common VM disk pattern.
  */
 export const dataPwriteBytesMax = 64 << 10;
