@@ -3,11 +3,12 @@
 // is written with one socket.write per batch. Bun's socket.write may take only part of a buffer
 // and does not queue the rest, so each connection keeps its own bounded queue (copies of the
 // unwritten bytes), resumes on drain, and stops reading while the queue is over
-// `queuedBytesPauseAt` (back-pressure instead of memory growth). Every wait has a time limit.
+// `queuedBytesPauseAt` (back-pressure instead of memory growth). Every wait has a time limit;
+// one portal-wide timer hands each connection the clock for its NOP-In pings (connection.ts).
 import type { Socket, TCPSocketListener } from "bun";
 import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
-import { IscsiConnection, type TargetRegistry } from "./connection.ts";
+import { IscsiConnection, pingDefaults, type PingSettings, type TargetRegistry } from "./connection.ts";
 import { defaultTargetLimits, type TargetLimits } from "./login.ts";
 import { SessionTable } from "./session.ts";
 import { LunStateTable } from "../scsi/lun-state.ts";
@@ -22,10 +23,12 @@ const connectionsMax = 1024;
 const loginTimeoutMs = 15_000;
 /** How long close() waits for device calls under way, and for queued answers to drain. */
 const closeGraceMs = 10_000;
-/** How long a closing connection may take to flush its last answers before it is cut. */
+/** How long a closing connection may take to flush its last answers, and its peer to close, before it is cut. */
 const endGraceMs = 2_000;
-/** TCP keepalive so that a vanished initiator frees its session. */
+/** TCP keepalive so that a vanished initiator frees its session (NOP-In pings find it sooner). */
 const keepAliveDelayMs = 30_000;
+/** How often connections are given the clock for their NOP-In pings (their resolution). */
+const pingTickMsMax = 1_000;
 
 interface SocketState {
   conn: IscsiConnection;
@@ -60,6 +63,8 @@ export interface IscsiServerOptions {
    * a target gains or loses a LUN; without one the server makes a memory-only table.
    */
   lunStates?: LunStateTable;
+  /** Target NOP-In pings (RFC 7143 §11.19) that find dead initiators; pingDefaults when absent. */
+  ping?: PingSettings;
 }
 
 function hostPort(host: string, port: number): string {
@@ -74,6 +79,13 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
   const sessions = new SessionTable();
   const lunStates = options.lunStates ?? new LunStateTable();
   const sockets = new Set<Socket<SocketState>>();
+  const ping = options.ping ?? pingDefaults;
+  // One timer for the portal, not one per connection: each tick hands every connection the time.
+  const tickMs = Math.max(10, Math.min(pingTickMsMax, ping.idleMs > 0 ? ping.idleMs / 4 : pingTickMsMax, ping.timeoutMs / 4));
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    for (const s of sockets) s.data?.conn.tick(now);
+  }, tickMs);
 
   const flushQueue = (s: Socket<SocketState>): void => {
     const st = s.data;
@@ -115,12 +127,13 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
   const end = (s: Socket<SocketState>): void => {
     const st = s.data;
     if (st.closed) return;
-    if (st.queue.length === 0) {
-      s.end();
-      return;
+    if (st.queue.length === 0) s.end();
+    else {
+      st.endWhenDrained = true;
+      if (st.paused) s.resume();
     }
-    st.endWhenDrained = true;
-    if (st.paused) s.resume();
+    // end() only half-closes: a peer that never closes its side (a frozen initiator dropped for
+    // an unanswered ping) would hold the socket, its descriptor and a connection slot for good.
     clearTimeout(st.timer);
     st.timer = setTimeout(() => s.terminate(), endGraceMs);
   };
@@ -159,6 +172,7 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
           transport: { send: (bytes) => send(s, bytes), close: () => end(s) },
           logger,
           lunStates,
+          ping,
         });
         s.data = { conn, queue: [], queuedBytes: 0, paused: false, closed: false, endWhenDrained: false, timer: undefined };
         s.data.timer = setTimeout(() => {
@@ -175,7 +189,9 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
         }
       },
       drain(s) {
+        const before = s.data.queuedBytes;
         flushQueue(s);
+        if (s.data.queuedBytes < before) s.data.conn.peerReading();
       },
       close(s) {
         forget(s);
@@ -194,6 +210,7 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
     sessionCount: (iqn?: string) => sessions.count(iqn),
     async close(): Promise<void> {
       listener.stop(false);
+      clearInterval(ticker);
       const deadline = Date.now() + closeGraceMs;
       const waits = [...sockets].map((s) => s.data?.conn.idle());
       await Promise.race([Promise.all(waits), Bun.sleep(closeGraceMs)]);

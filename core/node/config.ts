@@ -8,7 +8,8 @@ export type LogLevelName = "debug" | "info" | "warn" | "error";
 
 export interface NodeConfig {
   node: { name: string; address: string };
-  portal: { listen: string };
+  /** nop_interval_s / nop_timeout_s: the target's NOP-In pings (core/iscsi/connection.ts, PingSettings). */
+  portal: { listen: string; nop_interval_s: number; nop_timeout_s: number };
   api: { listen: string };
   metadata: { backend: "embedded" | "etcd" | "cluster"; endpoints: string[]; listen: string };
   cluster: { listen: string };
@@ -31,6 +32,8 @@ const isAddress = (v: unknown): string | null => (typeof v === "string" && /^[0-
 const oneOf = (...allowed: string[]) => (v: unknown): string | null => (typeof v === "string" && allowed.includes(v) ? null : `must be one of ${allowed.map((a) => `"${a}"`).join(", ")}`);
 const isMs = (v: unknown): string | null => (typeof v === "number" && Number.isInteger(v) && v >= 100 && v <= 3_600_000 ? null : "must be a whole number of milliseconds from 100 to 3600000");
 const isRatio = (v: unknown): string | null => (typeof v === "number" && v > 0 && v < 1 ? null : "must be a number between 0 and 1, e.g. 0.85");
+const isSeconds = (min: number, max: number) => (v: unknown): string | null =>
+  typeof v === "number" && Number.isInteger(v) && v >= min && v <= max ? null : `must be a whole number of seconds from ${min} to ${max}`;
 const isUrlList = (v: unknown): string | null =>
   Array.isArray(v) && v.every((u) => typeof u === "string" && /^https?:\/\/[^/\s]+\/?$/.test(u)) ? null : 'must be a list of URLs like ["http://10.0.0.1:2379"]';
 
@@ -38,6 +41,8 @@ export const configKeys: readonly ConfigKey[] = [
   { path: "node.name", description: "The node's name, shown by status; defaults to the host name.", check: isString },
   { path: "node.address", description: "The address every listener of this node uses unless its own key says otherwise.", check: isAddress },
   { path: "portal.listen", description: "The iSCSI portal, ADDRESS:PORT (default: node.address:3260).", check: isHostPort },
+  { path: "portal.nop_interval_s", description: "Seconds an iSCSI connection may be silent before the target pings it with a NOP-In (0: no pings).", check: isSeconds(0, 3600) },
+  { path: "portal.nop_timeout_s", description: "Seconds a NOP-In ping may go unanswered before the target drops the session and ends its commands.", check: isSeconds(1, 3600) },
   { path: "api.listen", description: "The control API (REST, token-authenticated) used by the CLI, ADDRESS:PORT (default: node.address:7325).", check: isHostPort },
   { path: "metadata.backend", description: '"embedded" (antietcd inside the daemon), "etcd" (an external etcd cluster) or "cluster" (the embedded store of the node this one joined).', check: oneOf("embedded", "etcd", "cluster") },
   { path: "metadata.endpoints", description: "For the etcd and cluster backends: the client URLs of the metadata store.", check: isUrlList },
@@ -64,7 +69,7 @@ export function defaultConfig(options: { name: string; address?: string }): Node
   const address = options.address ?? "127.0.0.1";
   return {
     node: { name: options.name, address },
-    portal: { listen: `${address}:${portDefaults.portal}` },
+    portal: { listen: `${address}:${portDefaults.portal}`, nop_interval_s: 5, nop_timeout_s: 20 },
     api: { listen: `${address}:${portDefaults.api}` },
     // The embedded store has no authentication of its own: it stays on loopback (the node's own
     // loopback address when it has one, so that test nodes on 127.0.0.x don't collide).

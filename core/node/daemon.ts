@@ -168,7 +168,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     };
     const lunStates = new LunStateTable(reservationPersistence(meta, reservations, logger.child("reservations")), { copyTargets });
     try {
-      iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, registry: service, logger: logger.child("iscsi"), lunStates });
+      const ping = { idleMs: config.portal.nop_interval_s * 1000, timeoutMs: config.portal.nop_timeout_s * 1000 };
+      iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, registry: service, logger: logger.child("iscsi"), lunStates, ping });
     } catch (e) {
       throw bindError(e, "iSCSI portal", config.portal.listen);
     }

@@ -119,6 +119,15 @@ describe("SBC-3 commands", () => {
     });
   }
 
+  test("COMPARE AND WRITE of 0 blocks is a no-op, but 0 blocks sent with Data-Out (256 wrapped to 8 bits) is INVALID FIELD IN CDB", async () => {
+    const { device, run } = setup();
+    device.bytes.fill(7, 0, 512);
+    const caw0 = [Opcode.compareAndWrite, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    expect(sense(await run(a, caw0, null))).toBe("good");
+    expect(sense(await run(a, caw0, fill(256 * 1024, 7)))).toBe("5/24/0");
+    expect(device.bytes[0]).toBe(7);
+  });
+
   test("MODE SELECT turns WCE off (writes become FUA) and the other nexus gets MODE PARAMETERS CHANGED", async () => {
     const { device, run } = setup();
     await run(b, [Opcode.testUnitReady, 0, 0, 0, 0, 0]);
