@@ -15,7 +15,7 @@
 import { assert, unreachable } from "../util/assert.ts";
 import { ackRuleOf } from "../replica/policy.ts";
 import type { Address, Membership, Message, RecordOutcome, UnitId, UnitReport } from "../replica/types.ts";
-import { dataMembersOf, membersOf } from "../replica/types.ts";
+import { dataMembersOf, membersOf, sameMembership } from "../replica/types.ts";
 
 export interface ManagerConfig {
   /** A primary silent (or not serving) this long is failed over. Longer than a unit's lease. */
@@ -217,18 +217,22 @@ function onMessage(st: ManagerState, msg: Message, now: number, effects: Manager
 
 function onRecordDone(st: ManagerState, t: number, result: RecordOutcome, now: number, effects: ManagerEffect[]): void {
   const segment = st.tokens.get(t);
-  assert(segment !== undefined, "record-done: unknown token");
+  if (segment === undefined) return; // a retried record answered twice
   const w = st.segments.get(segment);
   assert(w !== undefined);
   const ph = w.phase;
-  if (ph.kind !== "recording" || ph.token !== t) return;
+  if (ph.kind !== "recording" || ph.token !== t) {
+    if (result.outcome !== "unknown") st.tokens.delete(t);
+    return;
+  }
   if (result.outcome === "unknown") {
     ph.retryAt = now + st.cfg.retryMs;
     return;
   }
   st.tokens.delete(t);
   w.phase = { kind: "idle", nextTryAt: now };
-  const mine = result.outcome === "applied" || (result.current.epoch === ph.membership.epoch && result.current.primary === ph.membership.primary && result.current.secondaries.length === 0);
+  // A retry whose first attempt went through comes back as a conflict with our own record.
+  const mine = result.outcome === "applied" || sameMembership(result.current, ph.membership);
   const current = result.outcome === "applied" ? ph.membership : result.current;
   learn(w, mine ? ph.membership : current, now);
   if (mine) {

@@ -44,6 +44,18 @@ export function dataMembersOf(m: Membership): UnitId[] {
   return [m.primary, ...m.secondaries, ...m.inactive];
 }
 
+export function sameMembership(a: Membership, b: Membership): boolean {
+  return (
+    a.segment === b.segment &&
+    a.epoch === b.epoch &&
+    a.policy === b.policy &&
+    a.primary === b.primary &&
+    a.arbiter === b.arbiter &&
+    a.secondaries.join() === b.secondaries.join() &&
+    a.inactive.join() === b.inactive.join()
+  );
+}
+
 /** Votes needed for a lease: a majority of all members (the primary votes for itself). */
 export function majorityOf(m: Membership): number {
   return Math.floor(membersOf(m).length / 2) + 1;

@@ -37,7 +37,7 @@ import type {
   UnitMeta,
   UnitReport,
 } from "./types.ts";
-import { majorityOf, managerAddress, membersOf } from "./types.ts";
+import { majorityOf, managerAddress, membersOf, sameMembership } from "./types.ts";
 
 export interface UnitConfig {
   /** How long a voter's grant binds it; a primary's lease is shorter by `leaseMarginMs`. */
@@ -127,6 +127,10 @@ interface WaitingRead extends Waiter {
 interface PrimaryState {
   /** The first epoch of this unbroken tenure: acks from any epoch since then speak of one history. */
   readonly since: number;
+  /** Persist streams of this history: our own writes, and the forwards we were still persisting
+   * as a secondary of it when we took over. Persists of any other stream are another history. */
+  readonly streams: ReadonlySet<number>;
+  readonly stream: number;
   nextLsn: number;
   persistedLsn: number;
   commitLsn: number;
@@ -143,7 +147,7 @@ interface PrimaryState {
   readonly grants: Map<UnitId, number>;
   leaseUntil: number;
   lastLeaseReqAt: number;
-  record: { token: number; membership: Membership; retryAt: number | null } | null;
+  record: { token: number; expectEpoch: number; membership: Membership; retryAt: number | null } | null;
   flushPeersAt: number;
 }
 
@@ -199,8 +203,6 @@ export interface UnitState {
   grantsBlockedUntil: number;
   /** The log marker as the disk will hold it once every queued persist is done. */
   mark: LogMark;
-  /** Highest log lsn whose persist was emitted. */
-  emittedLsn: number;
   readonly pageSeq: Map<number, number>;
   nextToken: number;
   readonly tags: Map<number, Tag>;
@@ -230,7 +232,6 @@ export function initUnit(opts: { self: UnitId; segment: string; cfg?: UnitConfig
     grantsBlockedUntil: now + (opts.cfg ?? defaultUnitConfig).leaseMs,
     mark: recovered.log,
     persistedMark: recovered.log,
-    emittedLsn: recovered.log.lastLsn,
     pageSeq: new Map(recovered.pageSeqs),
     nextToken: 1,
     tags: new Map(),
@@ -412,9 +413,14 @@ function takeOver(st: UnitState, m: Membership, now: number, effects: UnitEffect
   for (const [page, seq] of st.pageSeq) if (seq > commitLsn) uncommitted.set(page, seq);
   const peers = new Map<UnitId, Peer>();
   for (const u of m.inactive) peers.set(u, newPeer("idle"));
+  const stream = st.nextToken++;
+  const streams = new Set([stream]);
+  if (st.sec !== null && st.sec.consistent) streams.add(st.sec.stream);
   st.pri = {
     since: m.epoch,
-    nextLsn: st.emittedLsn + 1,
+    streams,
+    stream,
+    nextLsn: st.mark.lastLsn + 1,
     persistedLsn: st.persistedMark.lastLsn,
     commitLsn,
     durableLsn: 0,
@@ -440,6 +446,8 @@ function takeOver(st: UnitState, m: Membership, now: number, effects: UnitEffect
 function continuePrimary(st: UnitState, m: Membership, now: number): void {
   const pri = st.pri;
   assert(pri !== null);
+  // A record still pending is settled by any membership at or past its epoch.
+  if (pri.record !== null && m.epoch >= pri.record.membership.epoch) pri.record = null;
   for (const u of m.secondaries) {
     const p = pri.peers.get(u);
     if (p === undefined) pri.peers.set(u, newPeer("active"));
@@ -584,7 +592,6 @@ function drain(st: UnitState, sec: SecondaryState, effects: UnitEffect[]): void 
     sec.buffer.delete(sec.expectLsn);
     const lsn = sec.expectLsn++;
     st.pageSeq.set(f.page, lsn);
-    st.emittedLsn = lsn;
     sec.session?.seqs.set(f.page, lsn);
     const mark: LogMark = sec.consistent ? { lastLsn: lsn, commitKnown: Math.min(sec.primaryCommit, lsn), consistent: true } : { ...st.mark, lastLsn: lsn };
     st.mark = mark;
@@ -624,7 +631,7 @@ function onPersisted(st: UnitState, t: number, now: number, effects: UnitEffect[
     case "log": {
       const pri = st.pri;
       if (pri !== null) {
-        // Ours, or a forward from our days as a secondary of the history we continue.
+        if (!pri.streams.has(tag.stream)) return;
         pri.persistedLsn = Math.max(pri.persistedLsn, tag.lsn);
         advance(st, now, effects);
         return;
@@ -693,16 +700,21 @@ function onFlushed(st: UnitState, t: number, now: number, effects: UnitEffect[])
 }
 
 function onRecordDone(st: UnitState, t: number, result: RecordOutcome, now: number, effects: UnitEffect[]): void {
+  // A retried record may be answered twice: the first final answer settles it.
   const tag = st.tags.get(t);
-  assert(tag !== undefined && tag.kind === "record", "record-done: unknown token");
-  st.tags.delete(t);
+  if (tag === undefined) return;
+  assert(tag.kind === "record", "record-done: token of another kind");
   const pri = st.pri;
-  if (pri === null || pri.record === null || pri.record.token !== t) return;
+  if (pri === null || pri.record === null || pri.record.token !== t) {
+    st.tags.delete(t);
+    return;
+  }
   const proposed = pri.record.membership;
   if (result.outcome === "unknown") {
     pri.record.retryAt = now + st.cfg.retransmitMs;
     return;
   }
+  st.tags.delete(t);
   pri.record = null;
   // A retry whose first attempt went through comes back as a conflict with our own record.
   const applied = result.outcome === "applied" || sameMembership(result.current, proposed);
@@ -714,17 +726,6 @@ function onRecordDone(st: UnitState, t: number, result: RecordOutcome, now: numb
   }
 }
 
-export function sameMembership(a: Membership, b: Membership): boolean {
-  return (
-    a.segment === b.segment &&
-    a.epoch === b.epoch &&
-    a.policy === b.policy &&
-    a.primary === b.primary &&
-    a.arbiter === b.arbiter &&
-    a.secondaries.join() === b.secondaries.join() &&
-    a.inactive.join() === b.inactive.join()
-  );
-}
 
 // ---- manager ----
 
@@ -827,9 +828,8 @@ function onClientRequest(st: UnitState, from: Address, req: ClientRequest, now: 
       pri.log.set(lsn, { page: req.page, data: req.data, at: now });
       pri.uncommitted.set(req.page, lsn);
       st.pageSeq.set(req.page, lsn);
-      st.emittedLsn = lsn;
-      st.mark = { lastLsn: lsn, commitKnown: pri.commitLsn, consistent: true };
-      effects.push({ kind: "persist", token: token(st, { kind: "log", lsn, stream: 0, mark: st.mark }), write: { page: req.page, seq: lsn, data: req.data }, log: st.mark });
+        st.mark = { lastLsn: lsn, commitKnown: pri.commitLsn, consistent: true };
+      effects.push({ kind: "persist", token: token(st, { kind: "log", lsn, stream: pri.stream, mark: st.mark }), write: { page: req.page, seq: lsn, data: req.data }, log: st.mark });
       for (const [u, peer] of pri.peers) {
         if (peer.mode === "idle") continue;
         send(effects, u, { type: "forward", epoch: known, lsn, page: req.page, data: req.data, commitLsn: pri.commitLsn });
@@ -935,7 +935,11 @@ function advance(st: UnitState, now: number, effects: UnitEffect[]): void {
   const rule = (st.cfg.ackRuleForTest ?? ackRuleOf)(m.policy);
   const acked = (u: UnitId) => pri.peers.get(u)?.ackedLsn ?? 0;
   const promoting = [...pri.peers].filter(([, p]) => p.mode === "promoting").map(([u]) => u);
-  const commit = advanceCommit({ rule, commitLsn: pri.commitLsn, primaryLsn: pri.persistedLsn, secondaries: m.secondaries.map(acked), required: promoting.map(acked) });
+  const commitUnder = (x: Membership) => advanceCommit({ rule, commitLsn: pri.commitLsn, primaryLsn: pri.persistedLsn, secondaries: x.secondaries.map(acked), required: promoting.map(acked) });
+  // While a record is pending either membership may be the one in force (now or after a
+  // failover that reads the store): a write is acknowledged only when both rules hold. So
+  // replica:3 never counts a secondary it is dropping, and no policy counts a dropped one early.
+  const commit = pri.record === null ? commitUnder(m) : Math.min(commitUnder(m), commitUnder(pri.record.membership));
   assert(commit >= pri.commitLsn, "commit point went back");
   assert(commit < pri.nextLsn, "commit point beyond the log");
   if (commit > pri.commitLsn) {
@@ -985,7 +989,7 @@ function propose(st: UnitState, next: Membership, now: number, effects: UnitEffe
   // Persisted first: after a restart this unit never serves the epoch it may have recorded.
   if (st.meta.proposed < next.epoch) persistMeta(st, { ...st.meta, proposed: next.epoch }, effects);
   const t = token(st, { kind: "record" });
-  pri.record = { token: t, membership: next, retryAt: null };
+  pri.record = { token: t, expectEpoch: m.epoch, membership: next, retryAt: null };
   effects.push({ kind: "record", token: t, expectEpoch: m.epoch, membership: next });
   void now;
 }
@@ -1061,7 +1065,7 @@ function primaryTick(st: UnitState, m: Membership, now: number, effects: UnitEff
   if (now - pri.lastLeaseReqAt >= st.cfg.leaseRenewMs) requestLease(st, now, effects);
   if (pri.record !== null && pri.record.retryAt !== null && now >= pri.record.retryAt) {
     pri.record.retryAt = null;
-    effects.push({ kind: "record", token: pri.record.token, expectEpoch: m.epoch, membership: pri.record.membership });
+    effects.push({ kind: "record", token: pri.record.token, expectEpoch: pri.record.expectEpoch, membership: pri.record.membership });
   }
   const last = pri.nextLsn - 1;
   for (const [u, peer] of pri.peers) {
