@@ -975,23 +975,36 @@ function maybePromote(st: UnitState, now: number, effects: UnitEffect[]): void {
   const m = membership(st);
   for (const [u, p] of pri.peers) {
     if (p.mode !== "promoting" || p.ackedLsn < pri.commitLsn) continue;
-    propose(st, { ...m, epoch: m.epoch + 1, secondaries: [...m.secondaries, u], inactive: m.inactive.filter((x) => x !== u) }, now, effects);
-    return;
+    if (propose(st, { ...m, epoch: m.epoch + 1, secondaries: [...m.secondaries, u], inactive: m.inactive.filter((x) => x !== u) }, now, effects)) return;
   }
 }
 
-function propose(st: UnitState, next: Membership, now: number, effects: UnitEffect[]): void {
+/** The commit point the rule of `m` allows from scratch: what its copies hold of our log. */
+function commitHeldUnder(st: UnitState, m: Membership): number {
+  const pri = st.pri;
+  assert(pri !== null);
+  const rule = (st.cfg.ackRuleForTest ?? ackRuleOf)(m.policy);
+  const acked = (u: UnitId) => pri.peers.get(u)?.ackedLsn ?? 0;
+  const promoting = [...pri.peers].filter(([, p]) => p.mode === "promoting").map(([u]) => u);
+  return advanceCommit({ rule, commitLsn: 0, primaryLsn: pri.persistedLsn, secondaries: m.secondaries.map(acked), required: promoting.map(acked) });
+}
+
+function propose(st: UnitState, next: Membership, now: number, effects: UnitEffect[]): boolean {
   const pri = st.pri;
   assert(pri !== null);
   const m = membership(st);
   assert(next.epoch === m.epoch + 1, "records go one epoch at a time");
-  if (st.meta.fence > m.epoch) return; // a failover is under way: it decides
+  if (st.meta.fence > m.epoch) return false; // a failover is under way: it decides
+  // The new record must not hide an acknowledged write: under its rule, its copies must hold
+  // everything acknowledged already (replica:3 may not drop the one secondary that has it).
+  if (commitHeldUnder(st, next) < pri.commitLsn) return false;
   // Persisted first: after a restart this unit never serves the epoch it may have recorded.
   if (st.meta.proposed < next.epoch) persistMeta(st, { ...st.meta, proposed: next.epoch }, effects);
   const t = token(st, { kind: "record" });
   pri.record = { token: t, expectEpoch: m.epoch, membership: next, retryAt: null };
   effects.push({ kind: "record", token: t, expectEpoch: m.epoch, membership: next });
   void now;
+  return true;
 }
 
 function checkFlushes(st: UnitState, now: number, effects: UnitEffect[]): void {
