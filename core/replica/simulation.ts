@@ -233,7 +233,8 @@ class Simulation {
         id,
         node: `n${i}`,
         state: null,
-        disk: { meta: { membership: this.meta, fence: 0, proposed: 0 }, mark: { lastLsn: 0, commitKnown: 0, consistent: true }, pages: new Map(), durable: new Map() },
+        // A new segment: the units learn their first membership from the store, as after creation.
+        disk: { meta: null, mark: { lastLsn: 0, commitKnown: 0, consistent: true }, pages: new Map(), durable: new Map() },
         queue: [],
         diskBusy: false,
       });

@@ -39,6 +39,9 @@ import type {
 } from "./types.ts";
 import { majorityOf, managerAddress, membersOf, sameMembership } from "./types.ts";
 
+/** The epoch of a segment's first record, made when it is created: every unit's log is empty. */
+export const createEpoch = 1;
+
 export interface UnitConfig {
   /** How long a voter's grant binds it; a primary's lease is shorter by `leaseMarginMs`. */
   readonly leaseMs: number;
@@ -407,12 +410,15 @@ function takeOver(st: UnitState, m: Membership, now: number, effects: UnitEffect
   assert(st.mark.consistent, "a unit holding a half-done catch-up was made primary");
   // Failover records make every other data unit inactive: they rejoin by catch-up. So no peer
   // of a fresh primary is active, and no ack from another history can be mistaken for ours.
-  assert(m.secondaries.length === 0, "a fresh primary with active secondaries");
+  // The one exception is the segment's creation record (epoch 1): every log is empty then.
+  assert(m.secondaries.length === 0 || m.epoch === createEpoch, "a fresh primary with active secondaries");
+  assert(m.epoch !== createEpoch || st.mark.lastLsn === 0, "a new segment's primary with a log");
   const commitLsn = st.mark.commitKnown;
   const uncommitted = new Map<number, number>();
   for (const [page, seq] of st.pageSeq) if (seq > commitLsn) uncommitted.set(page, seq);
   const peers = new Map<UnitId, Peer>();
   for (const u of m.inactive) peers.set(u, newPeer("idle"));
+  for (const u of m.secondaries) peers.set(u, newPeer("active"));
   const stream = st.nextToken++;
   const streams = new Set([stream]);
   if (st.sec !== null && st.sec.consistent) streams.add(st.sec.stream);
@@ -848,8 +854,10 @@ function onClientRequest(st: UnitState, from: Address, req: ClientRequest, now: 
     }
     case "flush": {
       if (pri.flushes.length >= st.cfg.flushesMax) return reject(st, from, req.reqId, "busy", effects);
-      // Writes acknowledged before the flush arrived are committed: up to commitLsn.
-      pri.flushes.push({ client: from, reqId: req.reqId, target: pri.commitLsn, at: now });
+      // Every write acknowledged before the flush arrived is in our log: by us (up to commitLsn)
+      // or, after a failover, by the primary before us (anywhere in what we took over). So the
+      // flush covers the whole log as it stands.
+      pri.flushes.push({ client: from, reqId: req.reqId, target: pri.nextLsn - 1, at: now });
       checkFlushes(st, now, effects);
       return;
     }
@@ -956,8 +964,8 @@ function advance(st: UnitState, now: number, effects: UnitEffect[]): void {
     }
     pri.readsWaiting.length = 0;
     pri.readsWaiting.push(...still);
-    checkFlushes(st, now, effects);
   }
+  if (pri.flushes.length > 0) checkFlushes(st, now, effects);
   // Drop log entries every forwarding target holds.
   let keepFrom = pri.commitLsn;
   for (const p of pri.peers.values()) if (p.mode !== "idle") keepFrom = Math.min(keepFrom, p.ackedLsn);
