@@ -14,14 +14,11 @@
 // Test support only: never imported by the daemon. Same seed, same run (no Math.random, no clock).
 
 import { seededRng } from "../../test/helpers/rng.ts";
-import { decideFailover, initManager, stepManager, type ManagerConfig, type ManagerEffect, type ManagerInput, type ManagerState } from "../cluster/failover.ts";
-import { defaultManagerConfig } from "../cluster/failover.ts";
+import { defaultManagerConfig, initManager, stepManager, type ManagerConfig, type ManagerEffect, type ManagerInput, type ManagerState } from "../cluster/failover.ts";
 import type { AckRule } from "./policy.ts";
 import type { Address, LogMark, Membership, Message, Policy, UnitEffect, UnitId, UnitInput, UnitMeta } from "./types.ts";
 import { ackRuleOf } from "./policy.ts";
 import { defaultUnitConfig, initUnit, stepUnit, type UnitConfig, type UnitState } from "./unit.ts";
-
-void decideFailover;
 
 export interface SimOptions {
   readonly seed: number;

@@ -230,7 +230,9 @@ export function initUnit(opts: { self: UnitId; segment: string; cfg?: UnitConfig
     segment: opts.segment,
     cfg: opts.cfg ?? defaultUnitConfig,
     meta,
-    eligibleFrom: Math.max(knownEpoch, meta.fence, meta.proposed) + 1,
+    // Epochs we knew (we may have served them) or asked to record are closed to us. A fence says
+    // only that we answered a probe, not that we served: an epoch recorded after it is open.
+    eligibleFrom: Math.max(knownEpoch, meta.proposed) + 1,
     // Grants made before the crash are forgotten: honour them by granting nothing for a lease.
     grantsBlockedUntil: now + (opts.cfg ?? defaultUnitConfig).leaseMs,
     mark: recovered.log,
@@ -1134,7 +1136,8 @@ function checkInvariants(st: UnitState): void {
   const pri = st.pri;
   if (pri !== null) {
     assert(st.sec === null, "primary and secondary at once");
-    assert(pri.commitLsn <= pri.persistedLsn || pri.commitLsn <= st.mark.commitKnown || pri.commitLsn < pri.nextLsn, "commit beyond the log");
+    assert(pri.commitLsn < pri.nextLsn, "commit beyond the log");
+    assert(pri.persistedLsn < pri.nextLsn, "persisted beyond the log");
     assert(pri.log.size <= st.cfg.inflightWritesMax, "log beyond its limit");
     assert(pri.readsWaiting.length <= st.cfg.readsWaitingMax, "waiting reads beyond their limit");
   }
