@@ -28,6 +28,14 @@ export interface SimOptions {
   readonly pages?: number;
   /** Replace the acknowledgement rule (to prove the checker catches a wrong one). */
   readonly ackRuleForTest?: (policy: Policy) => AckRule;
+  /**
+   * "random": crashes and partitions drawn from the seed. "primary-cut-off": no crashes; at 3 s
+   * the primary's node is cut off from the other nodes, the manager and the store for 8 s while
+   * both coordinators still reach it (the issue's fault test 4).
+   */
+  readonly faults?: "random" | "primary-cut-off";
+  /** Tests only: unit settings to break on purpose (a lease that outlives its voters' promises). */
+  readonly unitConfigForTest?: Partial<UnitConfig>;
   /** Keep the last events for the failure report. */
   readonly traceMax?: number;
 }
@@ -87,13 +95,23 @@ interface WriteRec {
   ackedAt: number | null;
 }
 
+/** A coordinator. "c" refreshes its membership often; "d" only when turned away or unanswered,
+ * so it keeps talking to an old primary for as long as that one answers (a second portal). */
+interface Client {
+  readonly name: "c" | "d";
+  readonly eager: boolean;
+  membership: Membership | null;
+}
+
 interface Op {
+  readonly client: Client;
   readonly kind: "write" | "read" | "flush";
   readonly reqId: number;
   readonly page: number;
   readonly write: WriteRec | null;
   readonly startedAt: number;
   sentAt: number;
+  attempts: number;
 }
 
 class Violation extends Error {}
@@ -180,7 +198,10 @@ class Simulation {
   private readonly traceMax: number;
   private readonly stats: SimStats = { events: 0, writesAcked: 0, readsDone: 0, flushesDone: 0, crashes: 0, partitions: 0, failovers: 0, maxEpoch: 1 };
   // the coordinator
-  private clientMembership: Membership | null = null;
+  private readonly clients: Client[] = [
+    { name: "c", eager: true, membership: null },
+    { name: "d", eager: false, membership: null },
+  ];
   private nextReqId = 1;
   private nextWriteId = 1;
   private readonly ops = new Map<number, Op>();
@@ -192,6 +213,7 @@ class Simulation {
   private readonly acceptors = new Map<number, UnitId>();
   private readonly latestAcked: number[] = [];
   private dirty = false;
+  private readonly faultIntensity: number;
   private clientStopped = false;
   private finalReads = 0;
   private readonly finalReqIds = new Set<number>();
@@ -205,13 +227,15 @@ class Simulation {
     this.pages = opts.pages ?? 8;
     this.policy = opts.policy;
     this.traceMax = opts.traceMax ?? 0;
-    this.unitCfg = opts.ackRuleForTest === undefined ? defaultUnitConfig : { ...defaultUnitConfig, ackRuleForTest: opts.ackRuleForTest };
+    this.faultIntensity = 0.3 + this.rand() * 1.7;
+    const base = { ...defaultUnitConfig, ...opts.unitConfigForTest };
+    this.unitCfg = opts.ackRuleForTest === undefined ? base : { ...base, ackRuleForTest: opts.ackRuleForTest };
     for (let p = 0; p < this.pages; p++) {
       this.history.push([]);
       this.latestAcked.push(0);
       this.readsDone.push([]);
     }
-    for (const id of ["n0", "n1", "n2", "m", "c", "meta"]) {
+    for (const id of ["n0", "n1", "n2", "m", "c", "d", "meta"]) {
       // Clocks: any offset, rates within ±0.2% (the lease margin covers 10% of a lease).
       this.nodes.set(id, { id, up: true, incarnation: 0, offset: Math.floor(this.rand() * 1e9), rate: 1 + (this.rand() - 0.5) * 0.004 });
     }
@@ -259,7 +283,8 @@ class Simulation {
       for (const u of this.units) this.startUnit(u);
       this.startManager();
       this.at(0, () => this.clientTick());
-      this.at(50, () => this.faultTick());
+      if ((this.opts.faults ?? "random") === "random") this.at(50, () => this.faultTick());
+      else this.at(3000, () => this.cutOffPrimary(8000));
       this.at(this.durationMs, () => this.heal());
       const end = this.durationMs + settleMs;
       for (;;) {
@@ -478,6 +503,7 @@ class Simulation {
 
   private nodeOf(a: Address): string {
     if (a === "manager") return "m";
+    if (a === "client:d") return "d";
     if (a.startsWith("client:")) return "c";
     return this.unitOf(a).node;
   }
@@ -509,7 +535,7 @@ class Simulation {
     const n = this.nodes.get(toNode);
     if (n === undefined || !n.up) return;
     if (toNode === "m") this.feedManager({ kind: "message", from, msg });
-    else if (toNode === "c") this.clientReceive(msg);
+    else if (toNode === "c" || toNode === "d") this.clientReceive(toNode === "c" ? this.clients[0] : this.clients[1], msg);
     else {
       if (this.traceMax > 0) this.log(`${from} -> ${to} ${describe(msg)}`);
       this.feedUnit(this.unitOf(to), { kind: "message", from, msg });
@@ -522,19 +548,25 @@ class Simulation {
     if (this.healed) return;
     const r = this.rand();
     const hosts = ["n0", "n1", "n2", "m"];
-    if (r < 0.05) {
+    // Fault intensity varies per run: calm runs let long partitions play out, busy ones pile faults up.
+    const k = this.faultIntensity;
+    if (r < 0.02 * k) {
       const down = ["n0", "n1", "n2"].filter((n) => !this.nodes.get(n)?.up).length;
-      const victim = hosts[Math.floor(this.rand() * hosts.length)] as string;
+      // Half the faults hit the recorded primary's node: those are the ones failover is about.
+      const victim = this.rand() < 0.5 ? this.unitOf(this.meta.primary).node : (hosts[Math.floor(this.rand() * hosts.length)] as string);
       const n = this.nodes.get(victim);
       if (n !== undefined && n.up && (victim === "m" || down < 2)) this.crash(victim, 100 + this.rand() * 4000);
-    } else if (r < 0.09) {
-      const all = ["n0", "n1", "n2", "m", "c", "meta"];
-      const a = all[Math.floor(this.rand() * all.length)] as string;
+    } else if (r < 0.05 * k) {
+      const all = ["n0", "n1", "n2", "m", "c", "d", "meta"];
+      const a = this.rand() < 0.5 ? this.unitOf(this.meta.primary).node : (all[Math.floor(this.rand() * all.length)] as string);
       const kind = this.rand();
       const pairs: string[] = [];
-      if (kind < 0.4) {
+      if (kind < 0.25) {
         // isolate a node from everything
         for (const b of all) if (b !== a) pairs.push(`${a}>${b}`, `${b}>${a}`);
+      } else if (kind < 0.45) {
+        // cut a node off from the cluster while the coordinators still reach it
+        for (const b of all) if (b !== a && b !== "c" && b !== "d") pairs.push(`${a}>${b}`, `${b}>${a}`);
       } else {
         const b = all.filter((x) => x !== a)[Math.floor(this.rand() * (all.length - 1))] as string;
         pairs.push(`${a}>${b}`);
@@ -543,12 +575,27 @@ class Simulation {
       this.stats.partitions++;
       for (const p of pairs) this.cuts.add(p);
       this.log(`PARTITION ${pairs.join(" ")}`);
-      this.at(200 + this.rand() * 5000, () => {
+      // Some outlast a failover (silence limit, probe, the new primary's lease wait).
+      const lastsMs = this.rand() < 0.3 ? 3000 + this.rand() * 6000 : 200 + this.rand() * 3000;
+      this.at(lastsMs, () => {
         for (const p of pairs) this.cuts.delete(p);
         this.log(`HEAL ${pairs.join(" ")}`);
       });
     }
     this.at(100, () => this.faultTick());
+  }
+
+  private cutOffPrimary(forMs: number): void {
+    const a = this.unitOf(this.meta.primary).node;
+    const pairs: string[] = [];
+    for (const b of ["n0", "n1", "n2", "m", "meta"]) if (b !== a) pairs.push(`${a}>${b}`, `${b}>${a}`);
+    for (const p of pairs) this.cuts.add(p);
+    this.stats.partitions++;
+    this.log(`PARTITION ${pairs.join(" ")} (the primary's node, coordinators still reach it)`);
+    this.at(forMs, () => {
+      for (const p of pairs) this.cuts.delete(p);
+      this.log(`HEAL ${pairs.join(" ")}`);
+    });
   }
 
   private crash(id: string, downMs: number): void {
@@ -594,23 +641,31 @@ class Simulation {
   // ---- the coordinator ----
 
   private clientTick(): void {
-    if (this.clientMembership === null || this.rand() < 0.05) this.fetch("c", (m) => this.clientLearn(m));
-    for (const op of this.ops.values()) if (this.now - op.sentAt >= 200) this.sendOp(op);
+    for (const c of this.clients) {
+      if (c.membership === null || (c.eager && this.rand() < 0.05)) this.fetch(c.name, (m) => this.clientLearn(c, m));
+    }
+    for (const op of this.ops.values()) {
+      if (this.now - op.sentAt < 200) continue;
+      if (++op.attempts % 3 === 0) this.fetch(op.client.name, (m) => this.clientLearn(op.client, m));
+      this.sendOp(op);
+    }
     if (!this.clientStopped && this.ops.size < 4) {
       const r = this.rand();
       const page = Math.floor(this.rand() * this.pages);
-      if (r < 0.5 && !this.pageBusy.has(page)) this.issue("write", page);
-      else if (r < 0.93) this.issue("read", page);
-      else this.issue("flush", 0);
+      const client = this.rand() < 0.7 ? this.clients[0] : this.clients[1];
+      if (client === undefined) throw new Error("client");
+      if (r < 0.5 && !this.pageBusy.has(page)) this.issue("write", page, client);
+      else if (r < 0.93) this.issue("read", page, client);
+      else this.issue("flush", 0, client);
     }
     this.at(5 + this.rand() * 10, () => this.clientTick());
   }
 
-  private clientLearn(m: Membership): void {
-    if (this.clientMembership === null || m.epoch > this.clientMembership.epoch) this.clientMembership = m;
+  private clientLearn(c: Client, m: Membership): void {
+    if (c.membership === null || m.epoch > c.membership.epoch) c.membership = m;
   }
 
-  private issue(kind: Op["kind"], page: number): number {
+  private issue(kind: Op["kind"], page: number, client: Client = this.clients[0] as Client): number {
     const reqId = this.nextReqId++;
     let write: WriteRec | null = null;
     if (kind === "write") {
@@ -621,29 +676,30 @@ class Simulation {
       this.writesById.set(write.id, write);
       this.pageBusy.add(page);
     }
-    const op: Op = { kind, reqId, page, write, startedAt: this.now, sentAt: -Infinity };
+    const op: Op = { client, kind, reqId, page, write, startedAt: this.now, sentAt: -Infinity, attempts: 0 };
     this.ops.set(reqId, op);
     this.sendOp(op);
     return reqId;
   }
 
   private sendOp(op: Op): void {
-    const m = this.clientMembership;
+    const m = op.client.membership;
     op.sentAt = this.now;
     if (m === null) return;
     let completeBelow = this.nextReqId;
-    for (const id of this.ops.keys()) completeBelow = Math.min(completeBelow, id);
+    for (const o of this.ops.values()) if (o.client === op.client) completeBelow = Math.min(completeBelow, o.reqId);
     const base = { epoch: m.epoch, reqId: op.reqId, completeBelow };
     const msg: Message =
       op.kind === "write" ? { type: "write", ...base, page: op.page, data: encode(op.write?.id ?? 0) } : op.kind === "read" ? { type: "read", ...base, page: op.page } : { type: "flush", ...base };
-    this.send("c", m.primary, "client:c", msg);
+    this.send(op.client.name, m.primary, `client:${op.client.name}`, msg);
   }
 
-  private clientReceive(msg: Message): void {
+  private clientReceive(c: Client | undefined, msg: Message): void {
+    if (c === undefined) throw new Error("client");
     switch (msg.type) {
       case "rejected": {
-        if (msg.membership !== null) this.clientLearn(msg.membership);
-        if (msg.reason === "not-primary" || msg.reason === "stale-epoch") this.fetch("c", (m) => this.clientLearn(m));
+        if (msg.membership !== null) this.clientLearn(c, msg.membership);
+        if (msg.reason === "not-primary" || msg.reason === "stale-epoch") this.fetch(c.name, (m) => this.clientLearn(c, m));
         const op = this.ops.get(msg.reqId);
         if (op !== undefined) op.sentAt = Math.min(op.sentAt, this.now - 150); // retry soon
         return;
@@ -736,6 +792,7 @@ class Simulation {
 
   private checkSend(u: SimUnit, msg: Message): void {
     if (msg.type === "write-done") this.noteAccept(u, msg.epoch, "acknowledges a write");
+    if (msg.type === "read-done" && msg.epoch < this.meta.epoch) this.log(`${u.id} answers a read in epoch ${msg.epoch} < recorded ${this.meta.epoch}`);
     if (msg.type !== "flush-done") return;
     const op = this.ops.get(msg.reqId);
     const m = u.state?.meta.membership;
