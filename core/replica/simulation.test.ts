@@ -12,7 +12,7 @@ import { expect, test } from "bun:test";
 import { runSimulation, type SimResult } from "./simulation.ts";
 import { policies, type Policy } from "./types.ts";
 
-const seedsPerPolicy = Number(process.env.QSTORA_SIM_SEEDS ?? 250);
+const seedsPerPolicy = Number(process.env.QSTORA_SIM_SEEDS ?? 300);
 const firstSeed = Number(process.env.QSTORA_SIM_FIRST ?? 1);
 const durationMs = Number(process.env.QSTORA_SIM_MS ?? 20_000);
 const oneSeed = process.env.QSTORA_SIM_SEED === undefined ? null : Number(process.env.QSTORA_SIM_SEED);
@@ -78,6 +78,15 @@ test("a primary cut off from the cluster while coordinators still reach it never
       if (!r.ok) throw new Error(report(r));
       expect(r.stats.failovers).toBeGreaterThanOrEqual(1);
     }
+  }
+});
+
+test("replica:2 split brain: with the secondary stopped, then the primary, the old secondary alone does not serve, status says why, and the primary's return brings back every write", () => {
+  for (let seed = 1; seed <= 20; seed++) {
+    const r = runSimulation({ seed, policy: "replica:2", durationMs, faults: "split-brain" });
+    if (!r.ok) throw new Error(report(r));
+    expect(r.stats.unavailableReasons).toEqual([expect.stringMatching(/only the primary u\d holds every acknowledged write and it does not answer \(u\d missed writes and can't replace it\)/)]);
+    expect(r.stats.writesAcked).toBeGreaterThan(100);
   }
 });
 

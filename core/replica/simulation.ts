@@ -14,7 +14,7 @@
 // Test support only: never imported by the daemon. Same seed, same run (no Math.random, no clock).
 
 import { seededRng } from "../../test/helpers/rng.ts";
-import { defaultManagerConfig, initManager, stepManager, type ManagerConfig, type ManagerEffect, type ManagerInput, type ManagerState } from "../cluster/failover.ts";
+import { defaultManagerConfig, initManager, segmentStatus, stepManager, type ManagerConfig, type ManagerEffect, type ManagerInput, type ManagerState } from "../cluster/failover.ts";
 import type { AckRule } from "./policy.ts";
 import type { Address, LogMark, Membership, Message, Policy, UnitEffect, UnitId, UnitInput, UnitMeta } from "./types.ts";
 import { ackRuleOf } from "./policy.ts";
@@ -31,9 +31,11 @@ export interface SimOptions {
   /**
    * "random": crashes and partitions drawn from the seed. "primary-cut-off": no crashes; at 3 s
    * the primary's node is cut off from the other nodes, the manager and the store for 8 s while
-   * both coordinators still reach it (the issue's fault test 4).
+   * both coordinators still reach it (the issue's fault test 4). "split-brain" (replica:2, the
+   * issue's fault test 2): the secondary's node stops at 3 s, the primary's at 8 s, the old
+   * secondary's starts at 9 s, the primary's at 16 s.
    */
-  readonly faults?: "random" | "primary-cut-off";
+  readonly faults?: "random" | "primary-cut-off" | "split-brain";
   /** Tests only: unit settings to break on purpose (a lease that outlives its voters' promises). */
   readonly unitConfigForTest?: Partial<UnitConfig>;
   /** Keep the last events for the failure report. */
@@ -41,6 +43,8 @@ export interface SimOptions {
 }
 
 export interface SimStats {
+  /** Distinct reasons the manager gave for a segment it would not bring back. */
+  unavailableReasons: string[];
   events: number;
   writesAcked: number;
   readsDone: number;
@@ -196,7 +200,7 @@ class Simulation {
   private healed = false;
   private readonly trace: string[] = [];
   private readonly traceMax: number;
-  private readonly stats: SimStats = { events: 0, writesAcked: 0, readsDone: 0, flushesDone: 0, crashes: 0, partitions: 0, failovers: 0, maxEpoch: 1 };
+  private readonly stats: SimStats = { unavailableReasons: [], events: 0, writesAcked: 0, readsDone: 0, flushesDone: 0, crashes: 0, partitions: 0, failovers: 0, maxEpoch: 1 };
   // the coordinator
   private readonly clients: Client[] = [
     { name: "c", eager: true, membership: null },
@@ -283,8 +287,10 @@ class Simulation {
       for (const u of this.units) this.startUnit(u);
       this.startManager();
       this.at(0, () => this.clientTick());
-      if ((this.opts.faults ?? "random") === "random") this.at(50, () => this.faultTick());
-      else this.at(3000, () => this.cutOffPrimary(8000));
+      const faults = this.opts.faults ?? "random";
+      if (faults === "random") this.at(50, () => this.faultTick());
+      else if (faults === "primary-cut-off") this.at(3000, () => this.cutOffPrimary(8000));
+      else this.splitBrain();
       this.at(this.durationMs, () => this.heal());
       const end = this.durationMs + settleMs;
       for (;;) {
@@ -441,6 +447,8 @@ class Simulation {
     if (st === null) return;
     const r = stepManager(st, input, this.localNow("m"));
     this.manager = r.state;
+    const why = segmentStatus(r.state, this.segment).reason;
+    if (why !== null && !this.stats.unavailableReasons.includes(why.message)) this.stats.unavailableReasons.push(why.message);
     this.managerEffects(r.effects);
   }
 
@@ -583,6 +591,19 @@ class Simulation {
       });
     }
     this.at(100, () => this.faultTick());
+  }
+
+  private splitBrain(): void {
+    let secondary = "";
+    let primary = "";
+    this.at(3000, () => {
+      primary = this.unitOf(this.meta.primary).node;
+      const s = this.meta.secondaries[0] ?? this.meta.inactive[0];
+      if (s === undefined) throw new Error("split-brain needs a secondary");
+      secondary = this.unitOf(s).node;
+      this.crash(secondary, 6000);
+    });
+    this.at(8000, () => this.crash(primary, 8000));
   }
 
   private cutOffPrimary(forMs: number): void {
