@@ -45,6 +45,8 @@ export interface SimOptions {
 export interface SimStats {
   /** Distinct reasons the manager gave for a segment it would not bring back. */
   unavailableReasons: string[];
+  /** The longest time without a write acknowledged, before the faults heal (a failover's pause). */
+  longestAckGapMs: number;
   events: number;
   writesAcked: number;
   readsDone: number;
@@ -55,7 +57,7 @@ export interface SimStats {
   maxEpoch: number;
 }
 
-export type SimResult = { readonly ok: true; readonly stats: SimStats } | { readonly ok: false; readonly seed: number; readonly policy: Policy; readonly error: string; readonly atMs: number; readonly trace: readonly string[]; readonly stats: SimStats };
+export type SimResult = { readonly ok: true; readonly stats: SimStats; readonly trace: readonly string[] } | { readonly ok: false; readonly seed: number; readonly policy: Policy; readonly error: string; readonly atMs: number; readonly trace: readonly string[]; readonly stats: SimStats };
 
 const pageBytes = 4; // a page's contents: the id of the write that put it there (uint32)
 const settleMs = 30_000;
@@ -200,7 +202,7 @@ class Simulation {
   private healed = false;
   private readonly trace: string[] = [];
   private readonly traceMax: number;
-  private readonly stats: SimStats = { unavailableReasons: [], events: 0, writesAcked: 0, readsDone: 0, flushesDone: 0, crashes: 0, partitions: 0, failovers: 0, maxEpoch: 1 };
+  private readonly stats: SimStats = { unavailableReasons: [], longestAckGapMs: 0, events: 0, writesAcked: 0, readsDone: 0, flushesDone: 0, crashes: 0, partitions: 0, failovers: 0, maxEpoch: 1 };
   // the coordinator
   private readonly clients: Client[] = [
     { name: "c", eager: true, membership: null },
@@ -217,6 +219,7 @@ class Simulation {
   private readonly acceptors = new Map<number, UnitId>();
   private readonly latestAcked: number[] = [];
   private dirty = false;
+  private lastAckAt = 0;
   private readonly faultIntensity: number;
   private clientStopped = false;
   private finalReads = 0;
@@ -310,7 +313,7 @@ class Simulation {
         }
         if (this.healed && this.clientStopped && this.ops.size === 0 && this.finalReads === this.pages) break;
       }
-      return { ok: true, stats: this.stats };
+      return { ok: true, stats: this.stats, trace: this.trace };
     } catch (err) {
       const msg = err instanceof Error ? `${err instanceof Violation ? "" : "crash: "}${err.message}${err instanceof Violation ? "" : `\n${err.stack ?? ""}`}` : String(err);
       return { ok: false, seed: this.opts.seed, policy: this.policy, error: msg, atMs: this.now, trace: this.trace, stats: this.stats };
@@ -729,6 +732,8 @@ class Simulation {
         const op = this.ops.get(msg.reqId);
         if (op === undefined || op.write === null) return;
         op.write.ackedAt = this.now;
+        if (!this.healed) this.stats.longestAckGapMs = Math.max(this.stats.longestAckGapMs, this.now - this.lastAckAt);
+        this.lastAckAt = this.now;
         this.dirty = true;
         this.latestAcked[op.page] = Math.max(this.latestAcked[op.page] ?? 0, op.write.index);
         this.ops.delete(msg.reqId);

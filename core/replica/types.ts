@@ -101,7 +101,8 @@ export type PeerMessage =
   | { readonly type: "catchup-req"; readonly epoch: number; readonly session: number; readonly commitLsn: number; readonly changedPages: readonly number[] }
   // primary → joiner: `pageCount` pages follow; log writes from `fromLsn + 1` are forwarded to you.
   | { readonly type: "catchup-start"; readonly epoch: number; readonly session: number; readonly fromLsn: number; readonly pageCount: number }
-  | { readonly type: "catchup-page"; readonly epoch: number; readonly session: number; readonly page: number; readonly seq: number; readonly data: Uint8Array }
+  // A copy carries the session's start too: whichever arrives first starts it (links reorder).
+  | { readonly type: "catchup-page"; readonly epoch: number; readonly session: number; readonly fromLsn: number; readonly pageCount: number; readonly page: number; readonly seq: number; readonly data: Uint8Array }
   // joiner → primary: I hold your history through `lsn`, page for page.
   | { readonly type: "caught-up"; readonly epoch: number; readonly session: number; readonly lsn: number }
   // anyone → anyone: the sender knows a newer epoch (or a fence) than the message it answers.

@@ -51,6 +51,7 @@ export interface UnitConfig {
   readonly retransmitMs: number;
   /** An active secondary that leaves a write (or flush) unanswered this long is recorded inactive. */
   readonly degradeAfterMs: number;
+  /** A catch-up session without progress (no copy, no forward) this long starts over. */
   readonly catchupTimeoutMs: number;
   readonly heartbeatMs: number;
   readonly fetchEveryMs: number;
@@ -76,7 +77,7 @@ export const defaultUnitConfig: UnitConfig = {
   leaseRenewMs: 500,
   retransmitMs: 100,
   degradeAfterMs: 1000,
-  catchupTimeoutMs: 3000,
+  catchupTimeoutMs: 1000,
   heartbeatMs: 250,
   fetchEveryMs: 500,
   inflightWritesMax: 1024,
@@ -101,6 +102,7 @@ interface Peer {
   session: number;
   sessionFromLsn: number;
   pagesToSend: number[];
+  pageCount: number;
   readsInFlight: number;
   caughtUpLsn: number;
   flushReqAt: number;
@@ -404,7 +406,7 @@ function freshStream(st: UnitState, primary: UnitId, consistent: boolean): Secon
 }
 
 function newPeer(mode: PeerMode): Peer {
-  return { mode, ackedLsn: 0, durableLsn: 0, lastSentAt: -Infinity, session: 0, sessionFromLsn: 0, pagesToSend: [], readsInFlight: 0, caughtUpLsn: -1, flushReqAt: -Infinity };
+  return { mode, ackedLsn: 0, durableLsn: 0, lastSentAt: -Infinity, session: 0, sessionFromLsn: 0, pagesToSend: [], pageCount: 0, readsInFlight: 0, caughtUpLsn: -1, flushReqAt: -Infinity };
 }
 
 /** Become primary of a new epoch after a failover (or after a restart): the log is what persisted. */
@@ -541,25 +543,11 @@ function onPeerMessage(st: UnitState, from: Address, msg: PeerMessage, now: numb
       sec.flushUpTo = Math.max(sec.flushUpTo, msg.upToLsn);
       maybeSecondaryFlush(st, sec, effects);
       return;
-    case "catchup-start": {
-      const s = sec.session;
-      if (s === null || s.id !== msg.session || s.started) return;
-      s.started = true;
-      s.progressAt = now;
-      s.fromLsn = msg.fromLsn;
-      s.pageCount = msg.pageCount;
-      sec.stream = st.nextToken++;
-      sec.expectLsn = msg.fromLsn + 1;
-      sec.ackLsn = msg.fromLsn;
-      for (const lsn of [...sec.buffer.keys()]) if (lsn <= msg.fromLsn) sec.buffer.delete(lsn);
-      // From here the pages mix two histories until the session completes: say so on disk first.
-      st.mark = { ...st.mark, consistent: false };
-      effects.push({ kind: "persist", token: token(st, { kind: "page", mark: st.mark }), write: null, log: st.mark });
-      drain(st, sec, effects);
-      maybeCaughtUp(st, sec, effects);
+    case "catchup-start":
+      startSession(st, sec, msg.session, msg.fromLsn, msg.pageCount, now, effects);
       return;
-    }
     case "catchup-page": {
+      startSession(st, sec, msg.session, msg.fromLsn, msg.pageCount, now, effects);
       const s = sec.session;
       if (s === null || s.id !== msg.session || !s.started || s.got.has(msg.page)) return;
       s.got.add(msg.page);
@@ -577,6 +565,24 @@ function onPeerMessage(st: UnitState, from: Address, msg: PeerMessage, now: numb
     default:
       unreachable(msg as never);
   }
+}
+
+function startSession(st: UnitState, sec: SecondaryState, session: number, fromLsn: number, pageCount: number, now: number, effects: UnitEffect[]): void {
+  const s = sec.session;
+  if (s === null || s.id !== session || s.started) return;
+  s.started = true;
+  s.progressAt = now;
+  s.fromLsn = fromLsn;
+  s.pageCount = pageCount;
+  sec.stream = st.nextToken++;
+  sec.expectLsn = fromLsn + 1;
+  sec.ackLsn = fromLsn;
+  for (const lsn of [...sec.buffer.keys()]) if (lsn <= fromLsn) sec.buffer.delete(lsn);
+  // From here the pages mix two histories until the session completes: say so on disk first.
+  st.mark = { ...st.mark, consistent: false };
+  effects.push({ kind: "persist", token: token(st, { kind: "page", mark: st.mark }), write: null, log: st.mark });
+  drain(st, sec, effects);
+  maybeCaughtUp(st, sec, effects);
 }
 
 function onForward(st: UnitState, sec: SecondaryState, lsn: number, page: number, data: Uint8Array, commitLsn: number, effects: UnitEffect[]): void {
@@ -683,7 +689,7 @@ function onReadDone(st: UnitState, t: number, data: Uint8Array, now: number, eff
   const peer = pri.peers.get(tag.peer);
   if (peer === undefined || peer.mode !== "joining" || peer.session !== tag.session) return;
   peer.readsInFlight--;
-  send(effects, tag.peer, { type: "catchup-page", epoch: knownEpoch(st), session: tag.session, page: tag.page, seq: tag.seq, data });
+  send(effects, tag.peer, { type: "catchup-page", epoch: knownEpoch(st), session: tag.session, fromLsn: peer.sessionFromLsn, pageCount: peer.pageCount, page: tag.page, seq: tag.seq, data });
   pumpCatchup(st, tag.peer, peer, effects);
 }
 
@@ -910,6 +916,7 @@ function onReplyToPrimary(st: UnitState, from: Address, msg: PeerMessage, now: n
       peer.lastSentAt = now;
       peer.readsInFlight = 0;
       peer.pagesToSend = [...pages].sort((a, b) => a - b);
+      peer.pageCount = pages.size;
       send(effects, from, { type: "catchup-start", epoch: m.epoch, session: msg.session, fromLsn: peer.sessionFromLsn, pageCount: pages.size });
       pumpCatchup(st, from, peer, effects);
       return;
@@ -1069,7 +1076,9 @@ function secondaryTick(st: UnitState, sec: SecondaryState, m: Membership, now: n
   const s = sec.session;
   // A done session waits for the primary's record; if that never comes (the primary let us go),
   // it starts over like a stalled one.
-  if (s !== null && now - s.progressAt < st.cfg.catchupTimeoutMs) return;
+  // A request (or its answer) lost is asked again soon; a started session only once it stalls.
+  const patienceMs = s !== null && !s.started ? 4 * st.cfg.retransmitMs : st.cfg.catchupTimeoutMs;
+  if (s !== null && now - s.progressAt < patienceMs) return;
   // (Re)start: our common point with any later primary is the last commit we heard of while
   // consistent; every page we changed after it may hold a losing history's write.
   const c = st.mark.commitKnown;
