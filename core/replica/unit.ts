@@ -358,7 +358,7 @@ function enterRole(st: UnitState, m: Membership, previous: Membership | null, no
   const self = st.self;
   const isMember = membersOf(m).includes(self);
   if (m.primary === self) {
-    if (st.pri !== null) continuePrimary(st, m, now);
+    if (st.pri !== null) continuePrimary(st, m);
     else if (m.epoch >= st.eligibleFrom) takeOver(st, m, now, effects);
     st.sec = null;
     return;
@@ -453,7 +453,7 @@ function takeOver(st: UnitState, m: Membership, now: number, effects: UnitEffect
 }
 
 /** Our own record (degradation, promotion) or a bump: same tenure, new peer roles. */
-function continuePrimary(st: UnitState, m: Membership, now: number): void {
+function continuePrimary(st: UnitState, m: Membership): void {
   const pri = st.pri;
   assert(pri !== null);
   // A record still pending is settled by any membership at or past its epoch.
@@ -470,7 +470,6 @@ function continuePrimary(st: UnitState, m: Membership, now: number): void {
   }
   for (const u of [...pri.peers.keys()]) if (!m.secondaries.includes(u) && !m.inactive.includes(u)) pri.peers.delete(u);
   for (const u of [...pri.grants.keys()]) if (!membersOf(m).includes(u)) pri.grants.delete(u);
-  void now;
 }
 
 // ---- inputs ----
@@ -992,7 +991,7 @@ function maybePromote(st: UnitState, now: number, effects: UnitEffect[]): void {
   const m = membership(st);
   for (const [u, p] of pri.peers) {
     if (p.mode !== "promoting" || p.ackedLsn < pri.commitLsn) continue;
-    if (propose(st, { ...m, epoch: m.epoch + 1, secondaries: [...m.secondaries, u], inactive: m.inactive.filter((x) => x !== u) }, now, effects)) return;
+    if (propose(st, { ...m, epoch: m.epoch + 1, secondaries: [...m.secondaries, u], inactive: m.inactive.filter((x) => x !== u) }, effects)) return;
   }
 }
 
@@ -1006,7 +1005,7 @@ function commitHeldUnder(st: UnitState, m: Membership): number {
   return advanceCommit({ rule, commitLsn: 0, primaryLsn: pri.persistedLsn, secondaries: m.secondaries.map(acked), required: promoting.map(acked) });
 }
 
-function propose(st: UnitState, next: Membership, now: number, effects: UnitEffect[]): boolean {
+function propose(st: UnitState, next: Membership, effects: UnitEffect[]): boolean {
   const pri = st.pri;
   assert(pri !== null);
   const m = membership(st);
@@ -1020,7 +1019,6 @@ function propose(st: UnitState, next: Membership, now: number, effects: UnitEffe
   const t = token(st, { kind: "record" });
   pri.record = { token: t, expectEpoch: m.epoch, membership: next, retryAt: null };
   effects.push({ kind: "record", token: t, expectEpoch: m.epoch, membership: next });
-  void now;
   return true;
 }
 
@@ -1121,7 +1119,7 @@ function primaryTick(st: UnitState, m: Membership, now: number, effects: UnitEff
       continue;
     }
     if (peer.mode === "active" && pri.record === null && mayDegrade(m.policy, m.secondaries.length)) {
-      propose(st, { ...m, epoch: m.epoch + 1, secondaries: m.secondaries.filter((x) => x !== u), inactive: [...m.inactive, u] }, now, effects);
+      propose(st, { ...m, epoch: m.epoch + 1, secondaries: m.secondaries.filter((x) => x !== u), inactive: [...m.inactive, u] }, effects);
     }
   }
   // Too many log entries held for a slow joiner: let it go rather than refuse writes.
