@@ -114,7 +114,9 @@ interface Op {
   readonly kind: "write" | "read" | "flush";
   readonly reqId: number;
   readonly page: number;
-  readonly write: WriteRec | null;
+  readonly pages: number;
+  /** One record per page written (a write of several pages puts a distinct id in each). */
+  readonly writes: readonly WriteRec[];
   readonly startedAt: number;
   sentAt: number;
   attempts: number;
@@ -410,14 +412,21 @@ class Simulation {
       switch (op.kind) {
         case "persist":
           if (op.write !== null) {
-            u.disk.pages.set(op.write.page, { data: op.write.data, seq: op.write.seq });
+            for (let i = 0; i < op.write.pages; i++) u.disk.pages.set(op.write.page + i, { data: op.write.data.subarray(i * pageBytes, (i + 1) * pageBytes), seq: op.write.seq });
             this.dirty = true;
           }
           if (op.log !== null) u.disk.mark = op.log;
           this.feedUnit(u, { kind: "persisted", token: op.token });
           break;
         case "read":
-          this.feedUnit(u, { kind: "read-done", token: op.token, data: u.disk.pages.get(op.page)?.data ?? new Uint8Array(pageBytes) });
+          {
+            const data = new Uint8Array(op.pages * pageBytes);
+            for (let i = 0; i < op.pages; i++) {
+              const stored = u.disk.pages.get(op.page + i);
+              if (stored !== undefined) data.set(stored.data, i * pageBytes);
+            }
+            this.feedUnit(u, { kind: "read-done", token: op.token, data });
+          }
           break;
         case "flush":
           u.disk.durable = new Map(u.disk.pages);
@@ -657,7 +666,7 @@ class Simulation {
     // Once the last requests are answered, read every page back.
     const check = () => {
       if (this.ops.size > 0) return this.at(50, check);
-      for (let p = 0; p < this.pages; p++) this.finalReqIds.add(this.issue("read", p));
+      for (let p = 0; p < this.pages; p++) this.finalReqIds.add(this.issue("read", p, 1));
     };
     this.at(0, check);
   }
@@ -676,11 +685,15 @@ class Simulation {
     if (!this.clientStopped && this.ops.size < 4) {
       const r = this.rand();
       const page = Math.floor(this.rand() * this.pages);
+      // Mostly one page; sometimes a few, as a stripe's piece spans several.
+      const pages = Math.min(this.pages - page, this.rand() < 0.7 ? 1 : 2 + Math.floor(this.rand() * 3));
       const client = this.rand() < 0.7 ? this.clients[0] : this.clients[1];
       if (client === undefined) throw new Error("client");
-      if (r < 0.5 && !this.pageBusy.has(page)) this.issue("write", page, client);
-      else if (r < 0.93) this.issue("read", page, client);
-      else this.issue("flush", 0, client);
+      let free = true;
+      for (let p = page; p < page + pages; p++) if (this.pageBusy.has(p)) free = false;
+      if (r < 0.5 && free) this.issue("write", page, pages, client);
+      else if (r < 0.93) this.issue("read", page, pages, client);
+      else this.issue("flush", 0, 1, client);
     }
     this.at(5 + this.rand() * 10, () => this.clientTick());
   }
@@ -689,18 +702,21 @@ class Simulation {
     if (c.membership === null || m.epoch > c.membership.epoch) c.membership = m;
   }
 
-  private issue(kind: Op["kind"], page: number, client: Client = this.clients[0] as Client): number {
+  private issue(kind: Op["kind"], page: number, pages: number, client: Client = this.clients[0] as Client): number {
     const reqId = this.nextReqId++;
-    let write: WriteRec | null = null;
+    const writes: WriteRec[] = [];
     if (kind === "write") {
-      const h = this.history[page];
-      if (h === undefined) throw new Error("page");
-      write = { id: this.nextWriteId++, page, index: h.length + 1, issuedAt: this.now, ackedAt: null };
-      h.push(write);
-      this.writesById.set(write.id, write);
-      this.pageBusy.add(page);
+      for (let p = page; p < page + pages; p++) {
+        const h = this.history[p];
+        if (h === undefined) throw new Error("page");
+        const w = { id: this.nextWriteId++, page: p, index: h.length + 1, issuedAt: this.now, ackedAt: null };
+        h.push(w);
+        writes.push(w);
+        this.writesById.set(w.id, w);
+        this.pageBusy.add(p);
+      }
     }
-    const op: Op = { client, kind, reqId, page, write, startedAt: this.now, sentAt: -Infinity, attempts: 0 };
+    const op: Op = { client, kind, reqId, page, pages, writes, startedAt: this.now, sentAt: -Infinity, attempts: 0 };
     this.ops.set(reqId, op);
     this.sendOp(op);
     return reqId;
@@ -713,8 +729,10 @@ class Simulation {
     let completeBelow = this.nextReqId;
     for (const o of this.ops.values()) if (o.client === op.client) completeBelow = Math.min(completeBelow, o.reqId);
     const base = { epoch: m.epoch, reqId: op.reqId, completeBelow };
+    const data = new Uint8Array(op.writes.length * pageBytes);
+    op.writes.forEach((w, i) => data.set(encode(w.id), i * pageBytes));
     const msg: Message =
-      op.kind === "write" ? { type: "write", ...base, page: op.page, data: encode(op.write?.id ?? 0) } : op.kind === "read" ? { type: "read", ...base, page: op.page } : { type: "flush", ...base };
+      op.kind === "write" ? { type: "write", ...base, page: op.page, pages: op.pages, data } : op.kind === "read" ? { type: "read", ...base, page: op.page, pages: op.pages } : { type: "flush", ...base };
     this.send(op.client.name, m.primary, `client:${op.client.name}`, msg);
   }
 
@@ -730,23 +748,26 @@ class Simulation {
       }
       case "write-done": {
         const op = this.ops.get(msg.reqId);
-        if (op === undefined || op.write === null) return;
-        op.write.ackedAt = this.now;
+        if (op === undefined || op.kind !== "write") return;
         if (!this.healed) this.stats.longestAckGapMs = Math.max(this.stats.longestAckGapMs, this.now - this.lastAckAt);
         this.lastAckAt = this.now;
         this.dirty = true;
-        this.latestAcked[op.page] = Math.max(this.latestAcked[op.page] ?? 0, op.write.index);
+        for (const w of op.writes) {
+          w.ackedAt = this.now;
+          this.latestAcked[w.page] = Math.max(this.latestAcked[w.page] ?? 0, w.index);
+          this.pageBusy.delete(w.page);
+        }
         this.ops.delete(msg.reqId);
-        this.pageBusy.delete(op.page);
         this.stats.writesAcked++;
-        this.log(`CLIENT write #${op.write.id} p${op.page} acked (epoch ${msg.epoch})`);
+        this.log(`CLIENT write #${op.writes.map((w) => w.id).join(",")} p${op.page}+${op.pages} acked (epoch ${msg.epoch})`);
         return;
       }
       case "read-done": {
         const op = this.ops.get(msg.reqId);
         if (op === undefined || op.kind !== "read") return;
         this.ops.delete(msg.reqId);
-        this.checkRead(op, decode(msg.data));
+        if (msg.data.length !== op.pages * pageBytes) throw new Violation(`read of ${op.pages} pages returned ${msg.data.length} bytes`);
+        for (let i = 0; i < op.pages; i++) this.checkRead(op, op.page + i, decode(msg.data.subarray(i * pageBytes, (i + 1) * pageBytes)));
         this.stats.readsDone++;
         if (this.finalReqIds.has(msg.reqId)) this.finalReads++;
         return;
@@ -782,8 +803,7 @@ class Simulation {
     return w.index;
   }
 
-  private checkRead(op: Op, id: number): void {
-    const page = op.page;
+  private checkRead(op: Op, page: number, id: number): void {
     let j = 0;
     if (id !== 0) {
       const w = this.writesById.get(id);

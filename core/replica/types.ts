@@ -73,8 +73,9 @@ export type RejectReason =
 
 /** Coordinator → primary. `completeBelow`: every request id below it has its answer (dedup window). */
 export type ClientRequest =
-  | { readonly type: "write"; readonly epoch: number; readonly reqId: number; readonly completeBelow: number; readonly page: number; readonly data: Uint8Array }
-  | { readonly type: "read"; readonly epoch: number; readonly reqId: number; readonly completeBelow: number; readonly page: number }
+  // `pages` consecutive pages from `page`; a write's data holds them all, whole pages.
+  | { readonly type: "write"; readonly epoch: number; readonly reqId: number; readonly completeBelow: number; readonly page: number; readonly pages: number; readonly data: Uint8Array }
+  | { readonly type: "read"; readonly epoch: number; readonly reqId: number; readonly completeBelow: number; readonly page: number; readonly pages: number }
   | { readonly type: "flush"; readonly epoch: number; readonly reqId: number; readonly completeBelow: number };
 
 /** Primary → coordinator. */
@@ -87,7 +88,7 @@ export type ClientReply =
 /** Between the units of one segment. */
 export type PeerMessage =
   // primary → secondaries: the write with log sequence number `lsn`, full page contents.
-  | { readonly type: "forward"; readonly epoch: number; readonly lsn: number; readonly page: number; readonly data: Uint8Array; readonly commitLsn: number }
+  | { readonly type: "forward"; readonly epoch: number; readonly lsn: number; readonly page: number; readonly pages: number; readonly data: Uint8Array; readonly commitLsn: number }
   // secondary → primary: every log write up to `lsn` is persisted here (cumulative).
   | { readonly type: "forward-ack"; readonly epoch: number; readonly lsn: number }
   // primary → secondaries: make everything up to `upToLsn` durable (SYNCHRONIZE CACHE / FUA).
@@ -174,9 +175,9 @@ export type UnitEffect =
    * the page (with its seq) if any, then the log marker if any. A crash may drop queued ones;
    * it never reorders them.
    */
-  | { readonly kind: "persist"; readonly token: number; readonly write: { readonly page: number; readonly seq: number; readonly data: Uint8Array } | null; readonly log: LogMark | null }
-  /** Queued in order: read the page as every persist queued before it left it. */
-  | { readonly kind: "read"; readonly token: number; readonly page: number }
+  | { readonly kind: "persist"; readonly token: number; readonly write: { readonly page: number; readonly pages: number; readonly seq: number; readonly data: Uint8Array } | null; readonly log: LogMark | null }
+  /** Queued in order: read the pages as every persist queued before it left them. */
+  | { readonly kind: "read"; readonly token: number; readonly page: number; readonly pages: number }
   /** Queued in order: make everything persisted so far durable (fdatasync). */
   | { readonly kind: "flush"; readonly token: number }
   /** Compare-and-swap in the metadata store: replace the record of epoch `expectEpoch`. */

@@ -78,7 +78,7 @@ function leasedTrio(t = cfg.leaseMs + 1): { p: Node; a: Node; z: Node; now: numb
   return { p, a, z, now: t };
 }
 
-const write = (reqId: number, page: number, value: number, epoch = 1): Message => ({ type: "write", epoch, reqId, completeBelow: 1, page, data: data(value) });
+const write = (reqId: number, page: number, value: number, epoch = 1): Message => ({ type: "write", epoch, reqId, completeBelow: 1, page, pages: 1, data: data(value) });
 
 test("a primary without a lease refuses writes and reads (no-lease), and serves once a majority granted it", () => {
   const m = created();
@@ -133,7 +133,7 @@ test("a unit fenced by the manager's probe acknowledges nothing of the old epoch
   a.settleDisk(now);
   expect(sent(a.take(), "forward-ack")).toHaveLength(0);
   // And it turns away the old epoch's forwards, saying why.
-  a.feed({ kind: "message", from: "p", msg: { type: "forward", epoch: 1, lsn: 2, page: 1, data: data(1), commitLsn: 0 } }, now);
+  a.feed({ kind: "message", from: "p", msg: { type: "forward", epoch: 1, lsn: 2, page: 1, pages: 1, data: data(1), commitLsn: 0 } }, now);
   expect(sent(a.take(), "stale")[0]?.msg).toMatchObject({ epoch: 2 });
 });
 
@@ -158,7 +158,7 @@ test("a primary restarted from its disk does not serve its old epoch: it asks fo
 test("reads of a page with a write not yet acknowledged wait for it, then see it", () => {
   const { p, a, now } = leasedTrio();
   p.feed({ kind: "message", from: "client:c", msg: write(1, 2, 5) }, now);
-  p.feed({ kind: "message", from: "client:c", msg: { type: "read", epoch: 1, reqId: 2, completeBelow: 1, page: 2 } }, now);
+  p.feed({ kind: "message", from: "client:c", msg: { type: "read", epoch: 1, reqId: 2, completeBelow: 1, page: 2, pages: 1 } }, now);
   expect(p.out.filter((e) => e.kind === "read")).toHaveLength(0);
   p.settleDisk(now);
   deliver(p, [a], now);
@@ -172,7 +172,7 @@ test("a secondary applies forwards in lsn order whatever order they arrive in", 
   const m = created();
   const a = new Node("a", m);
   a.take();
-  const fwd = (lsn: number): UnitInput => ({ kind: "message", from: "p", msg: { type: "forward", epoch: 1, lsn, page: lsn, data: data(lsn), commitLsn: 0 } });
+  const fwd = (lsn: number): UnitInput => ({ kind: "message", from: "p", msg: { type: "forward", epoch: 1, lsn, page: lsn, pages: 1, data: data(lsn), commitLsn: 0 } });
   a.feed(fwd(3), 0);
   a.feed(fwd(2), 0);
   expect(a.out.filter((e) => e.kind === "persist")).toHaveLength(0);

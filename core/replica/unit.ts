@@ -39,6 +39,9 @@ import type {
 } from "./types.ts";
 import { majorityOf, managerAddress, membersOf, sameMembership } from "./types.ts";
 
+/** Pages one write or read may span (a 1 MiB stripe of 4 KiB pages). */
+export const writePagesMax = 256;
+
 /** The epoch of a segment's first record, made when it is created: every unit's log is empty. */
 export const createEpoch = 1;
 
@@ -110,6 +113,7 @@ interface Peer {
 
 interface LogEntry {
   readonly page: number;
+  readonly pages: number;
   readonly data: Uint8Array;
   readonly at: number;
 }
@@ -126,6 +130,7 @@ interface PendingFlush extends Waiter {
 
 interface WaitingRead extends Waiter {
   readonly page: number;
+  readonly pages: number;
   readonly at: number;
 }
 
@@ -177,7 +182,7 @@ interface SecondaryState {
   stream: number;
   expectLsn: number;
   ackLsn: number;
-  readonly buffer: Map<number, { page: number; data: Uint8Array }>;
+  readonly buffer: Map<number, { page: number; pages: number; data: Uint8Array }>;
   primaryCommit: number;
   /** Does the stream extend a consistent history (active, or joiner caught up)? */
   consistent: boolean;
@@ -536,7 +541,7 @@ function onPeerMessage(st: UnitState, from: Address, msg: PeerMessage, now: numb
   switch (msg.type) {
     case "forward":
       if (sec.session !== null) sec.session.progressAt = now;
-      onForward(st, sec, msg.lsn, msg.page, msg.data, msg.commitLsn, effects);
+      onForward(st, sec, msg, effects);
       return;
     case "flush-req":
       sec.flushUpTo = Math.max(sec.flushUpTo, msg.upToLsn);
@@ -556,7 +561,7 @@ function onPeerMessage(st: UnitState, from: Address, msg: PeerMessage, now: numb
       if (seen === undefined || seen < msg.seq) {
         s.seqs.set(msg.page, msg.seq);
         st.pageSeq.set(msg.page, msg.seq);
-        effects.push({ kind: "persist", token: token(st, { kind: "page", mark: null }), write: { page: msg.page, seq: msg.seq, data: msg.data }, log: null });
+        effects.push({ kind: "persist", token: token(st, { kind: "page", mark: null }), write: { page: msg.page, pages: 1, seq: msg.seq, data: msg.data }, log: null });
       }
       maybeCaughtUp(st, sec, effects);
       return;
@@ -584,7 +589,8 @@ function startSession(st: UnitState, sec: SecondaryState, session: number, fromL
   maybeCaughtUp(st, sec, effects);
 }
 
-function onForward(st: UnitState, sec: SecondaryState, lsn: number, page: number, data: Uint8Array, commitLsn: number, effects: UnitEffect[]): void {
+function onForward(st: UnitState, sec: SecondaryState, f: Extract<PeerMessage, { type: "forward" }>, effects: UnitEffect[]): void {
+  const { lsn, commitLsn } = f;
   const inSession = sec.session !== null && sec.session.started;
   if (!sec.consistent && !inSession) return; // an inactive unit before its catch-up has gaps
   sec.primaryCommit = Math.max(sec.primaryCommit, commitLsn);
@@ -593,7 +599,7 @@ function onForward(st: UnitState, sec: SecondaryState, lsn: number, page: number
     return;
   }
   if (lsn !== sec.expectLsn && sec.buffer.size >= st.cfg.reorderMax) return; // the primary retransmits
-  sec.buffer.set(lsn, { page, data });
+  sec.buffer.set(lsn, { page: f.page, pages: f.pages, data: f.data });
   drain(st, sec, effects);
 }
 
@@ -604,11 +610,13 @@ function drain(st: UnitState, sec: SecondaryState, effects: UnitEffect[]): void 
     if (f === undefined) return;
     sec.buffer.delete(sec.expectLsn);
     const lsn = sec.expectLsn++;
-    st.pageSeq.set(f.page, lsn);
-    sec.session?.seqs.set(f.page, lsn);
+    for (let p = f.page; p < f.page + f.pages; p++) {
+      st.pageSeq.set(p, lsn);
+      sec.session?.seqs.set(p, lsn);
+    }
     const mark: LogMark = sec.consistent ? { lastLsn: lsn, commitKnown: Math.min(sec.primaryCommit, lsn), consistent: true } : { ...st.mark, lastLsn: lsn };
     st.mark = mark;
-    effects.push({ kind: "persist", token: token(st, { kind: "log", lsn, stream: sec.stream, mark }), write: { page: f.page, seq: lsn, data: f.data }, log: mark });
+    effects.push({ kind: "persist", token: token(st, { kind: "log", lsn, stream: sec.stream, mark }), write: { page: f.page, pages: f.pages, seq: lsn, data: f.data }, log: mark });
   }
 }
 
@@ -827,6 +835,7 @@ function onClientRequest(st: UnitState, from: Address, req: ClientRequest, now: 
     for (const id of [...d.ids.keys()]) if (id < d.floor) d.ids.delete(id);
   }
   if (req.reqId < d.floor) return; // a late duplicate of a request already answered
+  if (req.type !== "flush" && (req.pages < 1 || req.pages > writePagesMax)) return reject(st, from, req.reqId, "busy", effects);
   switch (req.type) {
     case "write": {
       const lsnSeen = d.ids.get(req.reqId);
@@ -838,25 +847,27 @@ function onClientRequest(st: UnitState, from: Address, req: ClientRequest, now: 
       const lsn = pri.nextLsn++;
       d.ids.set(req.reqId, lsn);
       pri.writers.set(lsn, [{ client: from, reqId: req.reqId }]);
-      pri.log.set(lsn, { page: req.page, data: req.data, at: now });
-      pri.uncommitted.set(req.page, lsn);
-      st.pageSeq.set(req.page, lsn);
+      pri.log.set(lsn, { page: req.page, pages: req.pages, data: req.data, at: now });
+      for (let p = req.page; p < req.page + req.pages; p++) {
+        pri.uncommitted.set(p, lsn);
+        st.pageSeq.set(p, lsn);
+      }
         st.mark = { lastLsn: lsn, commitKnown: pri.commitLsn, consistent: true };
-      effects.push({ kind: "persist", token: token(st, { kind: "log", lsn, stream: pri.stream, mark: st.mark }), write: { page: req.page, seq: lsn, data: req.data }, log: st.mark });
+      effects.push({ kind: "persist", token: token(st, { kind: "log", lsn, stream: pri.stream, mark: st.mark }), write: { page: req.page, pages: req.pages, seq: lsn, data: req.data }, log: st.mark });
       for (const [u, peer] of pri.peers) {
         if (peer.mode === "idle") continue;
-        send(effects, u, { type: "forward", epoch: known, lsn, page: req.page, data: req.data, commitLsn: pri.commitLsn });
+        send(effects, u, { type: "forward", epoch: known, lsn, page: req.page, pages: req.pages, data: req.data, commitLsn: pri.commitLsn });
         peer.lastSentAt = now;
       }
       return;
     }
     case "read": {
-      if (pri.uncommitted.has(req.page)) {
+      if (anyUncommitted(pri, req.page, req.pages)) {
         if (pri.readsWaiting.length >= st.cfg.readsWaitingMax) return reject(st, from, req.reqId, "busy", effects);
-        pri.readsWaiting.push({ client: from, reqId: req.reqId, page: req.page, at: now });
+        pri.readsWaiting.push({ client: from, reqId: req.reqId, page: req.page, pages: req.pages, at: now });
         return;
       }
-      effects.push({ kind: "read", token: token(st, { kind: "client-read", client: from, reqId: req.reqId, epoch: known }), page: req.page });
+      effects.push({ kind: "read", token: token(st, { kind: "client-read", client: from, reqId: req.reqId, epoch: known }), page: req.page, pages: req.pages });
       return;
     }
     case "flush": {
@@ -934,12 +945,17 @@ function onReplyToPrimary(st: UnitState, from: Address, msg: PeerMessage, now: n
   }
 }
 
+function anyUncommitted(pri: PrimaryState, page: number, pages: number): boolean {
+  for (let p = page; p < page + pages; p++) if (pri.uncommitted.has(p)) return true;
+  return false;
+}
+
 function pumpCatchup(st: UnitState, u: UnitId, peer: Peer, effects: UnitEffect[]): void {
   while (peer.readsInFlight < st.cfg.catchupWindow) {
     const page = peer.pagesToSend.shift();
     if (page === undefined) return;
     peer.readsInFlight++;
-    effects.push({ kind: "read", token: token(st, { kind: "catchup-read", peer: u, session: peer.session, page, seq: st.pageSeq.get(page) ?? 0 }), page });
+    effects.push({ kind: "read", token: token(st, { kind: "catchup-read", peer: u, session: peer.session, page, seq: st.pageSeq.get(page) ?? 0 }), page, pages: 1 });
   }
 }
 
@@ -967,8 +983,8 @@ function advance(st: UnitState, now: number, effects: UnitEffect[]): void {
     for (const [page, lsn] of [...pri.uncommitted]) if (lsn <= commit) pri.uncommitted.delete(page);
     const still: WaitingRead[] = [];
     for (const r of pri.readsWaiting) {
-      if (pri.uncommitted.has(r.page)) still.push(r);
-      else effects.push({ kind: "read", token: token(st, { kind: "client-read", client: r.client, reqId: r.reqId, epoch: m.epoch }), page: r.page });
+      if (anyUncommitted(pri, r.page, r.pages)) still.push(r);
+      else effects.push({ kind: "read", token: token(st, { kind: "client-read", client: r.client, reqId: r.reqId, epoch: m.epoch }), page: r.page, pages: r.pages });
     }
     pri.readsWaiting.length = 0;
     pri.readsWaiting.push(...still);
@@ -1106,7 +1122,7 @@ function primaryTick(st: UnitState, m: Membership, now: number, effects: UnitEff
       for (let lsn = peer.ackedLsn + 1; lsn <= upTo; lsn++) {
         const e = pri.log.get(lsn);
         assert(e !== undefined, "retransmit: log entry dropped too early");
-        send(effects, u, { type: "forward", epoch: m.epoch, lsn, page: e.page, data: e.data, commitLsn: pri.commitLsn });
+        send(effects, u, { type: "forward", epoch: m.epoch, lsn, page: e.page, pages: e.pages, data: e.data, commitLsn: pri.commitLsn });
       }
     }
     const oldest = pri.log.get(peer.ackedLsn + 1);

@@ -14,15 +14,15 @@ const report: UnitReport = { segment: "lun1/seg4", unit: "u2", epoch: 9, fence: 
 const bytes = new Uint8Array([1, 2, 3, 4]);
 
 const every: Message[] = [
-  { type: "write", epoch: 9, reqId: 5, completeBelow: 3, page: 7, data: bytes },
-  { type: "read", epoch: 9, reqId: 6, completeBelow: 3, page: 7 },
+  { type: "write", epoch: 9, reqId: 5, completeBelow: 3, page: 7, pages: 1, data: bytes },
+  { type: "read", epoch: 9, reqId: 6, completeBelow: 3, page: 7, pages: 2 },
   { type: "flush", epoch: 9, reqId: 7, completeBelow: 3 },
   { type: "write-done", epoch: 9, reqId: 5 },
   { type: "read-done", epoch: 9, reqId: 6, data: bytes },
   { type: "flush-done", epoch: 9, reqId: 7 },
   { type: "rejected", epoch: 9, reqId: 5, reason: "no-lease", membership: m },
   { type: "rejected", epoch: 9, reqId: 5, reason: "busy", membership: null },
-  { type: "forward", epoch: 9, lsn: 100, page: 7, data: bytes, commitLsn: 98 },
+  { type: "forward", epoch: 9, lsn: 100, page: 7, pages: 1, data: bytes, commitLsn: 98 },
   { type: "forward-ack", epoch: 9, lsn: 100 },
   { type: "flush-req", epoch: 9, upToLsn: 100 },
   { type: "flush-ack", epoch: 9, durableLsn: 100 },
@@ -50,8 +50,8 @@ test("parseMessage() refuses unknown types, missing or mistyped fields and bad m
   expect(parseMessage([1, 2])).toEqual({ ok: false, reason: "not a map" });
   expect(parseMessage({ type: "launch", epoch: 1 })).toMatchObject({ ok: false, reason: expect.stringContaining("unknown message type") });
   expect(parseMessage({ type: "forward-ack", epoch: -1, lsn: 3 })).toMatchObject({ ok: false, reason: expect.stringContaining("epoch") });
-  expect(parseMessage({ type: "forward", epoch: 1, lsn: 1.5, page: 0, data: bytes, commitLsn: 0 })).toMatchObject({ ok: false, reason: "forward: field lsn is not a lsn" });
-  expect(parseMessage({ type: "forward", epoch: 1, lsn: 1, page: 0, data: "AAAA", commitLsn: 0 })).toMatchObject({ ok: false, reason: "forward: field data is not a bytes" });
+  expect(parseMessage({ type: "forward", epoch: 1, lsn: 1.5, page: 0, pages: 1, data: bytes, commitLsn: 0 })).toMatchObject({ ok: false, reason: "forward: field lsn is not a lsn" });
+  expect(parseMessage({ type: "forward", epoch: 1, lsn: 1, page: 0, pages: 1, data: "AAAA", commitLsn: 0 })).toMatchObject({ ok: false, reason: "forward: field data is not a bytes" });
   expect(parseMessage({ type: "membership", epoch: 1, membership: { ...m, policy: "replica:9" } })).toMatchObject({ ok: false });
   expect(parseMessage({ type: "rejected", epoch: 1, reqId: 1, reason: "because", membership: null })).toMatchObject({ ok: false });
   expect(parseMessage({ type: "heartbeat", epoch: 1, report: { ...report, consistent: "yes" } })).toMatchObject({ ok: false });

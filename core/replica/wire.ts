@@ -12,14 +12,14 @@ type Kind = "lsn" | "num" | "bytes" | "pages" | "membership" | "membership?" | "
 
 /** Every field of every message type (epoch is common to all). */
 const shapes: Record<Message["type"], Record<string, Kind>> = {
-  write: { reqId: "lsn", completeBelow: "lsn", page: "lsn", data: "bytes" },
-  read: { reqId: "lsn", completeBelow: "lsn", page: "lsn" },
+  write: { reqId: "lsn", completeBelow: "lsn", page: "lsn", pages: "lsn", data: "bytes" },
+  read: { reqId: "lsn", completeBelow: "lsn", page: "lsn", pages: "lsn" },
   flush: { reqId: "lsn", completeBelow: "lsn" },
   "write-done": { reqId: "lsn" },
   "read-done": { reqId: "lsn", data: "bytes" },
   "flush-done": { reqId: "lsn" },
   rejected: { reqId: "lsn", reason: "reason", membership: "membership?" },
-  forward: { lsn: "lsn", page: "lsn", data: "bytes", commitLsn: "lsn" },
+  forward: { lsn: "lsn", page: "lsn", pages: "lsn", data: "bytes", commitLsn: "lsn" },
   "forward-ack": { lsn: "lsn" },
   "flush-req": { upToLsn: "lsn" },
   "flush-ack": { durableLsn: "lsn" },
