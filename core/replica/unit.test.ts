@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import type { Membership, Message, UnitEffect, UnitInput } from "./types.ts";
+import type { Membership, Message, Recovered, UnitEffect, UnitInput } from "./types.ts";
 import { defaultUnitConfig, initUnit, isServing, reportOf, stepUnit, type UnitState } from "./unit.ts";
 
 // A hand-driven cluster of units: the test decides what arrives, when. Persists complete only
@@ -15,9 +15,11 @@ class Node {
   constructor(
     readonly id: string,
     m: Membership,
+    recovered: Recovered = { meta: null, log: { lastLsn: 0, commitKnown: 0, consistent: true }, pageSeqs: new Map() },
   ) {
-    const r = initUnit({ self: id, segment: "s" }, { meta: null, log: { lastLsn: 0, commitKnown: 0, consistent: true }, pageSeqs: new Map() }, 0);
+    const r = initUnit({ self: id, segment: "s" }, recovered, 0);
     this.st = r.state;
+    this.out.push(...r.effects);
     this.feed({ kind: "membership-loaded", membership: m }, 0);
   }
   feed(input: UnitInput, now: number): UnitEffect[] {
@@ -179,4 +181,33 @@ test("a secondary applies forwards in lsn order whatever order they arrive in", 
   a.feed(fwd(1), 0);
   const order = a.take().flatMap((e) => (e.kind === "persist" && e.write !== null ? [e.write.seq] : []));
   expect(order).toEqual([1, 2, 3]);
+});
+
+test("a rejoining unit gets back exactly the pages changed since its common point, its own losing writes included", () => {
+  const m: Membership = { segment: "s", epoch: 2, policy: "replica:2", primary: "p", secondaries: [], inactive: ["a"], arbiter: "z" };
+  const start = (id: string, lastLsn: number, seqs: [number, number][]) => {
+    const n = new Node(id, m, { meta: null, log: { lastLsn, commitKnown: 8, consistent: true }, pageSeqs: new Map(seqs) });
+    n.take();
+    return n;
+  };
+  // Both hold the history up to lsn 8. p (the new primary) wrote page 3 at 9; a holds a write
+  // of the old primary's that lost (page 5 at lsn 10) that p never had.
+  const p = start("p", 9, [[1, 4], [3, 9]]);
+  const a = start("a", 10, [[1, 4], [5, 10]]);
+  a.feed({ kind: "tick" }, 10);
+  const req = sent(a.out, "catchup-req")[0];
+  expect(req?.msg).toMatchObject({ commitLsn: 8, changedPages: [5] });
+  deliver(a, [p], 10);
+  const reads = p.out.filter((e): e is Extract<UnitEffect, { kind: "read" }> => e.kind === "read");
+  expect(reads.map((r) => r.page)).toEqual([3, 5]);
+  for (const r of reads) p.feed({ kind: "read-done", token: r.token, data: data(r.page) }, 11);
+  p.out = p.out.filter((e) => e.kind !== "read");
+  deliver(p, [a], 12);
+  const copies = a.out.flatMap((e) => (e.kind === "persist" && e.write !== null ? [[e.write.page, e.write.seq]] : []));
+  expect(copies).toEqual([
+    [3, 9],
+    [5, 0], // p never wrote page 5: it is copied as p has it, unwritten
+  ]);
+  a.settleDisk(12);
+  expect(sent(a.take(), "caught-up")[0]?.msg).toMatchObject({ lsn: 9 });
 });
