@@ -61,7 +61,7 @@ test("the checker catches replica:2 acknowledging after the primary alone while 
   }
   expect(failures.length).toBe(1);
   expect(failures[0]).toMatch(/acknowledged write lost|stale read|after healing/);
-});
+}, budgetMs);
 
 test("the checker catches replica:3 acknowledging without any secondary", () => {
   // Wrong in another way: replica:3 acknowledging with no secondary at all.
@@ -69,7 +69,7 @@ test("the checker catches replica:3 acknowledging without any secondary", () => 
   let caught = false;
   for (let seed = 1; seed <= 40 && !caught; seed++) caught = !runSimulation({ seed, policy: "replica:3", durationMs, ackRuleForTest: broken }).ok;
   expect(caught).toBe(true);
-});
+}, budgetMs);
 
 test("a primary cut off from the cluster while coordinators still reach it never serves a stale read nor acknowledges in its old epoch", () => {
   for (const policy of policies) {
@@ -79,7 +79,7 @@ test("a primary cut off from the cluster while coordinators still reach it never
       expect(r.stats.failovers).toBeGreaterThanOrEqual(1);
     }
   }
-});
+}, budgetMs);
 
 test("replica:2 split brain: with the secondary stopped, then the primary, the old secondary alone does not serve, status says why, and the primary's return brings back every write", () => {
   for (let seed = 1; seed <= 20; seed++) {
@@ -88,7 +88,7 @@ test("replica:2 split brain: with the secondary stopped, then the primary, the o
     expect(r.stats.unavailableReasons).toEqual([expect.stringMatching(/only the primary u\d holds every acknowledged write and it does not answer \(u\d missed writes and can't replace it\)/)]);
     expect(r.stats.writesAcked).toBeGreaterThan(100);
   }
-});
+}, budgetMs);
 
 test("the checker catches stale reads when a primary's lease outlives its voters' promises", () => {
   // Deliberately wrong: the primary believes its lease lasts 6 s longer than the voters promised,
@@ -99,10 +99,10 @@ test("the checker catches stale reads when a primary's lease outlives its voters
     if (!r.ok) caught = r.error;
   }
   expect(caught).toMatch(/stale read/);
-});
+}, budgetMs);
 
 test("a run is deterministic: the same seed gives the same run", () => {
   const a = runSimulation({ seed: 77, policy: "replica:3", durationMs: 5000 });
   const b = runSimulation({ seed: 77, policy: "replica:3", durationMs: 5000 });
   expect(a).toEqual(b);
-});
+}, budgetMs);
