@@ -28,8 +28,12 @@ describe("a node with two portals", () => {
   });
   afterAll(() => node.cleanup());
 
-  test("init writes portal.extra to qstora.toml", () => {
+  test("init writes portal.extra to qstora.toml; status names both portals", () => {
     expect(readFileSync(join(node.dataDir, "qstora.toml"), "utf8")).toContain(`extra = [ "${second}:3260" ]`);
+    const s = node.qJson<{ portal: string; portals: string[] }>("status");
+    expect(s.portal).toBe(node.portal);
+    expect(s.portals).toEqual([node.portal, `${second}:3260`]);
+    expect(node.ok("status").stdout).toContain(`portal:   ${node.portal}, ${second}:3260`);
   });
 
   test("login through each portal; both report the same device identification (one target port)", () => {

@@ -29,8 +29,10 @@ export interface ConfigKey {
 
 const isString = (v: unknown): string | null => (typeof v === "string" && v.length > 0 ? null : "must be a non-empty string");
 const isHostPort = (v: unknown): string | null => (typeof v === "string" && parseHostPort(v) !== null ? null : 'must be "ADDRESS:PORT", e.g. "127.0.0.1:3260"');
+/** portal.extra's longest list: with portal.listen, core/iscsi/server.ts's portalsMax (64). */
+const portalExtraMax = 63;
 const isHostPortList = (v: unknown): string | null =>
-  Array.isArray(v) && v.every((a) => typeof a === "string" && parseHostPort(a) !== null) ? null : 'must be a list of "ADDRESS:PORT", e.g. ["10.0.1.5:3260"]';
+  Array.isArray(v) && v.length <= portalExtraMax && v.every((a) => typeof a === "string" && parseHostPort(a) !== null) ? null : `must be a list of at most ${portalExtraMax} "ADDRESS:PORT", e.g. ["10.0.1.5:3260"]`;
 const isAddress = (v: unknown): string | null => (typeof v === "string" && /^[0-9a-zA-Z.:-]+$/.test(v) ? null : "must be an IP address or host name");
 const oneOf = (...allowed: string[]) => (v: unknown): string | null => (typeof v === "string" && allowed.includes(v) ? null : `must be one of ${allowed.map((a) => `"${a}"`).join(", ")}`);
 const isMs = (v: unknown): string | null => (typeof v === "number" && Number.isInteger(v) && v >= 100 && v <= 3_600_000 ? null : "must be a whole number of milliseconds from 100 to 3600000");

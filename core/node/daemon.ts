@@ -207,6 +207,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       node: { id: identity.nodeId, name: identity.name, clusterId: identity.clusterId, version: `${version} (${buildCommit})`, pid: process.pid, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) },
       daemon: "running",
       portal: config.portal.listen,
+      portals: [config.portal.listen, ...config.portal.extra],
       api: config.api.listen,
       archives: svc.archiveViews(),
       targets,
