@@ -8,6 +8,8 @@
 // unwritten bytes), resumes on drain, and stops reading while the queue is over
 // `queuedBytesPauseAt` (back-pressure instead of memory growth). Every wait has a time limit;
 // one portal-wide timer hands each connection the clock for its NOP-In pings (connection.ts).
+// It never reads a PDU itself, and never binds only some of its portals: a portal that cannot
+// listen closes the others and fails the start.
 import type { Socket, SocketHandler, TCPSocketListener } from "bun";
 import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
