@@ -40,8 +40,12 @@ export interface ConnectionTransport {
 export interface ConnectionOptions {
   readonly registry: TargetRegistry;
   readonly sessions: SessionTable;
-  /** "host:port" of the portal this connection came in on, and its portal group tag. */
-  readonly portal: { readonly address: string; readonly portalGroupTag: number };
+  /**
+   * "host:port" of the portal this connection came in on, its portal group tag, and the
+   * TargetAddress values ("host:port,tag") SendTargets lists: every portal of the group (one
+   * portal's address alone when absent).
+   */
+  readonly portal: { readonly address: string; readonly portalGroupTag: number; readonly targetAddresses?: () => readonly string[] };
   readonly limits: TargetLimits;
   readonly transport: ConnectionTransport;
   readonly logger: Logger;
@@ -478,18 +482,20 @@ export class IscsiConnection implements PduSink {
   // ---- text ----
 
   private sendTargets(value: string): KeyValue[] | null {
-    const address = `${this.options.portal.address},${this.options.portal.portalGroupTag}`;
+    const portal = this.options.portal;
+    const addresses = portal.targetAddresses?.() ?? [`${portal.address},${portal.portalGroupTag}`];
+    const entry = (iqn: string): KeyValue[] => [["TargetName", iqn], ...addresses.map((a): KeyValue => ["TargetAddress", a])];
     if (value === "All") {
       // RFC 7143 §12.3 / appendix C: in a normal session "All" may be answered with every target too.
       const out: KeyValue[] = [];
-      for (const t of this.options.registry.listTargets(this.initiatorName)) out.push(["TargetName", t.iqn], ["TargetAddress", address]);
+      for (const t of this.options.registry.listTargets(this.initiatorName)) out.push(...entry(t.iqn));
       return out;
     }
     const name = value === "" ? this.target?.iqn : value;
     if (name === undefined) return null; // empty value in a discovery session
     if (!iscsiNamePattern.test(name)) return null;
     const t = this.options.registry.lookupTarget(name.toLowerCase(), this.initiatorName);
-    return t === undefined ? [] : [["TargetName", t.iqn], ["TargetAddress", address]];
+    return t === undefined ? [] : entry(t.iqn);
   }
 
   private onText(pdu: Pdu): void {
@@ -628,7 +634,8 @@ export class IscsiConnection implements PduSink {
         if (device === undefined) response = TmfResponse.lunDoesNotExist;
         else {
           this.abortTasks((_, l) => l === lun);
-          // The reset's POWER ON, RESET unit attention tells the other nexuses (SAM-5 §6.3.3).
+          // The reset's POWER ON, RESET unit attention (every nexus, this one too: SAM-5 §6.3.3)
+          // tells the others why their tasks ended.
           this.abortOtherNexuses(device, { attention: false });
           this.options.lunStates.get(device).reset(this.nexus.id);
         }

@@ -1,11 +1,16 @@
-// The iSCSI portal: the only file of the target that touches sockets (Bun.listen). Each
+// The iSCSI portals: the only file of the target that touches sockets (Bun.listen). One server
+// listens on one or more addresses (a node with two NICs serves both), all in one target portal
+// group: one session table (a session begun through one portal is reinstated through another),
+// one portal group tag, so SCSI sees one target port whichever address a connection used. Each
 // connection's bytes go to its IscsiConnection inline in the data handler, and what it answers
 // is written with one socket.write per batch. Bun's socket.write may take only part of a buffer
 // and does not queue the rest, so each connection keeps its own bounded queue (copies of the
 // unwritten bytes), resumes on drain, and stops reading while the queue is over
 // `queuedBytesPauseAt` (back-pressure instead of memory growth). Every wait has a time limit;
 // one portal-wide timer hands each connection the clock for its NOP-In pings (connection.ts).
-import type { Socket, TCPSocketListener } from "bun";
+// It never reads a PDU itself, and never binds only some of its portals: a portal that cannot
+// listen closes the others and fails the start.
+import type { Socket, SocketHandler, TCPSocketListener } from "bun";
 import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
 import { IscsiConnection, pingDefaults, type PingSettings, type TargetRegistry } from "./connection.ts";
@@ -41,7 +46,10 @@ interface SocketState {
 }
 
 export interface IscsiServer {
+  /** The first portal's port (the one `host`/`port` named). */
   readonly port: number;
+  /** Every portal's port, in the order given: `port` first, then `extraPortals`. */
+  readonly ports: readonly number[];
   /** The logical unit state table the sessions share. */
   readonly lunStates: LunStateTable;
   /** Sessions in full feature phase, for one target or all (discovery sessions excluded). */
@@ -53,6 +61,8 @@ export interface IscsiServer {
 export interface IscsiServerOptions {
   host: string;
   port: number;
+  /** More portals of the same portal group (other addresses of this node). */
+  extraPortals?: readonly { readonly host: string; readonly port: number }[];
   registry: TargetRegistry;
   logger: Logger;
   portalGroupTag?: number;
@@ -69,6 +79,28 @@ export interface IscsiServerOptions {
 
 function hostPort(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Portals at once; more is a configuration mistake, not a node with many NICs. */
+export const portalsMax = 64;
+
+const wildcardHosts = new Set(["0.0.0.0", "::", "[::]", ""]);
+
+/**
+ * The TargetAddress values (RFC 7143 §13.8, "address:port,tag") a connection that arrived on
+ * `local` is told in SendTargets: every portal of the group, its own first (initiators that take
+ * only one try the first). A wildcard listener is announced by the address the connection used,
+ * the one address of it this initiator is known to reach.
+ */
+export function targetAddresses(portals: readonly { readonly host: string; readonly port: number }[], arrivedOn: { readonly host: string; readonly port: number }, portalGroupTag: number): string[] {
+  const out: string[] = [];
+  const add = (host: string, port: number): void => {
+    const a = `${hostPort(host, port)},${portalGroupTag}`;
+    if (!out.includes(a)) out.push(a);
+  };
+  add(arrivedOn.host, arrivedOn.port);
+  for (const p of portals) add(wildcardHosts.has(p.host) ? arrivedOn.host : p.host, p.port);
+  return out;
 }
 
 export async function startIscsiServer(options: IscsiServerOptions): Promise<IscsiServer> {
@@ -149,67 +181,83 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
     st.conn.closedByTransport();
   };
 
-  const listener: TCPSocketListener<SocketState> = Bun.listen<SocketState>({
-    hostname: options.host,
-    port: options.port,
-    socket: {
-      open(s) {
-        if (sockets.size >= connectionsMax) {
-          logger.warn("too many connections, refusing one", { from: s.remoteAddress });
-          s.terminate();
-          return;
-        }
-        sockets.add(s);
-        s.setNoDelay(true);
-        s.setKeepAlive(true, keepAliveDelayMs);
-        // TargetAddress in SendTargets is the address this connection came in on.
-        const local = s.localAddress !== "" && s.localAddress !== undefined ? s.localAddress : options.host;
-        const conn = new IscsiConnection({
-          registry: options.registry,
-          sessions,
-          portal: { address: hostPort(local, listener.port), portalGroupTag },
-          limits,
-          transport: { send: (bytes) => send(s, bytes), close: () => end(s) },
-          logger,
-          lunStates,
-          ping,
-        });
-        s.data = { conn, queue: [], queuedBytes: 0, paused: false, closed: false, endWhenDrained: false, timer: undefined };
-        s.data.timer = setTimeout(() => {
-          if (!conn.fullFeature && !conn.closed) conn.shutdown("login timed out");
-        }, loginTimeoutMs);
-      },
-      data(s, chunk) {
-        const st = s.data;
-        if (st.closed) return;
-        st.conn.receive(chunk);
-        if (st.timer !== undefined && st.conn.fullFeature && !st.endWhenDrained) {
-          clearTimeout(st.timer);
-          st.timer = undefined;
-        }
-      },
-      drain(s) {
-        const before = s.data.queuedBytes;
-        flushQueue(s);
-        if (s.data.queuedBytes < before) s.data.conn.peerReading();
-      },
-      close(s) {
-        forget(s);
-      },
-      error(s, e) {
-        logger.warn("connection error", { error: e.message });
-        forget(s);
-      },
+  const wanted = [{ host: options.host, port: options.port }, ...(options.extraPortals ?? [])];
+  assert(wanted.length <= portalsMax, "too many portals");
+  /** The portals as bound (port 0 asks for any free port: the bound one is announced). */
+  const bound: { host: string; port: number }[] = [];
+  /** The socket handlers of the `index`th portal. */
+  const handlers = (index: number): SocketHandler<SocketState> => ({
+    open(s) {
+      if (sockets.size >= connectionsMax) {
+        logger.warn("too many connections, refusing one", { from: s.remoteAddress });
+        s.terminate();
+        return;
+      }
+      sockets.add(s);
+      s.setNoDelay(true);
+      s.setKeepAlive(true, keepAliveDelayMs);
+      // SendTargets names every portal, first the address this connection came in on.
+      const localPort = bound[index]?.port ?? options.port;
+      const local = s.localAddress !== "" && s.localAddress !== undefined ? s.localAddress : options.host;
+      const conn = new IscsiConnection({
+        registry: options.registry,
+        sessions,
+        portal: { address: hostPort(local, localPort), portalGroupTag, targetAddresses: () => targetAddresses(bound, { host: local, port: localPort }, portalGroupTag) },
+        limits,
+        transport: { send: (bytes) => send(s, bytes), close: () => end(s) },
+        logger,
+        lunStates,
+        ping,
+      });
+      s.data = { conn, queue: [], queuedBytes: 0, paused: false, closed: false, endWhenDrained: false, timer: undefined };
+      s.data.timer = setTimeout(() => {
+        if (!conn.fullFeature && !conn.closed) conn.shutdown("login timed out");
+      }, loginTimeoutMs);
+    },
+    data(s, chunk) {
+      const st = s.data;
+      if (st.closed) return;
+      st.conn.receive(chunk);
+      if (st.timer !== undefined && st.conn.fullFeature && !st.endWhenDrained) {
+        clearTimeout(st.timer);
+        st.timer = undefined;
+      }
+    },
+    drain(s) {
+      const before = s.data.queuedBytes;
+      flushQueue(s);
+      if (s.data.queuedBytes < before) s.data.conn.peerReading();
+    },
+    close(s) {
+      forget(s);
+    },
+    error(s, e) {
+      logger.warn("connection error", { error: e.message });
+      forget(s);
     },
   });
-  logger.info("iSCSI portal listening", { address: hostPort(options.host, listener.port) });
+  const listeners: TCPSocketListener<SocketState>[] = [];
+  for (const [i, p] of wanted.entries()) {
+    try {
+      listeners.push(Bun.listen<SocketState>({ hostname: p.host, port: p.port, socket: handlers(i) }));
+    } catch (e) {
+      // The ones already open are closed; the error says which address failed (the daemon's message).
+      for (const l of listeners) l.stop(true);
+      clearInterval(ticker);
+      throw Object.assign(e instanceof Error ? e : new Error(String(e)), { address: hostPort(p.host, p.port) });
+    }
+    const l = listeners[listeners.length - 1] as TCPSocketListener<SocketState>;
+    bound.push({ host: p.host, port: l.port });
+    logger.info("iSCSI portal listening", { address: hostPort(p.host, l.port), portalGroupTag });
+  }
 
   return {
-    port: listener.port,
+    port: (bound[0] as { port: number }).port,
+    ports: bound.map((b) => b.port),
     lunStates,
     sessionCount: (iqn?: string) => sessions.count(iqn),
     async close(): Promise<void> {
-      listener.stop(false);
+      for (const l of listeners) l.stop(false);
       clearInterval(ticker);
       const deadline = Date.now() + closeGraceMs;
       const waits = [...sockets].map((s) => s.data?.conn.idle());
@@ -217,7 +265,7 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
       for (const s of sockets) s.data?.conn.shutdown("server closing");
       while (sockets.size > 0 && Date.now() < deadline) await Bun.sleep(10);
       for (const s of sockets) s.terminate();
-      listener.stop(true);
+      for (const l of listeners) l.stop(true);
     },
   };
 }

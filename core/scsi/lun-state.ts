@@ -156,12 +156,16 @@ export class LunState {
   }
 
   /**
-   * Logical unit reset (SAM-5 §6.6): SPC-2 reservation released, POWER ON/RESET for the other
-   * nexuses (the one that asked knows; libiscsi's reset tests expect no attention there).
+   * Logical unit reset (SAM-5 §6.3.3; a target reset is one per LU): the SPC-2 reservation is
+   * released and POWER ON, RESET is raised for every I_T nexus, `requester` (the nexus that sent
+   * the task management request, known to the LU or not) included. SAM-5 makes no exception
+   * for the requester, and a multipath initiator (libiscsi's MultipathIO.Reset) waits for the
+   * attention on each path, the one it reset through too.
    */
-  reset(except?: string): void {
+  reset(requester?: string): void {
     this.reservedBy = null;
-    this.raise(UnitAttention.powerOnReset, except);
+    this.raise(UnitAttention.powerOnReset);
+    if (requester !== undefined) this.raiseFor(requester, UnitAttention.powerOnReset);
   }
 
   /**

@@ -146,7 +146,7 @@ describe("SBC-3 commands", () => {
     expect(sense(await run(a, [Opcode.modeSelect6, 0x10, 0, 0, list.length, 0], list))).toBe("5/26/0");
   });
 
-  test("capacity change and LUN reset raise unit attentions; REQUEST SENSE reports and clears one", async () => {
+  test("capacity change and LUN reset raise unit attentions (the reset's for every nexus, the requester too); REQUEST SENSE reports and clears one", async () => {
     const { device, lunStates, run } = setup();
     await run(a, [Opcode.testUnitReady, 0, 0, 0, 0, 0]);
     await run(b, [Opcode.testUnitReady, 0, 0, 0, 0, 0]);
@@ -157,8 +157,12 @@ describe("SBC-3 commands", () => {
     expect(rs.data![12]).toBe(0x2a);
     expect(sense(await run(b, [Opcode.testUnitReady, 0, 0, 0, 0, 0]))).toBe("good");
     lunStates.get(device).reset(a.id);
+    expect(sense(await run(a, [Opcode.testUnitReady, 0, 0, 0, 0, 0]))).toBe("6/29/0");
     expect(sense(await run(a, [Opcode.testUnitReady, 0, 0, 0, 0, 0]))).toBe("good");
     expect(sense(await run(b, [Opcode.testUnitReady, 0, 0, 0, 0, 0]))).toBe("6/29/0");
+    // A requester that never sent this LU a command gets it as well.
+    lunStates.get(device).reset("never-seen");
+    expect(lunStates.get(device).take("never-seen")).toEqual({ asc: 0x29, ascq: 0 });
   });
 
   test("REPORT SUPPORTED OPERATION CODES lists every command; one command has its CDB usage; TMF and target port groups", async () => {
