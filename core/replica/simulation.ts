@@ -13,7 +13,7 @@
 // back its latest acknowledged value.
 // Test support only: never imported by the daemon. Same seed, same run (no Math.random, no clock).
 
-import { seededRng } from "../../test/helpers/rng.ts";
+import { seededRng } from "../util/rng.ts";
 import { defaultManagerConfig, initManager, segmentStatus, stepManager, type ManagerConfig, type ManagerEffect, type ManagerInput, type ManagerState } from "../cluster/failover.ts";
 import type { AckRule } from "./policy.ts";
 import type { Address, LogMark, Membership, Message, Policy, UnitEffect, UnitId, UnitInput, UnitMeta } from "./types.ts";
