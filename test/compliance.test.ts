@@ -9,6 +9,8 @@ import { join } from "node:path";
 import { TestNode, randomLoopback, run, sharedTools } from "./helpers/node.ts";
 
 const iqn = "iqn.2026-11.org.qstora:compliance";
+/** The two initiator names iscsi-test-cu logs in with; the target's ACL admits exactly these. */
+const suiteInitiators = ["iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test", "iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test-2"];
 const compliance = join(sharedTools, "compliance.sh");
 /** docs/COMPLIANCE.md's figure for this suite on a 512-byte-block LUN, two paths. */
 const cleanAtLeast = 200;
@@ -33,10 +35,18 @@ describe("libiscsi conformance, every suite, on a daemon LUN through two portals
     if (r.code !== 0) throw new Error(`init failed: ${r.stderr}${r.stdout}`);
     node.ok("target", "create", iqn);
     node.ok("lun", "create", "--target", iqn, "--size", "1G");
+    for (const name of suiteInitiators) node.ok("target", "acl", "add", iqn, name);
     url = node.url(iqn, 0);
     url2 = `iscsi://${second}:3260/${iqn}/0`;
   });
   afterAll(() => node.cleanup());
+
+  test("the target's ACL admits the suite's two initiators and refuses a third, through both portals", () => {
+    for (const u of [url, url2]) {
+      for (const name of suiteInitiators) expect(run(["iscsi-inq", "-i", name, u]).code).toBe(0);
+      expect(run(["iscsi-inq", "-i", "iqn.2026-11.org.qstora:third-host", u]).code).not.toBe(0);
+    }
+  });
 
   test(`compliance.sh ALL over both portals: at least ${cleanAtLeast} clean, only justified skips, only explained failures`, () => {
     const r = run(["bash", compliance, url, url2], { timeoutMs: 900_000 });
