@@ -15,6 +15,7 @@ export default defineCommand({
     ...commonArgs,
     archive: { type: "string", description: "An archive: PATH:SIZE makes a sparse file of that size, PATH alone uses an existing file or block device. Repeat for more.", valueHint: "PATH[:SIZE]", required: true },
     portal: { type: "string", description: "iSCSI portal address (default 127.0.0.1:3260, or ADDRESS:3260 with --address)", valueHint: "ADDR:PORT" },
+    "extra-portal": { type: "string", description: "Another iSCSI portal of the same portal group (e.g. a second NIC); repeat for more", valueHint: "ADDR:PORT" },
     address: { type: "string", description: "Address for all of this node's listeners (default 127.0.0.1)", valueHint: "ADDR" },
     name: { type: "string", description: "Node name (default: the host name)", valueHint: "NODE" },
     group: { type: "string", description: "Fault domain of this node (default: its name); copies of a segment go to different groups", valueHint: "NAME" },
@@ -34,6 +35,7 @@ export default defineCommand({
       ...(last(args.group) === undefined ? {} : { group: last(args.group) as string }),
       ...(last(args.address) === undefined ? {} : { address: last(args.address) as string }),
       ...(last(args.portal) === undefined ? {} : { portal: last(args.portal) as string }),
+      ...(repeated(rawArgs, "extra-portal").length === 0 ? {} : { extraPortals: repeated(rawArgs, "extra-portal") }),
       ...(last(args.etcd) === undefined ? {} : { etcd: (last(args.etcd) as string).split(",").map((s) => s.trim()).filter((s) => s !== "") }),
     });
     if (args.foreground) {

@@ -17,6 +17,7 @@ export default defineCommand({
     archive: { type: "string", description: "An archive: PATH:SIZE makes a sparse file, PATH alone uses a file or block device. Repeat for more.", valueHint: "PATH[:SIZE]", required: true },
     address: { type: "string", description: "Address for all of this node's listeners (default 127.0.0.1)", valueHint: "ADDR" },
     portal: { type: "string", description: "iSCSI portal (default ADDRESS:3260)", valueHint: "ADDR:PORT" },
+    "extra-portal": { type: "string", description: "Another iSCSI portal of the same portal group (e.g. a second NIC); repeat for more", valueHint: "ADDR:PORT" },
     name: { type: "string", description: "Node name, unique in the cluster (default: the host name)", valueHint: "NODE" },
     group: { type: "string", description: "Fault domain of this node (default: its name); copies of a segment go to different groups", valueHint: "NAME" },
   },
@@ -34,6 +35,7 @@ export default defineCommand({
       ...(last(args.group) === undefined ? {} : { group: last(args.group) as string }),
       ...(last(args.address) === undefined ? {} : { address: last(args.address) as string }),
       ...(last(args.portal) === undefined ? {} : { portal: last(args.portal) as string }),
+      ...(repeated(rawArgs, "extra-portal").length === 0 ? {} : { extraPortals: repeated(rawArgs, "extra-portal") }),
     });
     const status = await startBackground(paths);
     if (args.json) return printJson({ clusterId: joined.identity.clusterId, nodeId: joined.identity.nodeId, dataDir: paths.root, status });

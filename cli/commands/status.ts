@@ -55,7 +55,7 @@ export default defineCommand({
       "  this node:",
       `    node:     ${s.node.name} (${s.node.id})`,
       `    daemon:   running, pid ${s.node.pid}, up ${s.node.uptimeSeconds} s, qstora ${s.node.version}`,
-      `    portal:   ${s.portal}`,
+      `    portal:   ${(s.portals ?? [s.portal]).join(", ")}`,
       `    ec:       ${s.ec.kernel} (available: ${s.ec.available.join(", ")})`,
       `    io:       ${s.io.readOps} reads (${formatSize(s.io.readBytes)}), ${s.io.writeOps} writes (${formatSize(s.io.writeBytes)}), ${s.io.flushes} flushes, ${s.io.errors} errors`,
       "",

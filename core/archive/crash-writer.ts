@@ -30,9 +30,13 @@ for (let op = Number(opBaseText); ; op++) {
   } else if (r < 0.75) {
     off = Math.floor(rnd() * sectors) * 512; // one sector: read-modify-write
     len = 512;
-  } else {
+  } else if (r < 0.82) {
     off = Math.floor(rnd() * sectors) * 512; // several pages, any sector alignment
     len = Math.min(spanBytes - off, (1 + Math.floor(rnd() * 64)) * 512);
+  } else {
+    // Larger than one data pwrite (64 KiB, segment-unit.ts): a kill between its pieces.
+    off = Math.floor(rnd() * sectors) * 512;
+    len = Math.min(spanBytes - off, (129 + Math.floor(rnd() * 512)) * 512);
   }
   const kind = r < 0.9 ? "w" : r < 0.95 ? "u" : "f";
   writeSync(log, `${kind} ${off} ${len} ${op}\n`);

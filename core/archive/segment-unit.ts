@@ -1,7 +1,7 @@
 // A segment unit: a region of an archive holding one replica or shard of one segment, with a
 // checksum and sequence number per 4 KiB page kept in the unit's page-metadata area (never in the
-// page). Synchronous and inline; one pread per read, one pwrite of metadata then one of data per
-// aligned write. Never returns data that fails its checksum: such reads return MEDIUM_ERROR.
+// page). Synchronous and inline; one pread per read, one pwrite of metadata then the data (one
+// pwrite per 64 KiB, see dataPwriteBytesMax) per aligned write. Never returns data that fails its checksum: such reads return MEDIUM_ERROR.
 //
 // Ordering contract (crash consistency when the process is killed at any instant and the kernel
 // keeps every completed pwrite; docs/ARCHIVE-FORMAT.md gives the full argument):
@@ -86,6 +86,17 @@ function ioFailure(code: "IO_ERROR" | "MEDIUM_ERROR", message: string, offsetByt
 }
 
 const OK_VOID: IoResult<void> = { ok: true, value: undefined };
+/**
+ * The most data one pwrite carries. Linux (6.16+ on ext4, earlier on XFS) sizes a page-cache
+ * folio by the write that creates it, so one 1 MiB pwrite leaves a 1 MiB folio, and every later
+ * 4 KiB write into it walks all of the folio's 256 block buffers: measured here (kernel 6.18,
+ * ext4) a 4 KiB overwrite costs ~25-55 µs in a region written in 1 MiB pieces and ~6-10 µs in one
+ * written in 64 KiB pieces, while a 1 MiB write in 64 KiB pieces costs ~25% more than in one
+ * and a 4 KiB read from a 64 KiB folio ~0.5 µs more (1.6 against 1.2 µs) than from a 1 MiB one.
+ * Random 4 KiB overwrites of sequentially written data are the common VM disk pattern.
+ */
+export const dataPwriteBytesMax = 64 << 10;
+const dataPwritePagesMax = dataPwriteBytesMax / pageBytes;
 
 export class Unit implements SegmentUnit {
   /** The page metadata area, mirrored in memory; on-disk entries are byte ranges of it. */
@@ -342,7 +353,10 @@ export class Unit implements SegmentUnit {
     try {
       pwriteFull(fd, this.meta.subarray(p0 * pageMetaBytes, p1 * pageMetaBytes), this.entry.extentOffset + p0 * pageMetaBytes);
       if (headPartial) pwriteFull(fd, head, this.dataStart + p0 * pageBytes);
-      if (fullEnd > fullFirst) pwriteFull(fd, data.subarray(fullFirst * pageBytes - offsetBytes, fullEnd * pageBytes - offsetBytes), this.dataStart + fullFirst * pageBytes);
+      for (let p = fullFirst; p < fullEnd; p += dataPwritePagesMax) {
+        const q = Math.min(fullEnd, p + dataPwritePagesMax);
+        pwriteFull(fd, data.subarray(p * pageBytes - offsetBytes, q * pageBytes - offsetBytes), this.dataStart + p * pageBytes);
+      }
       if (tailPartial) pwriteFull(fd, tail, this.dataStart + (p1 - 1) * pageBytes);
     } catch (e) {
       // Some of it may have landed: resolve each page as recovery would, so the unit keeps

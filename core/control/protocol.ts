@@ -97,7 +97,10 @@ export interface StatusView {
   nodes: NodeView[];
   node: { id: string; name: string; clusterId: string; version: string; pid: number; uptimeSeconds: number };
   daemon: "running";
+  /** portal.listen: the first portal (what discovery is pointed at). */
   portal: string;
+  /** Every portal of this node's portal group: portal.listen, then portal.extra. */
+  portals?: string[];
   api: string;
   metadata: MetadataView;
   /** Capacity per storage pool (the implicit "default" pool holds every archive). */

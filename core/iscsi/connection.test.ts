@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { MemoryBlockDevice, memRegistry } from "../../test/iscsi-mem-target.ts";
 import { silentLogger } from "../util/log.ts";
 import type { BlockDevice } from "../volume/block-device.ts";
-import { IscsiConnection } from "./connection.ts";
+import { IscsiConnection, type PingSettings } from "./connection.ts";
 import { defaultTargetLimits, encodeKeys, parseKeys, type KeyValue } from "./login.ts";
 import { Bhs, Flag, Op, PduDecoder, bhsBytes, encodePdu, encodedBytes, put32, reservedTag, u32, type Pdu } from "./pdu.ts";
 import { LunStateTable } from "../scsi/lun-state.ts";
@@ -20,20 +20,29 @@ interface Reply {
   data: Uint8Array;
 }
 
-function harness(options: { names?: string[]; async?: boolean; lunBytes?: number } = {}) {
-  const device = new MemoryBlockDevice({ sizeBytes: options.lunBytes ?? 1 << 20, async: options.async ?? false });
+/** Several harnesses may share one LU, its state and the session table (sessions of two initiators). */
+interface Shared {
+  device: MemoryBlockDevice;
+  lunStates: LunStateTable;
+  sessions: SessionTable;
+}
+
+function harness(options: { names?: string[]; async?: boolean; lunBytes?: number; shared?: Shared; isid?: number; ping?: PingSettings } = {}) {
+  const device = options.shared?.device ?? new MemoryBlockDevice({ sizeBytes: options.lunBytes ?? 1 << 20, async: options.async ?? false });
   const targets = new Map<string, { luns: Map<number, BlockDevice> }>();
   for (const name of options.names ?? [iqn]) targets.set(name, { luns: new Map<number, BlockDevice>([[0, device]]) });
   const replies: Reply[] = [];
   const decoder = new PduDecoder(1 << 20);
   let closed = false;
-  const sessions = new SessionTable();
+  const sessions = options.shared?.sessions ?? new SessionTable();
+  const lunStates = options.shared?.lunStates ?? new LunStateTable();
   const conn = new IscsiConnection({
     registry: memRegistry(targets),
     sessions,
     portal: { address: "127.0.0.1:3260", portalGroupTag: 1 },
     limits: defaultTargetLimits,
-    lunStates: new LunStateTable(),
+    lunStates,
+    ...(options.ping === undefined ? {} : { ping: options.ping }),
     transport: {
       send: (bytes) => {
         const error = decoder.push(bytes, {
@@ -63,7 +72,7 @@ function harness(options: { names?: string[]; async?: boolean; lunBytes?: number
   };
   const login = (keys: KeyValue[]) => {
     send(Op.loginRequest | 0x40, Flag.transit | (1 << 2) | 3, encodeKeys(keys), (h) => {
-      h.set([0x80, 0, 0, 0x12, 0x34, 0], Bhs.isid);
+      h.set([0x80, 0, 0, 0x12, 0x34, options.isid ?? 0], Bhs.isid);
       put32(h, Bhs.initiatorTaskTag, itt++);
     }, { nextCmdSN: false });
     const r = replies.at(-1)!;
@@ -88,7 +97,12 @@ function harness(options: { names?: string[]; async?: boolean; lunBytes?: number
       put32(h, Bhs.dataSN, dataSN);
       put32(h, Bhs.bufferOffset, offset);
     });
-  return { conn, device, replies, send, login, command, dataOut, digests, decoder, closed: () => closed, sessions, setCmdSN: (n: number) => (cmdSN = n) };
+  const tmf = (fn: number, fill: (h: Uint8Array) => void = () => {}) =>
+    send(Op.taskManagementRequest | 0x40, Flag.final | fn, null, (b) => {
+      put32(b, Bhs.initiatorTaskTag, itt++);
+      fill(b);
+    });
+  return { conn, device, lunStates, replies, send, login, command, dataOut, tmf, digests, decoder, closed: () => closed, sessions, setCmdSN: (n: number) => (cmdSN = n) };
 }
 
 const normalLogin: KeyValue[] = [["InitiatorName", "iqn.2026-11.org.test:i"], ["TargetName", iqn]];
@@ -324,5 +338,172 @@ describe("IscsiConnection", () => {
     expect(h.replies.at(-1)!.opcode).toBe(Op.logoutResponse);
     expect(h.closed()).toBe(true);
     expect(h.sessions.count()).toBe(0);
+  });
+
+  test("a quiet session is pinged with a NOP-In carrying a valid TTT, and the answer keeps it", () => {
+    const h = harness({ ping: { idleMs: 5000, timeoutMs: 20000 } });
+    h.login(normalLogin);
+    const before = h.replies.length;
+    h.conn.tick(1000);
+    h.conn.tick(5999);
+    expect(h.replies.length).toBe(before); // not quiet long enough
+    h.conn.tick(6000);
+    const ping = h.replies.at(-1)!;
+    expect(ping.opcode).toBe(Op.nopIn);
+    expect(u32(ping.header, Bhs.initiatorTaskTag)).toBe(reservedTag);
+    const ttt = u32(ping.header, Bhs.targetTransferTag);
+    expect(ttt).not.toBe(reservedTag);
+    expect(h.conn.pinging).toBe(true);
+    // RFC 7143 §11.19.3: a NOP-In with the reserved ITT carries the next StatSN without taking it.
+    const tag = h.command([0, 0, 0, 0, 0, 0], { edtl: 0 });
+    const tur = h.replies.at(-1)!;
+    expect(u32(tur.header, Bhs.initiatorTaskTag)).toBe(tag);
+    expect(u32(tur.header, Bhs.statSN)).toBe(u32(ping.header, Bhs.statSN));
+    h.conn.tick(7000);
+    expect(h.conn.pinging).toBe(false); // the command showed the initiator alive
+    h.conn.tick(12000);
+    const again = h.replies.at(-1)!;
+    expect(again.opcode).toBe(Op.nopIn);
+    // The initiator's answer: NOP-Out, ITT reserved, the ping's TTT, immediate.
+    h.send(Op.nopOut | 0x40, Flag.final, null, (b) => {
+      put32(b, Bhs.initiatorTaskTag, reservedTag);
+      put32(b, Bhs.targetTransferTag, u32(again.header, Bhs.targetTransferTag));
+    }, { nextCmdSN: false });
+    expect(h.replies.at(-1)).toBe(again); // nothing is said back
+    h.conn.tick(40000);
+    expect(h.closed()).toBe(false);
+    expect(h.conn.pinging).toBe(false);
+  });
+
+  test("an initiator that leaves a ping unanswered is dropped after the timeout, and its session's writes and buffers go", () => {
+    const h = harness({ ping: { idleMs: 5000, timeoutMs: 20000 } });
+    h.login([...normalLogin, ["InitialR2T", "Yes"], ["ImmediateData", "No"]]);
+    const tag = h.command(write10(0, 64), { edtl: 32768, write: true }); // waits for Data-Out forever
+    const r2t = h.replies.at(-1)!;
+    expect(r2t.opcode).toBe(Op.r2t);
+    expect(h.sessions.count()).toBe(1);
+    h.conn.tick(0);
+    h.conn.tick(5000);
+    expect(h.replies.at(-1)!.opcode).toBe(Op.nopIn);
+    h.conn.tick(24999);
+    expect(h.closed()).toBe(false);
+    h.conn.tick(25000);
+    expect(h.closed()).toBe(true);
+    expect(h.conn.closed).toBe(true);
+    expect(h.sessions.count()).toBe(0);
+    // Late Data-Out for the dropped write is not taken (the connection is closed).
+    const count = h.replies.length;
+    h.dataOut(tag, u32(r2t.header, Bhs.targetTransferTag), 0, 0, new Uint8Array(512), false);
+    expect(h.replies.length).toBe(count);
+    expect(h.device.bytes.every((b) => b === 0)).toBe(true);
+  });
+
+  test("an initiator still taking queued data (the socket drains) is not dropped, though its ping answer is unread", () => {
+    const h = harness({ ping: { idleMs: 1000, timeoutMs: 3000 } });
+    h.login(normalLogin);
+    h.conn.tick(0);
+    h.conn.tick(1000);
+    expect(h.conn.pinging).toBe(true);
+    for (let t = 2000; t < 20000; t += 1000) {
+      h.conn.peerReading();
+      h.conn.tick(t);
+    }
+    expect(h.closed()).toBe(false);
+    h.conn.tick(21000);
+    h.conn.tick(22000);
+    h.conn.tick(25000);
+    expect(h.closed()).toBe(true);
+  });
+
+  test("pings are off with idleMs 0, and never sent before login completes", () => {
+    const off = harness({ ping: { idleMs: 0, timeoutMs: 1000 } });
+    off.login(normalLogin);
+    for (let t = 0; t < 100000; t += 1000) off.conn.tick(t);
+    expect(off.replies.at(-1)!.opcode).toBe(Op.loginResponse);
+    const early = harness({ ping: { idleMs: 10, timeoutMs: 10 } });
+    for (let t = 0; t < 1000; t += 10) early.conn.tick(t);
+    expect(early.replies.length).toBe(0);
+    expect(early.closed()).toBe(false);
+  });
+
+  test("PREEMPT AND ABORT from one session aborts the preempted session's tasks, which then gets COMMANDS CLEARED BY ANOTHER INITIATOR", () => {
+    const shared: Shared = { device: new MemoryBlockDevice({ sizeBytes: 1 << 20 }), lunStates: new LunStateTable(), sessions: new SessionTable() };
+    const a = harness({ shared, isid: 1 });
+    const b = harness({ shared, isid: 2 });
+    a.login([...normalLogin, ["InitialR2T", "Yes"], ["ImmediateData", "Yes"]]);
+    b.login([...normalLogin, ["InitialR2T", "Yes"], ["ImmediateData", "Yes"]]);
+    const prout = (h: typeof a, action: number, type: number, key: number, actionKey: number) => {
+      const p = new Uint8Array(24);
+      put32(p, 4, key);
+      put32(p, 12, actionKey);
+      h.command([0x5f, action, type, 0, 0, 0, 0, 0, 24, 0], { edtl: 24, write: true, immediate: p });
+      return h.replies.at(-1)!;
+    };
+    const good = (r: Reply) => [r.opcode, r.header[Bhs.byte3]];
+    expect(good(prout(a, 0, 0, 0, 0xa))).toEqual([Op.scsiResponse, 0]); // REGISTER a
+    expect(good(prout(b, 0, 0, 0, 0xb))).toEqual([Op.scsiResponse, 0]); // REGISTER b
+    expect(good(prout(b, 1, 1, 0xb, 0))).toEqual([Op.scsiResponse, 0]); // b RESERVE, write exclusive
+    // b has a write waiting for Data-Out (128 blocks: 8 KiB immediate, the rest by R2T).
+    const waiting = b.command(write10(0, 128), { edtl: 65536, write: true, immediate: pattern(8192, 1) });
+    expect(b.replies.at(-1)!.opcode).toBe(Op.r2t);
+    const r2t = b.replies.at(-1)!;
+    const bCount = b.replies.length;
+    expect(good(prout(a, 5, 1, 0xa, 0xb))).toEqual([Op.scsiResponse, 0]); // a PREEMPT AND ABORT b
+    // b's write is gone: its Data-Out is dropped, nothing answers it, nothing is written.
+    b.dataOut(waiting, u32(r2t.header, Bhs.targetTransferTag), 0, 8192, pattern(57344, 2), true);
+    expect(b.replies.length).toBe(bCount);
+    expect(shared.device.bytes.subarray(0, 65536).every((x) => x === 0)).toBe(true);
+    // b's next command hears of it: REGISTRATIONS PREEMPTED, then COMMANDS CLEARED BY ANOTHER INITIATOR.
+    const senseOf = (r: Reply) => [r.header[Bhs.byte3], r.data[2 + 2]! & 0xf, r.data[2 + 12], r.data[2 + 13]];
+    b.command([0, 0, 0, 0, 0, 0], { edtl: 0 });
+    expect(senseOf(b.replies.at(-1)!)).toEqual([2, 6, 0x2a, 0x05]);
+    b.command([0, 0, 0, 0, 0, 0], { edtl: 0 });
+    expect(senseOf(b.replies.at(-1)!)).toEqual([2, 6, 0x2f, 0x00]);
+    b.command([0, 0, 0, 0, 0, 0], { edtl: 0 });
+    expect(b.replies.at(-1)!.header[Bhs.byte3]).toBe(0);
+    // a holds the reservation now.
+    a.command([0x5e, 1, 0, 0, 0, 0, 0, 0, 24, 0], { edtl: 24, read: true });
+    expect(a.replies.at(-1)!.data[21]).toBe(1); // READ RESERVATION: type write exclusive
+  });
+
+  test("CLEAR TASK SET ends the other session's waiting write too; ABORT TASK SET only its own", () => {
+    const shared: Shared = { device: new MemoryBlockDevice({ sizeBytes: 1 << 20 }), lunStates: new LunStateTable(), sessions: new SessionTable() };
+    const a = harness({ shared, isid: 1 });
+    const b = harness({ shared, isid: 2 });
+    a.login([...normalLogin, ["InitialR2T", "Yes"]]);
+    b.login([...normalLogin, ["InitialR2T", "Yes"]]);
+    const tb = b.command(write10(0, 8), { edtl: 4096, write: true });
+    const r2tB = b.replies.at(-1)!;
+    a.tmf(2); // ABORT TASK SET: a's own tasks only
+    expect(a.replies.at(-1)!.header[Bhs.byte2]).toBe(0);
+    a.tmf(4); // CLEAR TASK SET
+    expect(a.replies.at(-1)!.header[Bhs.byte2]).toBe(0);
+    const count = b.replies.length;
+    b.dataOut(tb, u32(r2tB.header, Bhs.targetTransferTag), 0, 0, pattern(4096, 3), true);
+    expect(b.replies.length).toBe(count);
+    b.command([0, 0, 0, 0, 0, 0], { edtl: 0 });
+    const r = b.replies.at(-1)!;
+    expect([r.header[Bhs.byte3], r.data[2 + 12]]).toEqual([2, 0x2f]);
+  });
+
+  test("a dropped session's command waiting for COMPARE AND WRITE's turn never runs", async () => {
+    const shared: Shared = { device: new MemoryBlockDevice({ sizeBytes: 1 << 20, async: true }), lunStates: new LunStateTable(), sessions: new SessionTable() };
+    const a = harness({ shared, isid: 1 });
+    const b = harness({ shared, isid: 2 });
+    a.login(normalLogin);
+    b.login(normalLogin);
+    const caw = new Uint8Array(1024);
+    caw.fill(9, 512);
+    a.command([0x89, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0], { edtl: 1024, write: true, immediate: caw });
+    b.command(write10(8, 1), { edtl: 512, write: true, immediate: pattern(512, 4) }); // queued behind it
+    expect(b.conn.busy).toBe(true);
+    b.conn.closedByTransport();
+    expect(b.sessions.count()).toBe(1);
+    await Bun.sleep(30);
+    expect(a.replies.at(-1)!.header[Bhs.byte3]).toBe(0);
+    expect(shared.device.bytes[0]).toBe(9);
+    expect(shared.device.bytes.subarray(8 * 512, 9 * 512).every((x) => x === 0)).toBe(true);
+    expect(b.conn.busy).toBe(false);
+    expect(shared.lunStates.get(shared.device).exclusive).toBe(null);
   });
 });

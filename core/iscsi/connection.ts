@@ -11,8 +11,8 @@ import type { Logger } from "../util/log.ts";
 import type { BlockDevice, MaybePromise } from "../volume/block-device.ts";
 import { decodeCdb, type Command } from "../scsi/cdb.ts";
 import { executeCommand, type ScsiPort } from "../scsi/logical-unit.ts";
-import { UnitAttention, type LunStateTable, type Nexus } from "../scsi/lun-state.ts";
-import { decodeLun } from "../scsi/commands/report-luns.ts";
+import { UnitAttention, type LunStateTable, type Nexus, type NexusTasks } from "../scsi/lun-state.ts";
+import { decodeLun, encodeLun } from "../scsi/commands/report-luns.ts";
 import { Asc, SenseKey, Status, checkCondition, fixedSenseBytes, encodeFixedSense, senseForErrorCode, type ScsiResult } from "../scsi/sense.ts";
 import { ResponseBatch } from "./batch.ts";
 import { encodeKeys, loginStep, type ChapSecrets, loginTextBytesMax, LoginStatus, newLoginState, parseKeys, type KeyValue, type LoginFailure, type LoginState, type TargetLimits } from "./login.ts";
@@ -40,14 +40,35 @@ export interface ConnectionTransport {
 export interface ConnectionOptions {
   readonly registry: TargetRegistry;
   readonly sessions: SessionTable;
-  /** "host:port" of the portal this connection came in on, and its portal group tag. */
-  readonly portal: { readonly address: string; readonly portalGroupTag: number };
+  /**
+   * "host:port" of the portal this connection came in on, its portal group tag, and the
+   * TargetAddress values ("host:port,tag") SendTargets lists: every portal of the group (one
+   * portal's address alone when absent).
+   */
+  readonly portal: { readonly address: string; readonly portalGroupTag: number; readonly targetAddresses?: () => readonly string[] };
   readonly limits: TargetLimits;
   readonly transport: ConnectionTransport;
   readonly logger: Logger;
   /** The portal's shared logical unit state (unit attentions, reservations, mode pages). */
   readonly lunStates: LunStateTable;
+  /** Target NOP-In pings (pingDefaults when absent). */
+  readonly ping?: PingSettings;
 }
+
+/**
+ * Target-initiated NOP-In pings (RFC 7143 §11.19: a NOP-In with a valid Target Transfer Tag, which
+ * the initiator must answer with a NOP-Out carrying it). A connection in full feature phase that
+ * has received nothing for `idleMs` is pinged; if still nothing arrives for `timeoutMs` after the
+ * ping, the initiator is taken for dead and the connection dropped, which ends its tasks. Any PDU
+ * counts as a sign of life, not only the answer: a busy initiator is alive. `idleMs` 0 turns pings
+ * off (TCP keepalive in the server still finds vanished hosts, only much later).
+ */
+export interface PingSettings {
+  readonly idleMs: number;
+  readonly timeoutMs: number;
+}
+/** 5 s of silence before a ping; 20 s for the answer (Linux's own NOP-Out timeout is 15 s). */
+export const pingDefaults: PingSettings = { idleMs: 5_000, timeoutMs: 20_000 };
 
 /** CmdSN window we advertise (MaxCmdSN - ExpCmdSN + 1). */
 export const commandWindow = 128;
@@ -126,6 +147,8 @@ export class IscsiConnection implements PduSink {
   private session: SessionHandle | undefined;
   private target: { iqn: string; alias?: string; luns: Map<number, BlockDevice> } | undefined;
   private readonly port: ScsiPort;
+  /** This session's tasks as other nexuses see them (PREEMPT AND ABORT, CLEAR TASK SET, resets). */
+  private readonly nexusTasks: NexusTasks = { abortTasks: (device) => this.abortTasks((_, lun) => this.target?.luns.get(lun) === device) };
   private nexus: Nexus = { id: "", initiatorPort: "", relativePortId: 0 };
   /** The target's LUN inventory version this session last reported (REPORTED LUNS DATA HAS CHANGED). */
   private inventorySeen = 0;
@@ -137,9 +160,18 @@ export class IscsiConnection implements PduSink {
   private textContinuation: TextContinuation | null = null;
   private flushScheduled = false;
   private readonly idleWaiters: Array<() => void> = [];
+  private readonly pingSettings: PingSettings;
+  /** A PDU arrived since the last tick (set on the data path; the clock is read only in tick). */
+  private heard = true;
+  /** When the connection last showed life, as tick saw it; and the ping we wait on, if any. */
+  private heardAtMs: number | undefined = undefined;
+  private ping: { readonly ttt: number; readonly sentAtMs: number } | null = null;
 
   constructor(private readonly options: ConnectionOptions) {
     this.login = newLoginState(options.limits, options.portal.portalGroupTag);
+    this.pingSettings = options.ping ?? pingDefaults;
+    assert(this.pingSettings.idleMs >= 0, "ping idle time must not be negative");
+    assert(this.pingSettings.timeoutMs > 0, "ping timeout must be positive");
     this.batch = new ResponseBatch((bytes) => options.transport.send(bytes), { initialBytes: batchBytesInitial, bytesMax: batchBytesMax });
     const self = this;
     this.port = {
@@ -196,6 +228,58 @@ export class IscsiConnection implements PduSink {
     this.release();
   }
 
+  /**
+   * The server's clock, about once a second: pings a quiet initiator and drops one that stays
+   * silent past the ping's timeout (see PingSettings). Time comes in as an argument (monotonic ms).
+   */
+  tick(nowMs: number): void {
+    if (this.phase !== "full-feature") return;
+    const { idleMs, timeoutMs } = this.pingSettings;
+    if (this.heard || this.heardAtMs === undefined) {
+      this.heard = false;
+      this.heardAtMs = nowMs;
+      this.ping = null;
+      return;
+    }
+    if (idleMs === 0) return;
+    if (this.ping !== null) {
+      if (nowMs - this.ping.sentAtMs < timeoutMs) return;
+      this.options.logger.warn("initiator did not answer a NOP-In ping, dropping its session", { initiator: this.initiatorName, target: this.target?.iqn ?? "(discovery)", silentMs: Math.round(nowMs - this.heardAtMs) });
+      return this.shutdown("NOP-In ping not answered");
+    }
+    if (nowMs - this.heardAtMs < idleMs) return;
+    this.ping = { ttt: this.allocateTtt(), sentAtMs: nowMs };
+    this.sendPing(this.ping.ttt);
+    this.batch.flush();
+  }
+
+  /**
+   * The transport saw the initiator take bytes we had queued (its socket drained). That is life
+   * too: while our queue is long the server stops reading, so a slow but working initiator's
+   * answer to a ping may sit unread behind the data it is still taking.
+   */
+  peerReading(): void {
+    this.heard = true;
+  }
+
+  /** Whether a ping is waiting for its answer (for tests and status). */
+  get pinging(): boolean {
+    return this.ping !== null;
+  }
+
+  private sendPing(ttt: number): void {
+    const h = this.beginPdu(Op.nopIn, Flag.final);
+    // RFC 7143 §11.19.2: with a valid TTT the LUN must be valid; the initiator echoes it.
+    const lun = this.port.lunNumbers()[0];
+    if (lun !== undefined) encodeLun(lun, h, Bhs.lun);
+    put32(h, Bhs.initiatorTaskTag, reservedTag);
+    put32(h, Bhs.targetTransferTag, ttt);
+    // §11.19.3: StatSN is the next one, not advanced (the ITT is reserved).
+    this.sequenceFields(h, false);
+    put32(h, Bhs.statSN, this.statSN);
+    this.sendPdu(null);
+  }
+
   /** Ends the connection: drops pending writes, forgets the session, closes the transport. */
   shutdown(reason: string): void {
     if (this.phase === "closed") return;
@@ -206,12 +290,19 @@ export class IscsiConnection implements PduSink {
     this.options.transport.close();
   }
 
+  /**
+   * I_T nexus loss (SAM-5 §6.3.4): every task ends. Writes waiting for Data-Out drop their
+   * buffers; commands waiting for COMPARE AND WRITE's turn will not run; device calls under way
+   * finish (a write cannot be recalled from the device) and their answers are dropped.
+   */
   private release(): void {
     this.writes.clear();
     this.writeBufferBytes = 0;
+    for (const t of this.running.values()) t.aborted = true;
     this.textContinuation = null;
+    this.ping = null;
     if (this.session !== undefined) this.options.sessions.remove(this.session);
-    if (this.nexus.id !== "") this.options.lunStates.forgetNexus(this.nexus.id);
+    if (this.nexus.id !== "") this.options.lunStates.forgetNexus(this.nexus.id, this.nexusTasks);
   }
 
   // ---- output ----
@@ -267,6 +358,7 @@ export class IscsiConnection implements PduSink {
 
   onPdu(pdu: Pdu): void {
     if (this.phase === "closed") return;
+    this.heard = true;
     if (this.phase === "login") {
       if (pdu.opcode !== Op.loginRequest) return this.shutdown(`opcode ${pdu.opcode} before login completed`);
       return this.onLogin(pdu);
@@ -366,7 +458,9 @@ export class IscsiConnection implements PduSink {
       this.nexus = { id: `${initiatorPort}|${relativePortId}`, initiatorPort, relativePortId };
       if (targetName !== undefined) this.inventorySeen = this.options.lunStates.inventoryVersion(targetName);
       this.session = { tsih, nexus: nexusKey(this.initiatorName, this.isid, targetName ?? "(discovery)"), targetName, close: (reason) => this.shutdown(reason) };
+      // After add: reinstatement closes the old session first, and its close detaches its tasks.
       this.options.sessions.add(this.session);
+      if (targetName !== undefined) this.options.lunStates.attachNexus(this.nexus.id, this.nexusTasks);
     }
     const responseFlags = (step.transit ? Flag.transit | step.nextStage : 0) | (step.currentStage << 2);
     this.loginResponse(h, responseFlags, [0, 0], step.reply);
@@ -388,18 +482,20 @@ export class IscsiConnection implements PduSink {
   // ---- text ----
 
   private sendTargets(value: string): KeyValue[] | null {
-    const address = `${this.options.portal.address},${this.options.portal.portalGroupTag}`;
+    const portal = this.options.portal;
+    const addresses = portal.targetAddresses?.() ?? [`${portal.address},${portal.portalGroupTag}`];
+    const entry = (iqn: string): KeyValue[] => [["TargetName", iqn], ...addresses.map((a): KeyValue => ["TargetAddress", a])];
     if (value === "All") {
       // RFC 7143 §12.3 / appendix C: in a normal session "All" may be answered with every target too.
       const out: KeyValue[] = [];
-      for (const t of this.options.registry.listTargets(this.initiatorName)) out.push(["TargetName", t.iqn], ["TargetAddress", address]);
+      for (const t of this.options.registry.listTargets(this.initiatorName)) out.push(...entry(t.iqn));
       return out;
     }
     const name = value === "" ? this.target?.iqn : value;
     if (name === undefined) return null; // empty value in a discovery session
     if (!iscsiNamePattern.test(name)) return null;
     const t = this.options.registry.lookupTarget(name.toLowerCase(), this.initiatorName);
-    return t === undefined ? [] : [["TargetName", t.iqn], ["TargetAddress", address]];
+    return t === undefined ? [] : entry(t.iqn);
   }
 
   private onText(pdu: Pdu): void {
@@ -459,7 +555,8 @@ export class IscsiConnection implements PduSink {
   private onNopOut(pdu: Pdu): void {
     const h = pdu.header;
     const itt = u32(h, Bhs.initiatorTaskTag);
-    if (itt === reservedTag) return; // an answer to a NOP-In of ours: nothing to say
+    // An answer to a ping of ours (its TTT): nothing to say; onPdu already counted it as life.
+    if (itt === reservedTag) return;
     const r = this.beginPdu(Op.nopIn, Flag.final);
     r.set(h.subarray(Bhs.lun, Bhs.lun + 8), Bhs.lun);
     put32(r, Bhs.initiatorTaskTag, itt);
@@ -503,6 +600,12 @@ export class IscsiConnection implements PduSink {
     return n;
   }
 
+  /** Aborts the tasks other sessions hold for `device` (CLEAR TASK SET and the resets). */
+  private abortOtherNexuses(device: BlockDevice, options: { attention: boolean }): void {
+    const state = this.options.lunStates.get(device);
+    for (const id of state.nexuses()) if (id !== this.nexus.id) state.abortTasksOf(id, options);
+  }
+
   private onTaskManagement(pdu: Pdu): void {
     const h = pdu.header;
     const fn = (h[Bhs.flags] as number) & 0x7f;
@@ -517,14 +620,23 @@ export class IscsiConnection implements PduSink {
         break;
       }
       case TmfFunction.abortTaskSet:
-      case TmfFunction.clearTaskSet:
         this.abortTasks((_, l) => l === lun);
         break;
+      case TmfFunction.clearTaskSet: {
+        // SAM-5 §7.4: every task in the LU's task set, from every nexus (one shared task set).
+        this.abortTasks((_, l) => l === lun);
+        const device = this.target?.luns.get(lun);
+        if (device !== undefined) this.abortOtherNexuses(device, { attention: true });
+        break;
+      }
       case TmfFunction.logicalUnitReset: {
         const device = this.target?.luns.get(lun);
         if (device === undefined) response = TmfResponse.lunDoesNotExist;
         else {
           this.abortTasks((_, l) => l === lun);
+          // The reset's POWER ON, RESET unit attention (every nexus, this one too: SAM-5 §6.3.3)
+          // tells the others why their tasks ended.
+          this.abortOtherNexuses(device, { attention: false });
           this.options.lunStates.get(device).reset(this.nexus.id);
         }
         break;
@@ -532,7 +644,10 @@ export class IscsiConnection implements PduSink {
       case TmfFunction.targetWarmReset:
       case TmfFunction.targetColdReset:
         this.abortTasks(() => true);
-        for (const device of this.target?.luns.values() ?? []) this.options.lunStates.get(device).reset(this.nexus.id);
+        for (const device of this.target?.luns.values() ?? []) {
+          this.abortOtherNexuses(device, { attention: false });
+          this.options.lunStates.get(device).reset(this.nexus.id);
+        }
         break;
       case TmfFunction.taskReassign:
         response = TmfResponse.reassignmentNotSupported;
@@ -692,14 +807,14 @@ export class IscsiConnection implements PduSink {
   /** Runs a command whose Data-Out (if any) is complete; answers now, or when the device does. */
   private execute(itt: number, edtl: number, command: Command, device: BlockDevice | undefined, lun: number, dataOut: Uint8Array | null): void {
     let result: MaybePromise<ScsiResult>;
+    const entry = { lun, aborted: false };
     try {
-      result = executeCommand({ command, device, port: this.port, dataOut, dataInBytesMax: edtl, nexus: this.nexus, lunStates: this.options.lunStates });
+      result = executeCommand({ command, device, port: this.port, dataOut, dataInBytesMax: edtl, nexus: this.nexus, lunStates: this.options.lunStates, aborted: () => entry.aborted });
     } catch (e) {
       this.options.logger.error("command failed with an exception (a bug)", { error: String(e), opcode: command.kind });
       result = senseForErrorCode("INTERNAL");
     }
     if (!(result instanceof Promise)) return this.answer(itt, edtl, result);
-    const entry = { lun, aborted: false };
     this.running.set(itt, entry);
     result.then(
       (r) => this.finishAsync(itt, edtl, entry, r),

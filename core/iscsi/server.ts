@@ -1,13 +1,19 @@
-// The iSCSI portal: the only file of the target that touches sockets (Bun.listen). Each
+// The iSCSI portals: the only file of the target that touches sockets (Bun.listen). One server
+// listens on one or more addresses (a node with two NICs serves both), all in one target portal
+// group: one session table (a session begun through one portal is reinstated through another),
+// one portal group tag, so SCSI sees one target port whichever address a connection used. Each
 // connection's bytes go to its IscsiConnection inline in the data handler, and what it answers
 // is written with one socket.write per batch. Bun's socket.write may take only part of a buffer
 // and does not queue the rest, so each connection keeps its own bounded queue (copies of the
 // unwritten bytes), resumes on drain, and stops reading while the queue is over
-// `queuedBytesPauseAt` (back-pressure instead of memory growth). Every wait has a time limit.
-import type { Socket, TCPSocketListener } from "bun";
+// `queuedBytesPauseAt` (back-pressure instead of memory growth). Every wait has a time limit;
+// one portal-wide timer hands each connection the clock for its NOP-In pings (connection.ts).
+// It never reads a PDU itself, and never binds only some of its portals: a portal that cannot
+// listen closes the others and fails the start.
+import type { Socket, SocketHandler, TCPSocketListener } from "bun";
 import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
-import { IscsiConnection, type TargetRegistry } from "./connection.ts";
+import { IscsiConnection, pingDefaults, type PingSettings, type TargetRegistry } from "./connection.ts";
 import { defaultTargetLimits, type TargetLimits } from "./login.ts";
 import { SessionTable } from "./session.ts";
 import { LunStateTable } from "../scsi/lun-state.ts";
@@ -22,10 +28,12 @@ const connectionsMax = 1024;
 const loginTimeoutMs = 15_000;
 /** How long close() waits for device calls under way, and for queued answers to drain. */
 const closeGraceMs = 10_000;
-/** How long a closing connection may take to flush its last answers before it is cut. */
+/** How long a closing connection may take to flush its last answers, and its peer to close, before it is cut. */
 const endGraceMs = 2_000;
-/** TCP keepalive so that a vanished initiator frees its session. */
+/** TCP keepalive so that a vanished initiator frees its session (NOP-In pings find it sooner). */
 const keepAliveDelayMs = 30_000;
+/** How often connections are given the clock for their NOP-In pings (their resolution). */
+const pingTickMsMax = 1_000;
 
 interface SocketState {
   conn: IscsiConnection;
@@ -38,7 +46,10 @@ interface SocketState {
 }
 
 export interface IscsiServer {
+  /** The first portal's port (the one `host`/`port` named). */
   readonly port: number;
+  /** Every portal's port, in the order given: `port` first, then `extraPortals`. */
+  readonly ports: readonly number[];
   /** The logical unit state table the sessions share. */
   readonly lunStates: LunStateTable;
   /** Sessions in full feature phase, for one target or all (discovery sessions excluded). */
@@ -50,6 +61,8 @@ export interface IscsiServer {
 export interface IscsiServerOptions {
   host: string;
   port: number;
+  /** More portals of the same portal group (other addresses of this node). */
+  extraPortals?: readonly { readonly host: string; readonly port: number }[];
   registry: TargetRegistry;
   logger: Logger;
   portalGroupTag?: number;
@@ -60,10 +73,34 @@ export interface IscsiServerOptions {
    * a target gains or loses a LUN; without one the server makes a memory-only table.
    */
   lunStates?: LunStateTable;
+  /** Target NOP-In pings (RFC 7143 §11.19) that find dead initiators; pingDefaults when absent. */
+  ping?: PingSettings;
 }
 
 function hostPort(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Portals at once; more is a configuration mistake, not a node with many NICs. */
+export const portalsMax = 64;
+
+const wildcardHosts = new Set(["0.0.0.0", "::", "[::]", ""]);
+
+/**
+ * The TargetAddress values (RFC 7143 §13.8, "address:port,tag") a connection that arrived on
+ * `local` is told in SendTargets: every portal of the group, its own first (initiators that take
+ * only one try the first). A wildcard listener is announced by the address the connection used,
+ * the one address of it this initiator is known to reach.
+ */
+export function targetAddresses(portals: readonly { readonly host: string; readonly port: number }[], arrivedOn: { readonly host: string; readonly port: number }, portalGroupTag: number): string[] {
+  const out: string[] = [];
+  const add = (host: string, port: number): void => {
+    const a = `${hostPort(host, port)},${portalGroupTag}`;
+    if (!out.includes(a)) out.push(a);
+  };
+  add(arrivedOn.host, arrivedOn.port);
+  for (const p of portals) add(wildcardHosts.has(p.host) ? arrivedOn.host : p.host, p.port);
+  return out;
 }
 
 export async function startIscsiServer(options: IscsiServerOptions): Promise<IscsiServer> {
@@ -74,6 +111,13 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
   const sessions = new SessionTable();
   const lunStates = options.lunStates ?? new LunStateTable();
   const sockets = new Set<Socket<SocketState>>();
+  const ping = options.ping ?? pingDefaults;
+  // One timer for the portal, not one per connection: each tick hands every connection the time.
+  const tickMs = Math.max(10, Math.min(pingTickMsMax, ping.idleMs > 0 ? ping.idleMs / 4 : pingTickMsMax, ping.timeoutMs / 4));
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    for (const s of sockets) s.data?.conn.tick(now);
+  }, tickMs);
 
   const flushQueue = (s: Socket<SocketState>): void => {
     const st = s.data;
@@ -115,12 +159,13 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
   const end = (s: Socket<SocketState>): void => {
     const st = s.data;
     if (st.closed) return;
-    if (st.queue.length === 0) {
-      s.end();
-      return;
+    if (st.queue.length === 0) s.end();
+    else {
+      st.endWhenDrained = true;
+      if (st.paused) s.resume();
     }
-    st.endWhenDrained = true;
-    if (st.paused) s.resume();
+    // end() only half-closes: a peer that never closes its side (a frozen initiator dropped for
+    // an unanswered ping) would hold the socket, its descriptor and a connection slot for good.
     clearTimeout(st.timer);
     st.timer = setTimeout(() => s.terminate(), endGraceMs);
   };
@@ -136,71 +181,91 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
     st.conn.closedByTransport();
   };
 
-  const listener: TCPSocketListener<SocketState> = Bun.listen<SocketState>({
-    hostname: options.host,
-    port: options.port,
-    socket: {
-      open(s) {
-        if (sockets.size >= connectionsMax) {
-          logger.warn("too many connections, refusing one", { from: s.remoteAddress });
-          s.terminate();
-          return;
-        }
-        sockets.add(s);
-        s.setNoDelay(true);
-        s.setKeepAlive(true, keepAliveDelayMs);
-        // TargetAddress in SendTargets is the address this connection came in on.
-        const local = s.localAddress !== "" && s.localAddress !== undefined ? s.localAddress : options.host;
-        const conn = new IscsiConnection({
-          registry: options.registry,
-          sessions,
-          portal: { address: hostPort(local, listener.port), portalGroupTag },
-          limits,
-          transport: { send: (bytes) => send(s, bytes), close: () => end(s) },
-          logger,
-          lunStates,
-        });
-        s.data = { conn, queue: [], queuedBytes: 0, paused: false, closed: false, endWhenDrained: false, timer: undefined };
-        s.data.timer = setTimeout(() => {
-          if (!conn.fullFeature && !conn.closed) conn.shutdown("login timed out");
-        }, loginTimeoutMs);
-      },
-      data(s, chunk) {
-        const st = s.data;
-        if (st.closed) return;
-        st.conn.receive(chunk);
-        if (st.timer !== undefined && st.conn.fullFeature && !st.endWhenDrained) {
-          clearTimeout(st.timer);
-          st.timer = undefined;
-        }
-      },
-      drain(s) {
-        flushQueue(s);
-      },
-      close(s) {
-        forget(s);
-      },
-      error(s, e) {
-        logger.warn("connection error", { error: e.message });
-        forget(s);
-      },
+  const wanted = [{ host: options.host, port: options.port }, ...(options.extraPortals ?? [])];
+  assert(wanted.length <= portalsMax, "too many portals");
+  /** The portals as bound (port 0 asks for any free port: the bound one is announced). */
+  const bound: { host: string; port: number }[] = [];
+  /** The socket handlers of the `index`th portal. */
+  const handlers = (index: number): SocketHandler<SocketState> => ({
+    open(s) {
+      if (sockets.size >= connectionsMax) {
+        logger.warn("too many connections, refusing one", { from: s.remoteAddress });
+        s.terminate();
+        return;
+      }
+      sockets.add(s);
+      s.setNoDelay(true);
+      s.setKeepAlive(true, keepAliveDelayMs);
+      // SendTargets names every portal, first the address this connection came in on.
+      const localPort = bound[index]?.port ?? options.port;
+      const local = s.localAddress !== "" && s.localAddress !== undefined ? s.localAddress : options.host;
+      const conn = new IscsiConnection({
+        registry: options.registry,
+        sessions,
+        portal: { address: hostPort(local, localPort), portalGroupTag, targetAddresses: () => targetAddresses(bound, { host: local, port: localPort }, portalGroupTag) },
+        limits,
+        transport: { send: (bytes) => send(s, bytes), close: () => end(s) },
+        logger,
+        lunStates,
+        ping,
+      });
+      s.data = { conn, queue: [], queuedBytes: 0, paused: false, closed: false, endWhenDrained: false, timer: undefined };
+      s.data.timer = setTimeout(() => {
+        if (!conn.fullFeature && !conn.closed) conn.shutdown("login timed out");
+      }, loginTimeoutMs);
+    },
+    data(s, chunk) {
+      const st = s.data;
+      if (st.closed) return;
+      st.conn.receive(chunk);
+      if (st.timer !== undefined && st.conn.fullFeature && !st.endWhenDrained) {
+        clearTimeout(st.timer);
+        st.timer = undefined;
+      }
+    },
+    drain(s) {
+      const before = s.data.queuedBytes;
+      flushQueue(s);
+      if (s.data.queuedBytes < before) s.data.conn.peerReading();
+    },
+    close(s) {
+      forget(s);
+    },
+    error(s, e) {
+      logger.warn("connection error", { error: e.message });
+      forget(s);
     },
   });
-  logger.info("iSCSI portal listening", { address: hostPort(options.host, listener.port) });
+  const listeners: TCPSocketListener<SocketState>[] = [];
+  for (const [i, p] of wanted.entries()) {
+    try {
+      listeners.push(Bun.listen<SocketState>({ hostname: p.host, port: p.port, socket: handlers(i) }));
+    } catch (e) {
+      // The ones already open are closed; the error says which address failed (the daemon's message).
+      for (const l of listeners) l.stop(true);
+      clearInterval(ticker);
+      throw Object.assign(e instanceof Error ? e : new Error(String(e)), { address: hostPort(p.host, p.port) });
+    }
+    const l = listeners[listeners.length - 1] as TCPSocketListener<SocketState>;
+    bound.push({ host: p.host, port: l.port });
+    logger.info("iSCSI portal listening", { address: hostPort(p.host, l.port), portalGroupTag });
+  }
 
   return {
-    port: listener.port,
+    port: (bound[0] as { port: number }).port,
+    ports: bound.map((b) => b.port),
     lunStates,
     sessionCount: (iqn?: string) => sessions.count(iqn),
     async close(): Promise<void> {
-      listener.stop(false);
+      for (const l of listeners) l.stop(false);
+      clearInterval(ticker);
       const deadline = Date.now() + closeGraceMs;
       const waits = [...sockets].map((s) => s.data?.conn.idle());
       await Promise.race([Promise.all(waits), Bun.sleep(closeGraceMs)]);
       for (const s of sockets) s.data?.conn.shutdown("server closing");
       while (sockets.size > 0 && Date.now() < deadline) await Bun.sleep(10);
       for (const s of sockets) s.terminate();
-      listener.stop(true);
+      for (const l of listeners) l.stop(true);
     },
   };
 }

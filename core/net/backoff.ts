@@ -30,16 +30,3 @@ export function backoffDelayMs(policy: BackoffPolicy, attempt: number, random01:
   assert(delay >= policy.baseMs / 2 && delay <= policy.maxMs);
   return Math.round(delay);
 }
-
-/** A seeded generator of numbers in [0, 1) (xorshift32): the same seed, the same jitter. */
-export function seededRandom01(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}

@@ -1,6 +1,7 @@
 // The pure parts of the peer driver: the in-flight table and the reconnect schedule.
 import { describe, expect, test } from "bun:test";
-import { backoffDelayMs, peerBackoffDefault, seededRandom01 } from "./backoff.ts";
+import { backoffDelayMs, peerBackoffDefault } from "./backoff.ts";
+import { seededRandom01 } from "../util/rng.ts";
 import { RequestTable } from "./requests.ts";
 
 describe("RequestTable", () => {

@@ -28,6 +28,14 @@ describe("config", () => {
   test("parseConfig() rejects text that is not TOML", () => {
     expect(codeOf(() => parseConfig("[[["))).toContain("CONFIG_INVALID");
   });
+  test("portal.extra: absent in older files (none), a list of ADDRESS:PORT, anything else refused", () => {
+    expect(parseConfig('[portal]\nlisten = "127.0.0.1:3260"\n').portal.extra).toEqual([]);
+    expect(parseConfig('[portal]\nextra = ["127.0.0.2:3260", "[fd00::5]:3261"]\n').portal.extra).toEqual(["127.0.0.2:3260", "[fd00::5]:3261"]);
+    expect(codeOf(() => parseConfig('[portal]\nextra = "127.0.0.2:3260"\n'))).toContain('"portal.extra" must be a list');
+    expect(codeOf(() => parseConfig('[portal]\nextra = ["127.0.0.2"]\n'))).toContain('"portal.extra" must be a list');
+    const many = Array.from({ length: 64 }, (_, i) => `"127.0.1.${i + 1}:3260"`).join(", ");
+    expect(codeOf(() => parseConfig(`[portal]\nextra = [${many}]\n`))).toContain("at most 63");
+  });
   test("parseConfig() derives listeners from node.address", () => {
     const c = parseConfig('[node]\nname = "a"\naddress = "127.0.0.9"\n');
     expect(c.portal.listen).toBe("127.0.0.9:3260");

@@ -8,7 +8,9 @@ export type LogLevelName = "debug" | "info" | "warn" | "error";
 
 export interface NodeConfig {
   node: { name: string; address: string };
-  portal: { listen: string };
+  /** nop_interval_s / nop_timeout_s: the target's NOP-In pings (core/iscsi/connection.ts, PingSettings). */
+  /** extra: more portals of the same portal group (other NICs), ADDRESS:PORT each. */
+  portal: { listen: string; extra: string[]; nop_interval_s: number; nop_timeout_s: number };
   api: { listen: string };
   metadata: { backend: "embedded" | "etcd" | "cluster"; endpoints: string[]; listen: string };
   cluster: { listen: string };
@@ -27,10 +29,16 @@ export interface ConfigKey {
 
 const isString = (v: unknown): string | null => (typeof v === "string" && v.length > 0 ? null : "must be a non-empty string");
 const isHostPort = (v: unknown): string | null => (typeof v === "string" && parseHostPort(v) !== null ? null : 'must be "ADDRESS:PORT", e.g. "127.0.0.1:3260"');
+/** portal.extra's longest list: with portal.listen, core/iscsi/server.ts's portalsMax (64). */
+const portalExtraMax = 63;
+const isHostPortList = (v: unknown): string | null =>
+  Array.isArray(v) && v.length <= portalExtraMax && v.every((a) => typeof a === "string" && parseHostPort(a) !== null) ? null : `must be a list of at most ${portalExtraMax} "ADDRESS:PORT", e.g. ["10.0.1.5:3260"]`;
 const isAddress = (v: unknown): string | null => (typeof v === "string" && /^[0-9a-zA-Z.:-]+$/.test(v) ? null : "must be an IP address or host name");
 const oneOf = (...allowed: string[]) => (v: unknown): string | null => (typeof v === "string" && allowed.includes(v) ? null : `must be one of ${allowed.map((a) => `"${a}"`).join(", ")}`);
 const isMs = (v: unknown): string | null => (typeof v === "number" && Number.isInteger(v) && v >= 100 && v <= 3_600_000 ? null : "must be a whole number of milliseconds from 100 to 3600000");
 const isRatio = (v: unknown): string | null => (typeof v === "number" && v > 0 && v < 1 ? null : "must be a number between 0 and 1, e.g. 0.85");
+const isSeconds = (min: number, max: number) => (v: unknown): string | null =>
+  typeof v === "number" && Number.isInteger(v) && v >= min && v <= max ? null : `must be a whole number of seconds from ${min} to ${max}`;
 const isUrlList = (v: unknown): string | null =>
   Array.isArray(v) && v.every((u) => typeof u === "string" && /^https?:\/\/[^/\s]+\/?$/.test(u)) ? null : 'must be a list of URLs like ["http://10.0.0.1:2379"]';
 
@@ -38,6 +46,9 @@ export const configKeys: readonly ConfigKey[] = [
   { path: "node.name", description: "The node's name, shown by status; defaults to the host name.", check: isString },
   { path: "node.address", description: "The address every listener of this node uses unless its own key says otherwise.", check: isAddress },
   { path: "portal.listen", description: "The iSCSI portal, ADDRESS:PORT (default: node.address:3260).", check: isHostPort },
+  { path: "portal.extra", description: "More iSCSI portals of the same portal group (a node with several NICs), a list of ADDRESS:PORT (default: none).", check: isHostPortList },
+  { path: "portal.nop_interval_s", description: "Seconds an iSCSI connection may be silent before the target pings it with a NOP-In (0: no pings).", check: isSeconds(0, 3600) },
+  { path: "portal.nop_timeout_s", description: "Seconds a NOP-In ping may go unanswered before the target drops the session and ends its commands.", check: isSeconds(1, 3600) },
   { path: "api.listen", description: "The control API (REST, token-authenticated) used by the CLI, ADDRESS:PORT (default: node.address:7325).", check: isHostPort },
   { path: "metadata.backend", description: '"embedded" (this node holds the embedded antietcd, alone or as one of its Raft group; see meta/group.json), "etcd" (an external etcd cluster) or "cluster" (a client of the embedded group of other nodes).', check: oneOf("embedded", "etcd", "cluster") },
   { path: "metadata.endpoints", description: "For the etcd and cluster backends: the client URLs of the metadata store.", check: isUrlList },
@@ -64,7 +75,7 @@ export function defaultConfig(options: { name: string; address?: string }): Node
   const address = options.address ?? "127.0.0.1";
   return {
     node: { name: options.name, address },
-    portal: { listen: `${address}:${portDefaults.portal}` },
+    portal: { listen: `${address}:${portDefaults.portal}`, extra: [], nop_interval_s: 5, nop_timeout_s: 20 },
     api: { listen: `${address}:${portDefaults.api}` },
     // The metadata gate: TLS with client certificates of the cluster CA, in front of antietcd on
     // a Unix socket (core/meta/tls-gate.ts).

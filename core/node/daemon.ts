@@ -90,6 +90,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
   const config = readConfigFile(paths);
   const secret = readSecret(paths.secret);
   const portalAddr = listenAddress(config.portal.listen, "portal.listen");
+  const extraPortals = config.portal.extra.map((a) => listenAddress(a, "portal.extra"));
   const apiAddr = listenAddress(config.api.listen, "api.listen");
 
   // qstora writes only in its own directories: scratch files (the crc32c kernel's) go here.
@@ -194,9 +195,10 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     };
     const lunStates = new LunStateTable(reservationPersistence(meta, reservations, logger.child("reservations")), { copyTargets });
     try {
-      iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, registry: service, logger: logger.child("iscsi"), lunStates });
+      const ping = { idleMs: config.portal.nop_interval_s * 1000, timeoutMs: config.portal.nop_timeout_s * 1000 };
+      iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, extraPortals, registry: service, logger: logger.child("iscsi"), lunStates, ping });
     } catch (e) {
-      throw bindError(e, "iSCSI portal", config.portal.listen);
+      throw bindError(e, "iSCSI portal", (e as { address?: string } | null)?.address ?? config.portal.listen);
     }
     const svc = service;
     const portal = iscsi;
@@ -231,6 +233,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       node: { id: identity.nodeId, name: identity.name, clusterId: identity.clusterId, version: `${version} (${buildCommit})`, pid: process.pid, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) },
       daemon: "running",
       portal: config.portal.listen,
+      portals: [config.portal.listen, ...config.portal.extra],
       api: config.api.listen,
       archives: svc.archiveViews(),
       targets,

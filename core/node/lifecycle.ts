@@ -135,7 +135,21 @@ export interface InitOptions {
   group?: string;
   address?: string;
   portal?: string;
+  /** More portals of the portal group (portal.extra). */
+  extraPortals?: string[];
   etcd?: string[];
+}
+
+/** --extra-portal (repeatable) into portal.extra: each ADDRESS:PORT, none the same as another or as portal.listen. */
+function setExtraPortals(config: NodeConfig, extra: readonly string[] | undefined): void {
+  if (extra === undefined || extra.length === 0) return;
+  const seen = new Set([config.portal.listen]);
+  for (const a of extra) {
+    if (parseHostPort(a) === null) throw new QstoraError("INVALID_ARGUMENT", `--extra-portal "${a}" is not ADDRESS:PORT`, "For example --extra-portal 10.0.1.5:3260.");
+    if (seen.has(a)) throw new QstoraError("INVALID_ARGUMENT", `portal ${a} is given twice`);
+    seen.add(a);
+  }
+  config.portal.extra = [...extra];
 }
 
 /** Creates a node's data directory and formats its archives; leaves nothing behind on failure. */
@@ -150,6 +164,7 @@ export function initDataDir(options: InitOptions): { paths: DataDirPaths; identi
     if (parseHostPort(options.portal) === null) throw new QstoraError("INVALID_ARGUMENT", `--portal "${options.portal}" is not ADDRESS:PORT`, "For example --portal 127.0.0.1:3260.");
     config.portal.listen = options.portal;
   }
+  setExtraPortals(config, options.extraPortals);
   if (options.etcd !== undefined) {
     const bad = options.etcd.find((u) => !/^https?:\/\/[^/\s]+\/?$/.test(u));
     if (bad !== undefined || options.etcd.length === 0) throw new QstoraError("INVALID_ARGUMENT", `--etcd "${bad ?? ""}" is not a URL`, "For example --etcd http://10.0.0.1:2379,http://10.0.0.2:2379.");
@@ -219,6 +234,8 @@ export interface JoinOptions {
   group?: string;
   address?: string;
   portal?: string;
+  /** More portals of the portal group (portal.extra). */
+  extraPortals?: string[];
 }
 
 /**
@@ -247,6 +264,7 @@ export async function joinDataDir(options: JoinOptions): Promise<{ paths: DataDi
     if (parseHostPort(options.portal) === null) throw new QstoraError("INVALID_ARGUMENT", `--portal "${options.portal}" is not ADDRESS:PORT`);
     config.portal.listen = options.portal;
   }
+  setExtraPortals(config, options.extraPortals);
   const nodeKeys = newKeyPair();
   const answer = await requestJoin(memberUrl, caPem, { token: options.token, name: options.name, ...(options.group === undefined ? {} : { group: options.group }), address: config.node.address, publicKeyPem: nodeKeys.publicKey.export({ type: "spki", format: "pem" }).toString() });
   // A member of the embedded group runs its own store (meta/group.json names the group); a client

@@ -45,7 +45,14 @@ export interface CommandRequest {
   readonly nexus: Nexus;
   /** The shared state of the portal's logical units. */
   readonly lunStates: LunStateTable;
+  /**
+   * Whether the task was aborted (TMF, PREEMPT AND ABORT, its session gone) while it waited for
+   * COMPARE AND WRITE's turn: then it does not run at all.
+   */
+  readonly aborted?: () => boolean;
 }
+
+const taskAbortedResult: ScsiResult = { status: Status.taskAborted };
 
 function fromIo(r: IoResult<void>, info: BlockDeviceInfo): ScsiResult {
   if (r.ok) return goodResult;
@@ -174,7 +181,7 @@ export function executeCommand(request: CommandRequest): MaybePromise<ScsiResult
   if (state.exclusive !== null) {
     // A COMPARE AND WRITE holds the LUN: run after it, with a copy of the Data-Out (a view).
     const copy = { ...request, dataOut: request.dataOut === null ? null : request.dataOut.slice() };
-    return state.exclusive.then(() => executeCommand(copy));
+    return state.exclusive.then(() => (copy.aborted?.() === true ? taskAbortedResult : executeCommand(copy)));
   }
   const result = run(request, command, device, info, state);
   // COMPARE AND WRITE and ORWRITE wait for the tracked calls to drain, so they are not tracked

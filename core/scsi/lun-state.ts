@@ -1,9 +1,11 @@
 // The state a logical unit shares across every I_T nexus (SAM-5 §4.6): unit attentions queued per
 // nexus, the write-cache setting changed by MODE SELECT, the SPC-2 reservation, persistent
 // reservations (core/scsi/commands/persistent-reservations.ts works on them) and the gate that
-// makes COMPARE AND WRITE atomic against every other command on the LUN. It holds no data and
-// does no I/O itself; persistence (APTPL, saved mode pages) goes through `LunStatePersistence`,
-// which the daemon backs with its metadata store. Every map here has a named maximum.
+// makes COMPARE AND WRITE atomic against every other command on the LUN. It also knows, per nexus,
+// who holds that nexus's tasks (the iSCSI session), so that PREEMPT AND ABORT, CLEAR TASK SET and
+// resets can abort tasks of other nexuses. It holds no data and does no I/O itself; persistence
+// (APTPL, saved mode pages) goes through `LunStatePersistence`, which the daemon backs with its
+// metadata store. Every map here has a named maximum (the task holders: the portal's sessions).
 import { assert } from "../util/assert.ts";
 import type { BlockDevice } from "../volume/block-device.ts";
 import { CopyResultTable } from "./copy-results.ts";
@@ -34,6 +36,7 @@ export const UnitAttention = {
   registrationsPreempted: Asc.registrationsPreempted,
   capacityDataChanged: Asc.capacityDataChanged,
   reportedLunsDataChanged: Asc.reportedLunsDataChanged,
+  commandsClearedByAnotherInitiator: Asc.commandsClearedByAnotherInitiator,
 } as const satisfies Record<string, AdditionalSense>;
 
 export interface Registration {
@@ -64,6 +67,18 @@ export interface LunStatePersistence {
   saveReservations?(device: BlockDevice, snapshot: ReservationSnapshot | null): void;
 }
 
+/**
+ * The tasks one I_T nexus has in flight, as the transport holds them (an iSCSI session: writes
+ * waiting for Data-Out, commands waiting for COMPARE AND WRITE's turn or for the device).
+ */
+export interface NexusTasks {
+  /**
+   * Aborts every task of the nexus addressed to `device`, without answering any (SAM-5 §5.6 with
+   * TAS=0: the initiator learns of it from a unit attention); returns how many there were.
+   */
+  abortTasks(device: BlockDevice): number;
+}
+
 export class LunState {
   /** MODE SELECT's write-cache setting when the device cannot keep it itself. */
   writeCacheOverride: boolean | undefined = undefined;
@@ -89,6 +104,8 @@ export class LunState {
   constructor(
     readonly device: BlockDevice,
     private readonly persistence: LunStatePersistence,
+    /** The logged-in nexuses' task holders, shared with the table (LunStateTable.attachNexus). */
+    private readonly nexusTasks: ReadonlyMap<string, ReadonlySet<NexusTasks>> = new Map(),
   ) {
     this.sizeBytes = device.info().sizeBytes;
     const saved = persistence.loadReservations?.(device);
@@ -139,12 +156,34 @@ export class LunState {
   }
 
   /**
-   * Logical unit reset (SAM-5 §6.6): SPC-2 reservation released, POWER ON/RESET for the other
-   * nexuses (the one that asked knows; libiscsi's reset tests expect no attention there).
+   * Logical unit reset (SAM-5 §6.3.3; a target reset is one per LU): the SPC-2 reservation is
+   * released and POWER ON, RESET is raised for every I_T nexus, `requester` (the nexus that sent
+   * the task management request, known to the LU or not) included. SAM-5 makes no exception
+   * for the requester, and a multipath initiator (libiscsi's MultipathIO.Reset) waits for the
+   * attention on each path, the one it reset through too.
    */
-  reset(except?: string): void {
+  reset(requester?: string): void {
     this.reservedBy = null;
-    this.raise(UnitAttention.powerOnReset, except);
+    this.raise(UnitAttention.powerOnReset);
+    if (requester !== undefined) this.raiseFor(requester, UnitAttention.powerOnReset);
+  }
+
+  /**
+   * Aborts the tasks another nexus has on this LU (PREEMPT AND ABORT, CLEAR TASK SET): with TAS=0
+   * (our control page) each nexus that lost tasks gets COMMANDS CLEARED BY ANOTHER INITIATOR
+   * (SAM-5 §5.6). Returns how many tasks ended.
+   */
+  abortTasksOf(nexusId: string, options: { attention: boolean }): number {
+    let n = 0;
+    for (const holder of this.nexusTasks.get(nexusId) ?? []) n += holder.abortTasks(this.device);
+    assert(n >= 0);
+    if (n > 0 && options.attention) this.raiseFor(nexusId, UnitAttention.commandsClearedByAnotherInitiator);
+    return n;
+  }
+
+  /** Every logged-in nexus (any of them may hold tasks for this LU). */
+  nexuses(): string[] {
+    return [...this.nexusTasks.keys()];
   }
 
   /** Counts an async device call; the returned promise settles with it. */
@@ -189,6 +228,11 @@ export class LunStateTable {
   private readonly states = new Map<BlockDevice, LunState>();
   /** Per target: a counter moved when its LUN inventory changes (REPORTED LUNS DATA HAS CHANGED). */
   private readonly inventories = new Map<string, number>();
+  /**
+   * Who holds each logged-in nexus's tasks. A set: nexus ids name the initiator port and the
+   * portal group, not the target, so one initiator port's sessions to two targets share an id.
+   */
+  private readonly tasks = new Map<string, Set<NexusTasks>>();
 
   constructor(
     private readonly persistence: LunStatePersistence = {},
@@ -203,7 +247,7 @@ export class LunStateTable {
   get(device: BlockDevice): LunState {
     let s = this.states.get(device);
     if (s === undefined) {
-      s = new LunState(device, this.persistence);
+      s = new LunState(device, this.persistence, this.tasks);
       this.states.set(device, s);
     }
     return s;
@@ -218,11 +262,27 @@ export class LunStateTable {
    * A session ended (logout or I_T nexus loss): its unit attentions are dropped and its SPC-2
    * reservations released (SPC-2 §5.5.1); persistent registrations stay (SPC-4 §5.7.5).
    */
-  forgetNexus(nexusId: string): void {
+  forgetNexus(nexusId: string, tasks?: NexusTasks): void {
+    const holders = this.tasks.get(nexusId);
+    if (tasks !== undefined && holders !== undefined) {
+      holders.delete(tasks);
+      if (holders.size === 0) this.tasks.delete(nexusId);
+    }
     for (const s of this.states.values()) {
       s.forget(nexusId);
       if (s.reservedBy === nexusId) s.reservedBy = null;
     }
+  }
+
+  /**
+   * A session logged in on `nexusId`: its tasks can now be aborted from other nexuses. Bounded by
+   * the portal's session limit (one entry per logged-in session, removed by forgetNexus, which
+   * reinstatement calls for the old session before the new one attaches).
+   */
+  attachNexus(nexusId: string, tasks: NexusTasks): void {
+    const holders = this.tasks.get(nexusId) ?? new Set<NexusTasks>();
+    holders.add(tasks);
+    this.tasks.set(nexusId, holders);
   }
 
   /** The daemon calls this when a target gains or loses a LUN. */

@@ -119,6 +119,15 @@ describe("SBC-3 commands", () => {
     });
   }
 
+  test("COMPARE AND WRITE of 0 blocks is a no-op, but 0 blocks sent with Data-Out (256 wrapped to 8 bits) is INVALID FIELD IN CDB", async () => {
+    const { device, run } = setup();
+    device.bytes.fill(7, 0, 512);
+    const caw0 = [Opcode.compareAndWrite, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    expect(sense(await run(a, caw0, null))).toBe("good");
+    expect(sense(await run(a, caw0, fill(256 * 1024, 7)))).toBe("5/24/0");
+    expect(device.bytes[0]).toBe(7);
+  });
+
   test("MODE SELECT turns WCE off (writes become FUA) and the other nexus gets MODE PARAMETERS CHANGED", async () => {
     const { device, run } = setup();
     await run(b, [Opcode.testUnitReady, 0, 0, 0, 0, 0]);
@@ -137,7 +146,7 @@ describe("SBC-3 commands", () => {
     expect(sense(await run(a, [Opcode.modeSelect6, 0x10, 0, 0, list.length, 0], list))).toBe("5/26/0");
   });
 
-  test("capacity change and LUN reset raise unit attentions; REQUEST SENSE reports and clears one", async () => {
+  test("capacity change and LUN reset raise unit attentions (the reset's for every nexus, the requester too); REQUEST SENSE reports and clears one", async () => {
     const { device, lunStates, run } = setup();
     await run(a, [Opcode.testUnitReady, 0, 0, 0, 0, 0]);
     await run(b, [Opcode.testUnitReady, 0, 0, 0, 0, 0]);
@@ -148,8 +157,12 @@ describe("SBC-3 commands", () => {
     expect(rs.data![12]).toBe(0x2a);
     expect(sense(await run(b, [Opcode.testUnitReady, 0, 0, 0, 0, 0]))).toBe("good");
     lunStates.get(device).reset(a.id);
+    expect(sense(await run(a, [Opcode.testUnitReady, 0, 0, 0, 0, 0]))).toBe("6/29/0");
     expect(sense(await run(a, [Opcode.testUnitReady, 0, 0, 0, 0, 0]))).toBe("good");
     expect(sense(await run(b, [Opcode.testUnitReady, 0, 0, 0, 0, 0]))).toBe("6/29/0");
+    // A requester that never sent this LU a command gets it as well.
+    lunStates.get(device).reset("never-seen");
+    expect(lunStates.get(device).take("never-seen")).toEqual({ asc: 0x29, ascq: 0 });
   });
 
   test("REPORT SUPPORTED OPERATION CODES lists every command; one command has its CDB usage; TMF and target port groups", async () => {

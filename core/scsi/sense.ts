@@ -49,6 +49,7 @@ export const Asc = {
   reservationsReleased: { asc: 0x2a, ascq: 0x04 },
   registrationsPreempted: { asc: 0x2a, ascq: 0x05 },
   capacityDataChanged: { asc: 0x2a, ascq: 0x09 },
+  commandsClearedByAnotherInitiator: { asc: 0x2f, ascq: 0x00 },
   savingParametersNotSupported: { asc: 0x39, ascq: 0x00 },
   internalTargetFailure: { asc: 0x44, ascq: 0x00 },
   operationInProgress: { asc: 0x00, ascq: 0x16 },

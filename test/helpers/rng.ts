@@ -1,12 +1,3 @@
-// A seeded xorshift32 generator for fuzz and simulation tests: the same seed gives the same run.
-export function seededRng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
+// The seeded generator for fuzz and simulation tests lives in core/util/rng.ts (core code uses it
+// too); tests import it from here as before.
+export { seededRng } from "../../core/util/rng.ts";

@@ -367,6 +367,7 @@ export function persistentReserveOut(state: LunState, nexus: Nexus, command: { s
             if (id === nexus.id) continue;
             state.registrations.delete(id);
             state.raiseFor(id, UnitAttention.registrationsPreempted);
+            if (action === ProutAction.preemptAndAbort) state.abortTasksOf(id, { attention: true });
           }
           state.reservation = { holder: nexus.id, type: command.type };
           state.generation++;
@@ -383,6 +384,8 @@ export function persistentReserveOut(state: LunState, nexus: Nexus, command: { s
         for (const v of victims) {
           state.registrations.delete(v.nexusId);
           state.raiseFor(v.nexusId, UnitAttention.registrationsPreempted);
+          // SPC-4 §5.7.11.5: PREEMPT AND ABORT also aborts the preempted nexuses' tasks.
+          if (action === ProutAction.preemptAndAbort) state.abortTasksOf(v.nexusId, { attention: true });
         }
         state.generation++;
         return goodResult;

@@ -1,0 +1,98 @@
+import { expect, test } from "bun:test";
+import type { Membership, UnitReport } from "../replica/types.ts";
+import { decideFailover, initManager, segmentStatus, stepManager, type ManagerEffect } from "./failover.ts";
+
+const record = (over: Partial<Membership> = {}): Membership => ({ segment: "s", epoch: 7, policy: "replica:3", primary: "p", secondaries: ["a", "b"], inactive: [], arbiter: null, ...over });
+const report = (unit: string, lastLsn: number, over: Partial<UnitReport> = {}): UnitReport => ({ segment: "s", unit, epoch: 7, fence: 8, lastLsn, consistent: true, serving: false, needsEpoch: false, ...over });
+const replies = (...rs: UnitReport[]) => new Map(rs.map((r) => [r.unit, r]));
+
+test("decideFailover() for replica:3 with every active secondary answering elects the one with the highest lsn", () => {
+  const d = decideFailover(record(), replies(report("a", 40), report("b", 42)));
+  expect(d).toEqual({ kind: "elect", chosenLsn: 42, membership: record({ epoch: 8, primary: "b", secondaries: [], inactive: ["p", "a"] }) });
+});
+
+test("decideFailover() for replica:3 stays unavailable while an active secondary is silent: the other may lack an acknowledged write", () => {
+  const d = decideFailover(record(), replies(report("a", 40)));
+  expect(d.kind).toBe("unavailable");
+  if (d.kind === "unavailable") {
+    expect(d.reason.code).toBe("NO_COMPLETE_COPY");
+    expect(d.reason.waitingFor).toEqual(["p", "b"]);
+    expect(d.reason.message).toContain("may lack an acknowledged write");
+  }
+});
+
+test("decideFailover() for replica:2 elects the active secondary, and keeps the arbiter", () => {
+  const m = record({ policy: "replica:2", secondaries: ["a"], arbiter: "z" });
+  const d = decideFailover(m, replies(report("a", 10), report("z", 0)));
+  expect(d.kind === "elect" && d.membership).toEqual({ ...m, epoch: 8, primary: "a", secondaries: [], inactive: ["p"] });
+});
+
+test("decideFailover() never elects an inactive unit, however long its log", () => {
+  const m = record({ policy: "replica:2", secondaries: [], inactive: ["a"], arbiter: "z" });
+  const d = decideFailover(m, replies(report("a", 999), report("z", 0)));
+  expect(d.kind).toBe("unavailable");
+  if (d.kind === "unavailable") {
+    expect(d.reason.waitingFor).toEqual(["p"]);
+    expect(d.reason.message).toContain("only the primary p holds every acknowledged write");
+  }
+});
+
+test("decideFailover() re-elects a restarted primary that answers, even with every secondary silent", () => {
+  const d = decideFailover(record(), replies(report("p", 50, { needsEpoch: true })));
+  expect(d.kind === "elect" && d.membership.primary).toBe("p");
+});
+
+test("decideFailover() ignores a unit in the middle of a catch-up and reloads when a unit knows a newer epoch", () => {
+  const m = record({ policy: "replica:3-ha", secondaries: ["a"], inactive: ["b"] });
+  expect(decideFailover(m, replies(report("a", 5, { consistent: false }))).kind).toBe("unavailable");
+  expect(decideFailover(m, replies(report("a", 5, { epoch: 9 })))).toEqual({ kind: "stale", epoch: 9 });
+});
+
+// ---- the manager's state machine ----
+
+test("the manager fences and asks the units when the primary falls silent, then records the new epoch and tells every unit", () => {
+  const m = record({ policy: "replica:2", secondaries: ["a"], arbiter: "z" });
+  let { state: st } = initManager(["s"], 0, { failoverAfterMs: 1000, probeTimeoutMs: 100, retryMs: 100, pushEveryMs: 100 });
+  st = stepManager(st, { kind: "membership-loaded", membership: m }, 0).state;
+  for (const u of ["p", "a", "z"]) st = stepManager(st, { kind: "message", from: u, msg: { type: "heartbeat", epoch: 7, report: report(u, 3, { fence: 0, serving: u === "p" }) } }, 500).state;
+  // p goes silent; a and z keep beating.
+  let probes: ManagerEffect[] = [];
+  for (let t = 600; t <= 2600; t += 100) {
+    for (const u of ["a", "z"]) st = stepManager(st, { kind: "message", from: u, msg: { type: "heartbeat", epoch: 7, report: report(u, 3, { fence: 0 }) } }, t).state;
+    const r = stepManager(st, { kind: "tick" }, t);
+    st = r.state;
+    probes = probes.concat(r.effects.filter((e) => e.kind === "send" && e.msg.type === "probe"));
+    if (probes.length > 0) break;
+  }
+  expect(probes.map((e) => e.kind === "send" && e.to).sort()).toEqual(["a", "p", "z"]);
+  const probe = probes[0];
+  if (probe?.kind !== "send" || probe.msg.type !== "probe") throw new Error("no probe");
+  expect(probe.msg.fence).toBe(8);
+  const round = probe.msg.round;
+  for (const u of ["a", "z"]) st = stepManager(st, { kind: "message", from: u, msg: { type: "probe-reply", epoch: 7, round, report: report(u, 3) } }, 2700).state;
+  const r = stepManager(st, { kind: "tick" }, 2900);
+  const rec = r.effects.find((e) => e.kind === "record");
+  expect(rec?.kind === "record" && rec.membership.primary).toBe("a");
+  expect(segmentStatus(r.state, "s").state).toBe("failing-over");
+  if (rec?.kind !== "record") throw new Error("no record");
+  const done = stepManager(r.state, { kind: "record-done", token: rec.token, outcome: "applied" }, 2950);
+  expect(done.effects.filter((e) => e.kind === "send" && e.msg.type === "membership").map((e) => e.kind === "send" && e.to).sort()).toEqual(["a", "p", "z"]);
+  expect(segmentStatus(done.state, "s")).toMatchObject({ state: "serving", epoch: 8, primary: "a" });
+});
+
+test("the manager does not fence anything when no answering unit could replace the silent primary, and says why", () => {
+  const m = record({ policy: "replica:2", secondaries: [], inactive: ["a"], arbiter: "z" });
+  let { state: st } = initManager(["s"], 0, { failoverAfterMs: 1000, probeTimeoutMs: 100, retryMs: 100, pushEveryMs: 100 });
+  st = stepManager(st, { kind: "membership-loaded", membership: m }, 0).state;
+  const all: ManagerEffect[] = [];
+  for (let t = 100; t <= 3000; t += 100) {
+    for (const u of ["a", "z"]) st = stepManager(st, { kind: "message", from: u, msg: { type: "heartbeat", epoch: 7, report: report(u, 3, { fence: 0 }) } }, t).state;
+    const r = stepManager(st, { kind: "tick" }, t);
+    st = r.state;
+    all.push(...r.effects);
+  }
+  expect(all.some((e) => e.kind === "send" && e.msg.type === "probe")).toBe(false);
+  const s = segmentStatus(st, "s");
+  expect(s.state).toBe("unavailable");
+  expect(s.reason?.waitingFor).toEqual(["p"]);
+});

@@ -1,0 +1,147 @@
+// One server, two portals (two loopback addresses) in one portal group: a session that logs in
+// again through the other portal with the same initiator name and ISID reinstates the first (one
+// session table), both portals answer with the same portal group tag, and SendTargets through
+// either lists both. Loopback only; a tiny raw initiator, no digests.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Socket } from "bun";
+import { silentLogger } from "../util/log.ts";
+import { MemoryBlockDevice, memRegistry, memTargetIqn } from "../../test/iscsi-mem-target.ts";
+import { encodeKeys, parseKeys } from "./login.ts";
+import { Bhs, Flag, Op, bhsBytes, put32 } from "./pdu.ts";
+import { buildPdu } from "./pdu-fixture.ts";
+import { startIscsiServer, targetAddresses, type IscsiServer } from "./server.ts";
+
+const answerTimeoutMs = 2000;
+const hostA = "127.0.0.1";
+/** Any 127/8 address is the loopback interface on Linux. */
+const hostB = `127.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}.${2 + Math.floor(Math.random() * 250)}`;
+
+class Client {
+  private buffer = new Uint8Array(0);
+  private waiters: Array<() => void> = [];
+  readonly answers: Uint8Array[] = [];
+  closed = false;
+  socket!: Socket<undefined>;
+
+  async connect(hostname: string, port: number): Promise<void> {
+    this.socket = await Bun.connect({
+      hostname,
+      port,
+      socket: {
+        data: (_s, chunk) => {
+          const joined = new Uint8Array(this.buffer.length + chunk.length);
+          joined.set(this.buffer);
+          joined.set(chunk, this.buffer.length);
+          this.buffer = joined;
+          while (this.buffer.length >= bhsBytes) {
+            const dataBytes = ((this.buffer[5] as number) << 16) | ((this.buffer[6] as number) << 8) | (this.buffer[7] as number);
+            const total = bhsBytes + (this.buffer[4] as number) * 4 + ((dataBytes + 3) & ~3);
+            if (this.buffer.length < total) break;
+            this.answers.push(this.buffer.slice(0, total));
+            this.buffer = this.buffer.slice(total);
+          }
+          for (const w of this.waiters.splice(0)) w();
+        },
+        close: () => {
+          this.closed = true;
+          for (const w of this.waiters.splice(0)) w();
+        },
+      },
+    });
+  }
+
+  async next(timeoutMs = answerTimeoutMs): Promise<Uint8Array> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.answers.length === 0) {
+      const left = deadline - Date.now();
+      if (left <= 0 || this.closed) throw new Error(this.closed ? "connection closed" : `no answer within ${timeoutMs} ms`);
+      await Promise.race([new Promise<void>((r) => this.waiters.push(r)), Bun.sleep(left)]);
+    }
+    return this.answers.shift() as Uint8Array;
+  }
+
+  async untilClosed(timeoutMs = answerTimeoutMs): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed && Date.now() < deadline) await Promise.race([new Promise<void>((r) => this.waiters.push(r)), Bun.sleep(50)]);
+    return this.closed;
+  }
+}
+
+const initiator = "iqn.2026-11.org.test:two-portals";
+const isid = [0x80, 0, 0, 0x12, 0x34, 0];
+
+const login = (keys: Array<[string, string]>) =>
+  buildPdu(Op.loginRequest | 0x40, Flag.transit | (1 << 2) | 3, encodeKeys([["InitiatorName", initiator], ...keys]), (h) => {
+    h.set(isid, Bhs.isid);
+    put32(h, Bhs.cmdSN, 1);
+  });
+
+function keysOf(answer: Uint8Array): Array<readonly [string, string]> {
+  const dataBytes = ((answer[5] as number) << 16) | ((answer[6] as number) << 8) | (answer[7] as number);
+  const r = parseKeys(answer.subarray(bhsBytes + (answer[4] as number) * 4, bhsBytes + (answer[4] as number) * 4 + dataBytes));
+  if (r === null) throw new Error("bad keys in answer");
+  return r;
+}
+
+describe("two portals of one portal group", () => {
+  let server: IscsiServer;
+  let portA = 0;
+  let portB = 0;
+  beforeAll(async () => {
+    const luns = new Map([[0, new MemoryBlockDevice({ sizeBytes: 1 << 20 })]]);
+    server = await startIscsiServer({ host: hostA, port: 0, extraPortals: [{ host: hostB, port: 0 }], registry: memRegistry(new Map([[memTargetIqn, { luns }]])), logger: silentLogger });
+    [portA, portB] = server.ports as [number, number];
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  test("both portals listen; a login through the second reinstates the session begun through the first", async () => {
+    expect(server.ports.length).toBe(2);
+    const first = new Client();
+    await first.connect(hostA, portA);
+    first.socket.write(login([["TargetName", memTargetIqn]]));
+    const a = await first.next();
+    expect(a[36]).toBe(0); // status class: success
+    expect(keysOf(a)).toContainEqual(["TargetPortalGroupTag", "1"]);
+    expect(server.sessionCount(memTargetIqn)).toBe(1);
+
+    const second = new Client();
+    await second.connect(hostB, portB);
+    second.socket.write(login([["TargetName", memTargetIqn]]));
+    const b = await second.next();
+    expect(b[36]).toBe(0);
+    expect(keysOf(b)).toContainEqual(["TargetPortalGroupTag", "1"]);
+    // Same initiator port, same portal group: the same I_T nexus, so the old session goes.
+    expect(await first.untilClosed()).toBe(true);
+    expect(server.sessionCount(memTargetIqn)).toBe(1);
+    second.socket.end();
+  });
+
+  test("SendTargets through either portal lists both, the one asked first", async () => {
+    for (const [host, port] of [[hostA, portA], [hostB, portB]] as const) {
+      const c = new Client();
+      await c.connect(host, port);
+      c.socket.write(login([["SessionType", "Discovery"]]));
+      expect((await c.next())[36]).toBe(0);
+      c.socket.write(
+        buildPdu(Op.textRequest | 0x40, Flag.final, encodeKeys([["SendTargets", "All"]]), (h) => {
+          put32(h, Bhs.initiatorTaskTag, 7);
+          put32(h, Bhs.targetTransferTag, 0xffffffff);
+          put32(h, Bhs.cmdSN, 1);
+        }),
+      );
+      const addresses = keysOf(await c.next()).filter(([k]) => k === "TargetAddress").map(([, v]) => v);
+      const here = `${host}:${port},1`;
+      const other = host === hostA ? `${hostB}:${portB},1` : `${hostA}:${portA},1`;
+      expect(addresses).toEqual([here, other]);
+      c.socket.end();
+    }
+  });
+});
+
+test("targetAddresses: the arrival portal first, wildcard listeners by the address used, no duplicates", () => {
+  const portals = [{ host: "0.0.0.0", port: 3260 }, { host: "10.0.1.5", port: 3260 }, { host: "fd00::5", port: 3261 }];
+  expect(targetAddresses(portals, { host: "10.0.0.5", port: 3260 }, 1)).toEqual(["10.0.0.5:3260,1", "10.0.1.5:3260,1", "[fd00::5]:3261,1"]);
+  expect(targetAddresses(portals, { host: "10.0.1.5", port: 3260 }, 2)).toEqual(["10.0.1.5:3260,2", "[fd00::5]:3261,2"]);
+});
