@@ -1,9 +1,10 @@
 // Carries replication messages (types.ts) between the units, coordinators and the manager of a
 // cluster over core/net, and between those hosted by the same node without the network. Two
 // exchanges on the node-to-node transport:
-// - `replica` (one-way): a CBOR envelope {from, to, msg}; the receiver's node answers at once with
-//   an empty frame, and the protocol's own replies travel as messages of their own. A lost or
-//   refused message is dropped: the state machines retransmit what matters.
+// - `replica` (one-way): a batch of CBOR envelopes {from, to, msg}, each after its u32 length
+//   (big-endian), all the messages for one node that one turn of the event loop produced; the
+//   receiving node answers at once with an empty frame, and the protocol's own replies travel as
+//   messages of their own. A lost or refused batch is dropped: the state machines retransmit.
 // - `replicaClient` (request/response): a coordinator's write/read/flush to a unit; the answer is
 //   the unit's reply to that request id (write-done, read-done, flush-done, rejected), or `busy`
 //   when the unit said nothing within `clientWaitMs`.
@@ -13,7 +14,7 @@
 import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
 import type { Frame } from "../net/frame.ts";
-import { encodeFrame, frameFlags } from "../net/frame.ts";
+import { buildFrame, encodeFrame, frameFlags, payloadBytesMaxDefault } from "../net/frame.ts";
 import { decodeCbor, encodeCbor, errorFrame, messageType } from "../net/messages.ts";
 import type { PeerNode, Peers } from "../net/peers.ts";
 import type { Address, ClientReply, ClientRequest, Message } from "./types.ts";
@@ -25,6 +26,20 @@ export const clientWaitMsDefault = 3_000;
 export const clientWaitersMax = 4096;
 /** Timeout of a one-way message's (empty) answer: the transport needs one for every request. */
 const oneWayTimeoutMs = 2_000;
+/** Bytes of messages waiting for one node; beyond it new ones are dropped (a peer that is gone). */
+export const outboxBytesMax = 64 << 20;
+/** Batched frames to one node awaiting their answer (below the connection's in-flight limit). */
+export const batchesInflightMax = 16;
+/** A batch's payload: under the transport's payload limit, with room for the largest single message. */
+const batchBytesMax = payloadBytesMaxDefault - 1024;
+
+interface Outbox {
+  node: PeerNode;
+  readonly queue: Uint8Array[];
+  queuedBytes: number;
+  inflight: number;
+  scheduled: boolean;
+}
 
 export type Receiver = (from: Address, msg: Message) => void;
 
@@ -54,6 +69,7 @@ export class ReplicaRouter {
   /** Coordinator requests waiting for their unit's reply, by `${client} ${reqId}`. */
   private readonly waiters = new Map<string, Waiter[]>();
   private waiterCount = 0;
+  private readonly outboxes = new Map<string, Outbox>();
   private closed = false;
   private readonly clientWaitMs: number;
 
@@ -94,15 +110,70 @@ export class ReplicaRouter {
       if (r !== undefined) queueMicrotask(() => r(from, msg));
       return;
     }
-    const payload = encodeCbor({ from, to, msg });
-    void this.options.peers
-      .request(node, {
-        build: (requestId, tagBytes) => encodeFrame({ type: messageType.replica, flags: 0, requestId }, payload, tagBytes),
-        decode: () => ({ ok: true, value: null }),
-        responseType: messageType.replica,
-        timeoutMs: oneWayTimeoutMs,
-      })
-      .catch(() => undefined);
+    const envelope = encodeCbor({ from, to, msg });
+    let box = this.outboxes.get(node.id);
+    if (box === undefined) {
+      box = { node, queue: [], queuedBytes: 0, inflight: 0, scheduled: false };
+      this.outboxes.set(node.id, box);
+    }
+    box.node = node;
+    // Full: drop (the state machines retransmit); growing would only hide a peer that is gone.
+    if (box.queuedBytes + envelope.length > outboxBytesMax) return;
+    box.queue.push(envelope);
+    box.queuedBytes += envelope.length;
+    if (!box.scheduled) {
+      box.scheduled = true;
+      queueMicrotask(() => {
+        box.scheduled = false;
+        this.drain(box);
+      });
+    }
+  }
+
+  /**
+   * Sends what a node's outbox holds, as many envelopes per frame as fit, with at most
+   * `batchesInflightMax` frames awaiting their (empty) answer: the connection refuses requests
+   * beyond its own in-flight limit, and a burst of a catch-up's pages must not be cut there.
+   */
+  private drain(box: Outbox): void {
+    while (!this.closed && box.queue.length > 0 && box.inflight < batchesInflightMax) {
+      const batch: Uint8Array[] = [];
+      let bytes = 0;
+      while (box.queue.length > 0) {
+        const next = box.queue[0] as Uint8Array;
+        if (batch.length > 0 && bytes + 4 + next.length > batchBytesMax) break;
+        batch.push(next);
+        bytes += 4 + next.length;
+        box.queue.shift();
+        box.queuedBytes -= next.length;
+      }
+      box.inflight++;
+      const fill = (p: Uint8Array) => {
+        const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
+        let at = 0;
+        for (const e of batch) {
+          dv.setUint32(at, e.length);
+          p.set(e, at + 4);
+          at += 4 + e.length;
+        }
+      };
+      const done = () => {
+        box.inflight--;
+        this.drain(box);
+      };
+      let sent: Promise<unknown>;
+      try {
+        sent = this.options.peers.request(box.node, {
+          build: (requestId, tagBytes) => buildFrame({ type: messageType.replica, flags: 0, requestId }, { payloadBytes: bytes, fill, tagBytes, filledTailBytes: bytes }),
+          decode: () => ({ ok: true, value: null }),
+          responseType: messageType.replica,
+          timeoutMs: oneWayTimeoutMs,
+        });
+      } catch {
+        sent = Promise.resolve();
+      }
+      sent.then(done, done);
+    }
   }
 
   /** A coordinator's request to the unit `to`, answered by the unit's reply or a failure. */
@@ -143,12 +214,13 @@ export class ReplicaRouter {
     this.waiters.clear();
     this.waiterCount = 0;
     this.receivers.clear();
+    this.outboxes.clear();
   }
 
   // ---- receiving ----
 
-  private decodeEnvelope(frame: Frame): { from: Address; to: Address; msg: Message } | string {
-    const d = decodeCbor(frame.payload);
+  private decodeEnvelope(bytes: Uint8Array): { from: Address; to: Address; msg: Message } | string {
+    const d = decodeCbor(bytes);
     if (!d.ok) return d.reason;
     const { from, to, msg } = d.value;
     if (typeof from !== "string" || typeof to !== "string") return "envelope lacks from/to";
@@ -158,16 +230,26 @@ export class ReplicaRouter {
   }
 
   private onOneWay(frame: Frame, tagBytes: number): Uint8Array {
-    const e = this.decodeEnvelope(frame);
-    if (typeof e === "string") return errorFrame(frame.requestId, { code: "bad-message", message: e }, tagBytes);
-    const r = this.receivers.get(e.to);
-    if (r !== undefined && !this.closed) r(e.from, e.msg);
+    const p = frame.payload;
+    const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
+    let at = 0;
+    while (at < p.length) {
+      if (at + 4 > p.length) return errorFrame(frame.requestId, { code: "bad-message", message: "batch cut inside a length" }, tagBytes);
+      const len = dv.getUint32(at);
+      if (at + 4 + len > p.length) return errorFrame(frame.requestId, { code: "bad-message", message: "batch cut inside a message" }, tagBytes);
+      const e = this.decodeEnvelope(p.subarray(at + 4, at + 4 + len));
+      at += 4 + len;
+      // One malformed message does not cost the others of the batch.
+      if (typeof e === "string") continue;
+      const r = this.receivers.get(e.to);
+      if (r !== undefined && !this.closed) r(e.from, e.msg);
+    }
     return encodeFrame({ type: messageType.replica, flags: frameFlags.response, requestId: frame.requestId }, emptyPayload, tagBytes);
   }
 
   private async onClientFrame(frame: Frame, tagBytes: number): Promise<Uint8Array> {
     const requestId = frame.requestId;
-    const e = this.decodeEnvelope(frame);
+    const e = this.decodeEnvelope(frame.payload);
     if (typeof e === "string") return errorFrame(requestId, { code: "bad-message", message: e }, tagBytes);
     if (!isClientAddress(e.from) || !isClientRequest(e.msg)) return errorFrame(requestId, { code: "bad-message", message: "not a client request" }, tagBytes);
     const reply = await this.waitLocal(e.from, e.to, e.msg, this.clientWaitMs);
