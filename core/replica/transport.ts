@@ -205,7 +205,8 @@ export class ReplicaRouter {
     } catch (e) {
       return { ok: false, reason: e instanceof Error ? e.message : String(e) };
     }
-    return out.ok ? { ok: true, reply: out.value as ClientReply } : { ok: false, reason: `${out.reason}: ${out.message}` };
+    if (out.ok) return { ok: true, reply: out.value as ClientReply };
+    return { ok: false, reason: out.reason === "remote-error" ? `${out.code}: ${out.message}` : `${out.reason}: ${out.message}` };
   }
 
   close(): void {
