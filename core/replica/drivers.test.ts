@@ -9,7 +9,7 @@ import type { IoResult } from "../volume/block-device.ts";
 import { createLayout } from "../volume/layout.ts";
 import { Volume, type UnitProvider } from "../volume/volume.ts";
 import type { ReplicatedSegment } from "./coordinator.ts";
-import { TestReplicaCluster, unitIdOf, type SegmentPlan } from "./test-cluster.ts";
+import { TestReplicaCluster, type SegmentPlan } from "./test-cluster.ts";
 
 const segmentBytes = 4 << 20;
 const pages = segmentBytes / pageBytes;
@@ -55,19 +55,24 @@ function copiesDiffer(c: TestReplicaCluster, plan: SegmentPlan): string | null {
   return null;
 }
 
-async function writeMany(seg: ReplicatedSegment, from: number, count: number, acked: Map<number, number>, qd = 8): Promise<void> {
+/** Writes `count` pages at queue depth `qd`; returns the longest a write took (ms). */
+async function writeMany(seg: ReplicatedSegment, from: number, count: number, acked: Map<number, number>, qd = 8): Promise<number> {
   let next = from;
+  let longestMs = 0;
   const worker = async () => {
     while (next < from + count) {
       const tag = next++;
       const page = (tag * 7919) % 256;
+      const t = performance.now();
       const r = await seg.write(page * pageBytes, pageOf(tag));
+      longestMs = Math.max(longestMs, performance.now() - t);
       expect(r).toEqual({ ok: true, value: undefined });
       // The last acknowledged write of a page is what it must read back (writes to one page never overlap in time here).
       acked.set(page, tag);
     }
   };
   await Promise.all(Array.from({ length: qd }, worker));
+  return longestMs;
 }
 
 async function expectReadsBack(seg: ReplicatedSegment, acked: Map<number, number>): Promise<void> {
@@ -75,6 +80,23 @@ async function expectReadsBack(seg: ReplicatedSegment, acked: Map<number, number
     const r = unwrap(await seg.read(page * pageBytes, pageBytes));
     if (Buffer.compare(r, pageOf(tag)) !== 0) throw new Error(`page ${page} does not read back write ${tag}`);
   }
+}
+
+/** Every segment has all its copies active (no catch-up or failover under way). */
+async function allHealthy(c: TestReplicaCluster): Promise<void> {
+  await until("every copy active", () => [r3, r2].every((p) => {
+    const m = c.store.records.get(p.segment);
+    return m !== undefined && m.inactive.length === 0 && m.secondaries.length === p.dataNodes.length - 1;
+  }), 40_000);
+}
+
+/** A node holding a secondary of `plan` and no segment's primary: killing it loses no primary. */
+function secondaryOnlyNode(c: TestReplicaCluster, plan: SegmentPlan) {
+  const primaries = new Set([r3, r2].map((p) => c.nodeOfUnit(c.store.records.get(p.segment)?.primary as string)));
+  const m = c.store.records.get(plan.segment);
+  const node = m?.secondaries.map((u) => c.nodeOfUnit(u)).find((n) => !primaries.has(n));
+  if (node === undefined) throw new Error(`no node holds only a secondary of ${plan.segment}`);
+  return node;
 }
 
 describe("replication drivers on loopback with real archives", () => {
@@ -129,15 +151,17 @@ describe("replication drivers on loopback with real archives", () => {
     for (const plan of [r3, r2]) {
       const seg = c.coordinator(plan.segment);
       const acked = new Map<number, number>();
-      const victim = c.nodeOfUnit(unitIdOf(plan.segment, 1));
+      await allHealthy(c);
+      const victim = secondaryOnlyNode(c, plan);
+      const lost = c.store.records.get(plan.segment)?.secondaries.find((u) => c.nodeOfUnit(u) === victim) as string;
       const writing = writeMany(seg, 10_000, 300, acked, 4);
       await Bun.sleep(50);
       victim.kill();
-      await writing;
+      console.log(`${plan.policy}: longest write across the secondary's loss ${Math.round(await writing)} ms`);
       await expectReadsBack(seg, acked);
       // replica:2 could only go on by recording the degradation under a new epoch; replica:3
       // records it once the secondary has left a write unanswered for degradeAfterMs.
-      await until(`${plan.segment}'s secondary recorded inactive`, () => c.store.records.get(plan.segment)?.inactive.includes(unitIdOf(plan.segment, 1)) === true);
+      await until(`${plan.segment}'s secondary recorded inactive`, () => c.store.records.get(plan.segment)?.inactive.includes(lost) === true);
       victim.start();
       await until(`${plan.segment}'s secondary rejoining`, () => (c.store.records.get(plan.segment)?.inactive.length ?? 1) === 0, 30_000);
       await writeMany(seg, 20_000, 50, acked, 4);
@@ -149,6 +173,7 @@ describe("replication drivers on loopback with real archives", () => {
 
   test("the primary's node killed: after the manager's failover every acknowledged write reads back, and the old primary rejoins", async () => {
     for (const plan of [r3, r2]) {
+      await allHealthy(c);
       const seg = c.coordinator(plan.segment);
       const acked = new Map<number, number>();
       await writeMany(seg, 30_000, 100, acked, 4);
@@ -158,7 +183,8 @@ describe("replication drivers on loopback with real archives", () => {
       const writing = writeMany(seg, 40_000, 200, acked, 4);
       await Bun.sleep(30);
       victim.kill();
-      await writing;
+      const pauseMs = await writing;
+      console.log(`${plan.policy}: longest write across the primary's failover ${Math.round(pauseMs)} ms`);
       const after = c.store.records.get(plan.segment);
       expect(after?.primary).not.toBe(primary);
       expect(after?.epoch ?? 0).toBeGreaterThan(before?.epoch ?? 0);
