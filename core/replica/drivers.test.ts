@@ -147,6 +147,29 @@ describe("replication drivers on loopback with real archives", () => {
     expect(copiesDiffer(c, r3)).toBeNull();
   }, 60_000);
 
+  test("the metadata store unreachable stops no I/O on healthy segments", async () => {
+    await allHealthy(c);
+    // Coordinators that read their membership before the store went away (a coordinator that
+    // never read one waits for the store: it knows no primary).
+    const segs = [c.coordinator(r3.segment), c.coordinator(r2.segment)];
+    for (const seg of segs) expect(await seg.write(0, pageOf(1))).toEqual({ ok: true, value: undefined });
+    c.store.reachable = false;
+    try {
+      for (const [i, plan] of [r3, r2].entries()) {
+        const seg = segs[i] as ReplicatedSegment;
+        const acked = new Map<number, number>();
+        await writeMany(seg, 50_000, 100, acked, 4);
+        await Bun.sleep(600); // past the units' periodic record fetches
+        await writeMany(seg, 60_000, 100, acked, 4);
+        expect(await seg.flush()).toEqual({ ok: true, value: undefined });
+        await expectReadsBack(seg, acked);
+        expect(copiesDiffer(c, plan)).toBeNull();
+      }
+    } finally {
+      c.store.reachable = true;
+    }
+  }, 60_000);
+
   test("a secondary's node killed mid-writes: writes go on per policy, and the node catches up when it returns", async () => {
     for (const plan of [r3, r2]) {
       const seg = c.coordinator(plan.segment);
