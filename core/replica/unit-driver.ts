@@ -36,6 +36,9 @@ export const tickMsDefault = 20;
 /** Inputs queued for one unit; beyond it, incoming messages are dropped (the sender retransmits). */
 export const unitInboxMax = 8192;
 
+/** What the driver needs of the router (a fake in tests of the contract). */
+export type UnitRouter = Pick<ReplicaRouter, "attach" | "detach" | "send">;
+
 export interface HostedUnitSpec {
   readonly unitId: UnitId;
   readonly segment: string;
@@ -120,7 +123,7 @@ export class UnitDriver {
 
   constructor(
     private readonly options: {
-      router: ReplicaRouter;
+      router: UnitRouter;
       store: MembershipStore;
       /** Where each unit's meta and log marker files live (the node's data directory). */
       stateDir: string;
