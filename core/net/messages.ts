@@ -22,6 +22,10 @@ export const messageType = {
   error: 2,
   /** The first frame each way on a MAC-authenticated connection (frame-auth.ts), untagged. */
   hello: 3,
+  /** A replication message (core/replica/types.ts) one-way between units and the manager: CBOR envelope, empty answer. */
+  replica: 4,
+  /** A coordinator's request to a segment's primary, answered with the primary's reply (core/replica/transport.ts). */
+  replicaClient: 5,
   /** Replica data to write at an offset of a segment, under an epoch and a sequence number. */
   write: 16,
   /** Bytes to read from a segment. */

@@ -36,13 +36,13 @@ function memoryUnits(): UnitProvider {
 }
 
 describe("Volume.mappingAt()", () => {
-  test("reports unwritten segments deallocated and written ones mapped, one run at a time", () => {
+  test("reports unwritten segments deallocated and written ones mapped, one run at a time", async () => {
     const sizeBytes = 8 << 20;
     const layout = createLayout({ sizeBytes, stripeBytes: 1 << 20, segmentBytes: 2 << 20 });
     const v = new Volume({ uuid: "u", name: "v", sizeBytes, blockBytes: 512, layout, writeCache: true }, memoryUnits());
     const first = v.mappingAt(0, sizeBytes);
     expect(first.ok && first.value).toEqual({ mapped: false, lengthBytes: sizeBytes });
-    expect(v.write(0, new Uint8Array(512).fill(1), { fua: false }).ok).toBe(true);
+    expect((await v.write(0, new Uint8Array(512).fill(1), { fua: false })).ok).toBe(true);
     const after = v.mappingAt(0, sizeBytes);
     expect(after.ok && after.value.mapped).toBe(true);
     expect(after.ok && after.value.lengthBytes).toBeGreaterThan(0);

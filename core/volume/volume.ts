@@ -2,6 +2,10 @@
 // with core/replica). Maps each I/O onto segments with layout.ts and asks a UnitProvider for the
 // unit that stores each segment, creating units on first write (thin provisioning).
 //
+// A segment store may answer at once (a local unit) or with a Promise (a replicated segment, whose
+// coordinator waits for the network): the pieces of one request are then in flight together, and
+// the request answers when the last one did, with the first failure if any.
+//
 // Ordering contract: a write returns only after every piece is in its unit (page cache at least);
 // with FUA, or when the LUN's write cache is off, only after the units' archives are flushed.
 // flush() returns only when every write acknowledged before it is durable.
@@ -12,9 +16,10 @@ import { assert } from "../util/assert.ts";
 
 /** What a volume needs from the storage below: units by segment, created on demand. */
 export interface SegmentStore {
-  read(offsetBytes: number, lengthBytes: number, into: Uint8Array): IoResult<Uint8Array>;
-  write(offsetBytes: number, data: Uint8Array): IoResult<void>;
-  unmap(offsetBytes: number, lengthBytes: number): IoResult<void>;
+  read(offsetBytes: number, lengthBytes: number, into: Uint8Array): MaybePromise<IoResult<Uint8Array>>;
+  /** `data` is valid only during the call: a store that answers later copies it. */
+  write(offsetBytes: number, data: Uint8Array): MaybePromise<IoResult<void>>;
+  unmap(offsetBytes: number, lengthBytes: number): MaybePromise<IoResult<void>>;
 }
 export interface UnitProvider {
   /** The unit holding `segment` of `volumeId`, or undefined if it was never written. */
@@ -22,7 +27,7 @@ export interface UnitProvider {
   /** Creates the unit for a segment at its first write. */
   allocate(volumeId: string, segment: number, sizeBytes: number): IoResult<SegmentStore>;
   /** Makes every write so far durable on the units of `volumeId`. */
-  flush(volumeId: string): IoResult<void>;
+  flush(volumeId: string): MaybePromise<IoResult<void>>;
 }
 
 export interface VolumeSpec {
@@ -99,25 +104,31 @@ export class Volume implements BlockDevice {
     return f.offsetBytes === undefined ? f : { ...f, offsetBytes: pieceLunOffset + f.offsetBytes };
   }
 
-  read(offsetBytes: number, lengthBytes: number): IoResult<Uint8Array> {
+  read(offsetBytes: number, lengthBytes: number): MaybePromise<IoResult<Uint8Array>> {
     this.checkRange(offsetBytes, lengthBytes);
     const out = new Uint8Array(lengthBytes);
+    let pending: Array<Promise<IoFailure | null>> | null = null;
     for (const p of mapExtent(this.spec.layout, offsetBytes, lengthBytes)) {
       const unit = this.units.find(this.spec.uuid, p.segment);
       if (unit === undefined) continue; // never written: zeros
+      // The unit reports offsets inside the segment; convert to the LUN offset of the piece.
+      const failed = (r: IoFailure) => this.fail(r.offsetBytes === undefined ? r : { ...r, offsetBytes: r.offsetBytes - p.segmentOffsetBytes }, offsetBytes + p.bufferOffsetBytes);
       const r = unit.read(p.segmentOffsetBytes, p.lengthBytes, out.subarray(p.bufferOffsetBytes, p.bufferOffsetBytes + p.lengthBytes));
-      if (!r.ok) {
-        // The unit reports offsets inside the segment; convert to the LUN offset of the piece.
-        return this.fail(r.offsetBytes === undefined ? r : { ...r, offsetBytes: r.offsetBytes - p.segmentOffsetBytes }, offsetBytes + p.bufferOffsetBytes);
-      }
+      if (r instanceof Promise) (pending ??= []).push(r.then((x) => (x.ok ? null : failed(x))));
+      else if (!r.ok) return failed(r);
     }
-    this.counters.readOps++;
-    this.counters.readBytes += lengthBytes;
-    return { ok: true, value: out };
+    const done = (): IoResult<Uint8Array> => {
+      this.counters.readOps++;
+      this.counters.readBytes += lengthBytes;
+      return { ok: true, value: out };
+    };
+    if (pending === null) return done();
+    return Promise.all(pending).then((fs) => fs.find((f) => f !== null) ?? done());
   }
 
-  write(offsetBytes: number, data: Uint8Array, options: { fua: boolean }): IoResult<void> {
+  write(offsetBytes: number, data: Uint8Array, options: { fua: boolean }): MaybePromise<IoResult<void>> {
     this.checkRange(offsetBytes, data.length);
+    let pending: Array<Promise<IoFailure | null>> | null = null;
     for (const p of mapExtent(this.spec.layout, offsetBytes, data.length)) {
       let unit = this.units.find(this.spec.uuid, p.segment);
       if (unit === undefined) {
@@ -126,30 +137,41 @@ export class Volume implements BlockDevice {
         unit = created.value;
       }
       const w = unit.write(p.segmentOffsetBytes, data.subarray(p.bufferOffsetBytes, p.bufferOffsetBytes + p.lengthBytes));
-      if (!w.ok) return this.fail(w, offsetBytes);
+      if (w instanceof Promise) (pending ??= []).push(w.then((x) => (x.ok ? null : this.fail(x, offsetBytes))));
+      else if (!w.ok) return this.fail(w, offsetBytes);
     }
-    this.counters.writeOps++;
-    this.counters.writeBytes += data.length;
-    if (options.fua || !this.spec.writeCache) return this.flush();
-    return OK_VOID;
+    const done = (): MaybePromise<IoResult<void>> => {
+      this.counters.writeOps++;
+      this.counters.writeBytes += data.length;
+      if (options.fua || !this.spec.writeCache) return this.flush();
+      return OK_VOID;
+    };
+    if (pending === null) return done();
+    return Promise.all(pending).then((fs) => fs.find((f) => f !== null) ?? done());
   }
 
-  flush(): IoResult<void> {
+  flush(): MaybePromise<IoResult<void>> {
     this.counters.flushes++;
     const r = this.units.flush(this.spec.uuid);
-    if (!r.ok) this.counters.errors++;
-    return r;
+    const counted = (x: IoResult<void>): IoResult<void> => {
+      if (!x.ok) this.counters.errors++;
+      return x;
+    };
+    return r instanceof Promise ? r.then(counted) : counted(r);
   }
 
-  unmap(offsetBytes: number, lengthBytes: number): IoResult<void> {
+  unmap(offsetBytes: number, lengthBytes: number): MaybePromise<IoResult<void>> {
     this.checkRange(offsetBytes, lengthBytes);
+    let pending: Array<Promise<IoFailure | null>> | null = null;
     for (const p of mapExtent(this.spec.layout, offsetBytes, lengthBytes)) {
       const unit = this.units.find(this.spec.uuid, p.segment);
       if (unit === undefined) continue;
       const r = unit.unmap(p.segmentOffsetBytes, p.lengthBytes);
-      if (!r.ok) return this.fail(r, offsetBytes);
+      if (r instanceof Promise) (pending ??= []).push(r.then((x) => (x.ok ? null : this.fail(x, offsetBytes))));
+      else if (!r.ok) return this.fail(r, offsetBytes);
     }
-    return OK_VOID;
+    if (pending === null) return OK_VOID;
+    return Promise.all(pending).then((fs) => fs.find((f) => f !== null) ?? OK_VOID);
   }
 
   /**

@@ -1,0 +1,103 @@
+// Runs the cluster manager's failover state machine (failover.ts) on real I/O: feeds it the
+// heartbeats and probe replies the router brings to the "manager" address, the outcomes of its
+// record requests and membership loads, and a tick every `tickMs` with the node's monotonic clock
+// (read only here); carries its sends over the router and its records to the membership store
+// as compare-and-swaps.
+//
+// Ordering contract: effects of one step are carried out in order; a "record" is a CAS from the
+// expected epoch whose answer comes back as one "record-done" input ("unknown" when the store
+// failed; the machine retries); the membership of a new epoch is sent only when the machine
+// says so, which it does only after the record applied. Inputs are stepped one at a time.
+// It never chooses a primary or fences anyone itself, and it runs on one node of the cluster
+// at a time (who runs it is the caller's business: the node holding the manager role).
+import { assert, unreachable } from "../util/assert.ts";
+import type { MembershipStore } from "../replica/record-store.ts";
+import type { ReplicaRouter } from "../replica/transport.ts";
+import { managerAddress } from "../replica/types.ts";
+import { defaultManagerConfig, initManager, segmentStatus, stepManager, type ManagerConfig, type ManagerEffect, type ManagerInput, type ManagerState, type SegmentStatus } from "./failover.ts";
+
+export const managerTickMsDefault = 20;
+
+export class FailoverDriver {
+  private state: ManagerState;
+  private readonly inbox: ManagerInput[] = [];
+  private stepping = false;
+  private stopped = false;
+  private readonly timer: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly options: {
+      router: ReplicaRouter;
+      store: MembershipStore;
+      /** The segments this manager watches (all replicated segments of the cluster). */
+      segments: readonly string[];
+      cfg?: ManagerConfig;
+      tickMs?: number;
+    },
+  ) {
+    assert(options.segments.length > 0, "a manager watches at least one segment");
+    const init = initManager(options.segments, performance.now(), options.cfg ?? defaultManagerConfig);
+    this.state = init.state;
+    options.router.attach(managerAddress, (from, msg) => this.enqueue({ kind: "message", from, msg }));
+    this.stepping = true;
+    this.carry(init.effects);
+    this.stepping = false;
+    this.timer = setInterval(() => this.enqueue({ kind: "tick" }), options.tickMs ?? managerTickMsDefault);
+  }
+
+  status(segment: string): SegmentStatus {
+    return segmentStatus(this.state, segment);
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.options.router.detach(managerAddress);
+    this.inbox.length = 0;
+  }
+
+  private enqueue(input: ManagerInput): void {
+    if (this.stopped) return;
+    this.inbox.push(input);
+    if (this.stepping) return;
+    this.stepping = true;
+    try {
+      while (!this.stopped && this.inbox.length > 0) {
+        const r = stepManager(this.state, this.inbox.shift() as ManagerInput, performance.now());
+        this.state = r.state;
+        this.carry(r.effects);
+      }
+    } finally {
+      this.stepping = false;
+    }
+  }
+
+  private carry(effects: readonly ManagerEffect[]): void {
+    for (const e of effects) {
+      switch (e.kind) {
+        case "send":
+          this.options.router.send(managerAddress, e.to, e.msg);
+          break;
+        case "record": {
+          const token = e.token;
+          this.options.store.cas(e.expectEpoch, e.membership).then(
+            (o) => this.enqueue({ kind: "record-done", token, ...o }),
+            () => this.enqueue({ kind: "record-done", token, outcome: "unknown" }),
+          );
+          break;
+        }
+        case "fetch-membership":
+          this.options.store.load(e.segment).then(
+            (m) => {
+              if (m !== null) this.enqueue({ kind: "membership-loaded", membership: m });
+            },
+            () => undefined,
+          );
+          break;
+        default:
+          unreachable(e);
+      }
+    }
+  }
+}

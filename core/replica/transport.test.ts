@@ -1,0 +1,83 @@
+// The replication router on two loopback nodes: bursts larger than the connection's in-flight
+// limit arrive whole and in order (a catch-up sends hundreds of pages at once), a malformed
+// message in a batch costs only itself, and a coordinator's request is answered by the unit's
+// reply to its request id, or busy when the unit says nothing in time.
+import { afterAll, describe, expect, test } from "bun:test";
+import { randomLoopback } from "../../test/helpers/node.ts";
+import { encodeFrame } from "../net/frame.ts";
+import { encodeCbor, messageType } from "../net/messages.ts";
+import type { PeerNode } from "../net/peers.ts";
+import { startPeers } from "../net/peers.ts";
+import { testCluster, testNodeTls } from "../net/test-certs.ts";
+import { silentLogger } from "../util/log.ts";
+import { ReplicaRouter } from "./transport.ts";
+import type { Address, Message } from "./types.ts";
+
+const ca = testCluster("replica-transport");
+function node(id: string) {
+  const host = randomLoopback();
+  const peers = startPeers({ host, port: 0, tls: testNodeTls(ca, id, host), self: { nodeId: id, name: id }, logger: silentLogger });
+  return { peers, info: { id, name: id, address: peers.address } as PeerNode };
+}
+const a = node("a");
+const b = node("b");
+const where = (to: Address): PeerNode | undefined => (to.startsWith("ua") || to.startsWith("client:") ? a.info : to.startsWith("ub") ? b.info : undefined);
+const ra = new ReplicaRouter({ peers: a.peers, directory: where, selfNodeId: "a", logger: silentLogger });
+const rb = new ReplicaRouter({ peers: b.peers, directory: where, selfNodeId: "b", logger: silentLogger, clientWaitMs: 200 });
+afterAll(() => {
+  ra.close();
+  rb.close();
+  a.peers.close();
+  b.peers.close();
+});
+
+async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error("timed out");
+    await Bun.sleep(5);
+  }
+}
+
+describe("ReplicaRouter", () => {
+  test("a burst of 500 messages (beyond the connection's 64 in flight) arrives whole and in order", async () => {
+    const got: number[] = [];
+    rb.attach("ub1", (_from, msg) => {
+      if (msg.type === "forward-ack") got.push(msg.lsn);
+    });
+    for (let i = 1; i <= 500; i++) ra.send("ua1", "ub1", { type: "forward-ack", epoch: 1, lsn: i });
+    await until(() => got.length === 500);
+    expect(got).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+  });
+
+  test("a malformed message in a batch is dropped alone", async () => {
+    const got: Message[] = [];
+    rb.attach("ub2", (_from, msg) => got.push(msg));
+    const good = encodeCbor({ from: "ua2", to: "ub2", msg: { type: "forward-ack", epoch: 3, lsn: 7 } });
+    const bad = encodeCbor({ from: "ua2", to: "ub2", msg: { type: "forward-ack", epoch: -1, lsn: 7 } });
+    const payload = new Uint8Array(8 + good.length + bad.length);
+    const dv = new DataView(payload.buffer);
+    dv.setUint32(0, bad.length);
+    payload.set(bad, 4);
+    dv.setUint32(4 + bad.length, good.length);
+    payload.set(good, 8 + bad.length);
+    const r = await a.peers.request(b.info, {
+      build: (requestId, tagBytes) => encodeFrame({ type: messageType.replica, flags: 0, requestId }, payload, tagBytes),
+      decode: () => ({ ok: true, value: null }),
+      responseType: messageType.replica,
+    });
+    expect(r.ok).toBe(true);
+    expect(got).toEqual([{ type: "forward-ack", epoch: 3, lsn: 7 }]);
+  });
+
+  test("a client request is answered by the unit's reply to its request id, or busy when none comes in time", async () => {
+    rb.attach("ub3", (from, msg) => {
+      if (msg.type === "write" && msg.reqId === 1) rb.send("ub3", from, { type: "write-done", epoch: msg.epoch, reqId: msg.reqId });
+    });
+    const write = (reqId: number) => ({ type: "write" as const, epoch: 1, reqId, completeBelow: 1, page: 0, pages: 1, data: new Uint8Array(4096) });
+    expect(await ra.request("client:t", "ub3", write(1), 1000)).toEqual({ ok: true, reply: { type: "write-done", epoch: 1, reqId: 1 } });
+    const silent = await ra.request("client:t", "ub3", write(2), 1000);
+    expect(silent.ok).toBe(false);
+    if (!silent.ok) expect(silent.reason).toContain("busy");
+  });
+});

@@ -1,0 +1,327 @@
+// Runs the replication state machines (unit.ts) of the segment units this node hosts on real
+// I/O: feeds each unit the messages the router (transport.ts) brings, the completions of its
+// disk operations and record requests, and a tick every `tickMs` with the node's monotonic clock
+// (read here and nowhere in the logic); carries out the effects each step returns against the
+// unit's archive SegmentUnit (pages with their sequence numbers), two small files of its own
+// (the unit's meta and its log marker), the membership store and the router.
+//
+// Ordering contract (docs/REPLICATION.md, "Driver contract"), kept per unit:
+// - the effects of one step are carried out in the order given; the inputs they cause (disk
+//   completions) are fed only after the whole list has been carried out;
+// - "persist-meta" is durable (written to a new file, fdatasync, rename, fsync of the directory)
+//   before the next effect of the same list is looked at;
+// - "persist", "read", "flush" run synchronously, one after the other, in the order emitted, so a
+//   read sees every persist emitted before it; each is answered by exactly one input. A persist
+//   writes the pages (with their seq) before the log marker; both reach the page cache, which
+//   survives the death of the process; "flush" fdatasyncs the archive and the marker;
+// - "record" and "fetch-membership" go to the store asynchronously; "unknown" is reported when the
+//   store fails (the unit retries); a unit steps one input at a time, never re-entrantly.
+// It never decides anything a state machine decides, and never acknowledges on a unit's behalf.
+// A disk operation that fails stops that unit (as a crash would): the contract has no failure
+// input, and carrying on could acknowledge what is not on the disk.
+import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import type { Archive, SegmentUnit } from "../archive/archive.ts";
+import { pageBytes } from "../archive/format.ts";
+import { assert, unreachable } from "../util/assert.ts";
+import type { Logger } from "../util/log.ts";
+import type { MembershipStore } from "./record-store.ts";
+import type { ReplicaRouter } from "./transport.ts";
+import type { LogMark, Message, Recovered, UnitEffect, UnitId, UnitInput, UnitMeta, UnitReport } from "./types.ts";
+import { defaultUnitConfig, initUnit, reportOf, stepUnit, type UnitConfig, type UnitState } from "./unit.ts";
+import { parseMessage } from "./wire.ts";
+
+/** How often units are ticked (the contract asks for ~20 ms). */
+export const tickMsDefault = 20;
+/** Inputs queued for one unit; beyond it, incoming messages are dropped (the sender retransmits). */
+export const unitInboxMax = 8192;
+
+/** What the driver needs of the router (a fake in tests of the contract). */
+export type UnitRouter = Pick<ReplicaRouter, "attach" | "detach" | "send">;
+
+export interface HostedUnitSpec {
+  readonly unitId: UnitId;
+  readonly segment: string;
+  /** The archive unit holding the pages; null for an arbiter (it stores no data). */
+  readonly store: { readonly archive: Archive; readonly unit: SegmentUnit } | null;
+}
+
+const markMagic = 0x51534c4d; // "QSLM"
+const markBytes = 24;
+
+interface Hosted {
+  readonly spec: HostedUnitSpec;
+  state: UnitState;
+  readonly inbox: UnitInput[];
+  stepping: boolean;
+  alive: boolean;
+  readonly metaPath: string;
+  readonly markFd: number;
+  readonly markBuf: Uint8Array;
+}
+
+function fileStem(unitId: UnitId): string {
+  return encodeURIComponent(unitId);
+}
+
+function encodeMark(buf: Uint8Array, mark: LogMark): void {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  dv.setUint32(0, markMagic);
+  dv.setUint32(4, mark.consistent ? 1 : 0);
+  dv.setFloat64(8, mark.lastLsn);
+  dv.setFloat64(16, mark.commitKnown);
+}
+
+function decodeMark(buf: Uint8Array): LogMark | null {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (dv.getUint32(0) !== markMagic) return null;
+  return { consistent: dv.getUint32(4) === 1, lastLsn: dv.getFloat64(8), commitKnown: dv.getFloat64(16) };
+}
+
+function decodeMeta(text: string): UnitMeta | null {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof raw !== "object" || raw === null) return null;
+  const r = raw as Record<string, unknown>;
+  if (typeof r.fence !== "number" || typeof r.proposed !== "number") return null;
+  if (r.membership === null) return { membership: null, fence: r.fence, proposed: r.proposed };
+  const p = parseMessage({ type: "membership", epoch: 0, membership: r.membership });
+  if (!p.ok || p.msg.type !== "membership") return null;
+  return { membership: p.msg.membership, fence: r.fence, proposed: r.proposed };
+}
+
+/** Writes a small file so that it is whole and durable when this returns, old or new, never torn. */
+function writeDurable(dir: string, path: string, text: string): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, "w", 0o600);
+  try {
+    const bytes = new TextEncoder().encode(text);
+    let done = 0;
+    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, done);
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  const dfd = openSync(dir, "r");
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
+export class UnitDriver {
+  private readonly units = new Map<UnitId, Hosted>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private stopped = false;
+  private readonly cfg: UnitConfig;
+
+  constructor(
+    private readonly options: {
+      router: UnitRouter;
+      store: MembershipStore;
+      /** Where each unit's meta and log marker files live (the node's data directory). */
+      stateDir: string;
+      logger: Logger;
+      cfg?: UnitConfig;
+      tickMs?: number;
+    },
+  ) {
+    this.cfg = options.cfg ?? defaultUnitConfig;
+    mkdirSync(options.stateDir, { recursive: true });
+    this.timer = setInterval(() => this.tickAll(), options.tickMs ?? tickMsDefault);
+  }
+
+  private now(): number {
+    return performance.now();
+  }
+
+  /** Starts hosting a unit: recovers what it persisted and attaches it to the router. */
+  host(spec: HostedUnitSpec): void {
+    assert(!this.stopped, "driver used after stop");
+    assert(!this.units.has(spec.unitId), `unit ${spec.unitId} hosted twice`);
+    const stem = fileStem(spec.unitId);
+    const metaPath = join(this.options.stateDir, `${stem}.meta`);
+    const markPath = join(this.options.stateDir, `${stem}.mark`);
+    const meta = existsSync(metaPath) ? decodeMeta(readFileSync(metaPath, "utf8")) : null;
+    const markFd = openSync(markPath, existsSync(markPath) ? "r+" : "w+", 0o600);
+    const markBuf = new Uint8Array(markBytes);
+    const got = readSync(markFd, markBuf, 0, markBytes, 0);
+    const log = (got === markBytes ? decodeMark(markBuf) : null) ?? { lastLsn: 0, commitKnown: 0, consistent: true };
+    const pageSeqs = new Map<number, number>();
+    if (spec.store !== null) {
+      const u = spec.store.unit;
+      const pages = u.info.sizeBytes / pageBytes;
+      for (let p = 0; p < pages; p++) {
+        if (u.pageState(p) === "unwritten") continue;
+        const seq = u.pageSeq(p);
+        if (seq > 0) pageSeqs.set(p, seq);
+      }
+    }
+    const recovered: Recovered = { meta, log, pageSeqs };
+    const init = initUnit({ self: spec.unitId, segment: spec.segment, cfg: this.cfg }, recovered, this.now());
+    const h: Hosted = { spec, state: init.state, inbox: [], stepping: true, alive: true, metaPath, markFd, markBuf };
+    this.units.set(spec.unitId, h);
+    this.options.router.attach(spec.unitId, (from, msg) => this.deliver(h, from, msg));
+    this.carry(h, init.effects);
+    h.stepping = false;
+    this.pump(h);
+  }
+
+  /** Stops hosting a unit without flushing (as the death of the process would). */
+  drop(unitId: UnitId): void {
+    const h = this.units.get(unitId);
+    if (h === undefined) return;
+    h.alive = false;
+    h.inbox.length = 0;
+    this.options.router.detach(unitId);
+    closeSync(h.markFd);
+    this.units.delete(unitId);
+  }
+
+  /** Stops every unit and the tick, as a killed process would: nothing more is persisted or sent. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    for (const id of [...this.units.keys()]) this.drop(id);
+  }
+
+  report(unitId: UnitId): UnitReport | undefined {
+    const h = this.units.get(unitId);
+    return h === undefined ? undefined : reportOf(h.state, this.now());
+  }
+
+  /** The state machine of a hosted unit, for tests and status (read only). */
+  stateOf(unitId: UnitId): Readonly<UnitState> | undefined {
+    return this.units.get(unitId)?.state;
+  }
+
+  // ---- feeding ----
+
+  private deliver(h: Hosted, from: string, msg: Message): void {
+    if (!h.alive) return;
+    if (h.inbox.length >= unitInboxMax) return;
+    h.inbox.push({ kind: "message", from, msg });
+    this.pump(h);
+  }
+
+  private enqueue(h: Hosted, input: UnitInput): void {
+    if (!h.alive) return;
+    h.inbox.push(input);
+    this.pump(h);
+  }
+
+  private tickAll(): void {
+    for (const h of this.units.values()) this.enqueue(h, { kind: "tick" });
+  }
+
+  private pump(h: Hosted): void {
+    if (h.stepping) return;
+    h.stepping = true;
+    try {
+      while (h.alive && h.inbox.length > 0) {
+        const input = h.inbox.shift() as UnitInput;
+        const r = stepUnit(h.state, input, this.now());
+        h.state = r.state;
+        this.carry(h, r.effects);
+      }
+    } finally {
+      h.stepping = false;
+    }
+  }
+
+  // ---- carrying out ----
+
+  private fail(h: Hosted, what: string): void {
+    this.options.logger.error("segment unit stopped after a failed disk operation", { unit: h.spec.unitId, segment: h.spec.segment, what });
+    this.drop(h.spec.unitId);
+  }
+
+  private carry(h: Hosted, effects: readonly UnitEffect[]): void {
+    for (const e of effects) {
+      if (!h.alive) return;
+      this.carryOne(h, e);
+    }
+  }
+
+  private carryOne(h: Hosted, e: UnitEffect): void {
+    switch (e.kind) {
+      case "send":
+        this.options.router.send(h.spec.unitId, e.to, e.msg);
+        return;
+      case "persist-meta":
+        try {
+          writeDurable(this.options.stateDir, h.metaPath, JSON.stringify(e.meta));
+        } catch (err) {
+          this.fail(h, `persist-meta: ${String(err)}`);
+        }
+        return;
+      case "persist": {
+        if (e.write !== null) {
+          const s = h.spec.store;
+          assert(s !== null, "a data persist on a unit without data (arbiter)");
+          assert(e.write.data.length === e.write.pages * pageBytes, "persist of partial pages");
+          const w = s.unit.write(e.write.page * pageBytes, e.write.data, e.write.seq);
+          if (!w.ok) return this.fail(h, `persist: ${w.message}`);
+        }
+        if (e.log !== null) {
+          encodeMark(h.markBuf, e.log);
+          try {
+            writeSync(h.markFd, h.markBuf, 0, markBytes, 0);
+          } catch (err) {
+            return this.fail(h, `log marker: ${String(err)}`);
+          }
+        }
+        h.inbox.push({ kind: "persisted", token: e.token });
+        return;
+      }
+      case "read": {
+        const s = h.spec.store;
+        assert(s !== null, "a read on a unit without data (arbiter)");
+        const r = s.unit.read(e.page * pageBytes, e.pages * pageBytes);
+        if (!r.ok) return this.fail(h, `read: ${r.message}`);
+        h.inbox.push({ kind: "read-done", token: e.token, data: r.value });
+        return;
+      }
+      case "flush": {
+        if (h.spec.store !== null) {
+          const f = h.spec.store.archive.flush();
+          if (!f.ok) return this.fail(h, `flush: ${f.message}`);
+        }
+        try {
+          fdatasyncSync(h.markFd);
+        } catch (err) {
+          return this.fail(h, `flush of the log marker: ${String(err)}`);
+        }
+        h.inbox.push({ kind: "flushed", token: e.token });
+        return;
+      }
+      case "record": {
+        const token = e.token;
+        this.options.store.cas(e.expectEpoch, e.membership).then(
+          (o) => this.enqueue(h, { kind: "record-done", token, ...o }),
+          () => this.enqueue(h, { kind: "record-done", token, outcome: "unknown" }),
+        );
+        return;
+      }
+      case "fetch-membership":
+        this.options.store.load(e.segment).then(
+          (m) => {
+            if (m !== null) this.enqueue(h, { kind: "membership-loaded", membership: m });
+          },
+          // The unit asks again on its own schedule (fetchEveryMs).
+          () => undefined,
+        );
+        return;
+      default:
+        unreachable(e);
+    }
+  }
+}
