@@ -126,4 +126,22 @@ describe("a replica:3 LUN on three daemons", () => {
     (victim as TestNode).ok("start");
     expectPattern(a.url(iqn), 0x55, at, 4 * MiB);
   }, 180_000);
+
+  test("replica:2 gets an arbiter on the third node; an unknown policy is refused; no --redundancy stays one copy", () => {
+    const iqn2 = "iqn.2026-11.org.qstora:replica2";
+    a.ok("target", "create", iqn2);
+    const bad = a.q("lun", "create", "--target", iqn2, "--size", "8M", "--redundancy", "replica:7");
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain("redundancy must be");
+    expect(a.ok("lun", "create", "--target", iqn2, "--size", "8M").stdout).toContain("redundancy none");
+    a.ok("lun", "create", "--target", iqn2, "--lun", "1", "--size", "8M", "--segment-size", "8M", "--redundancy", "replica:2");
+    const w = qemu(a.url(iqn2, 1), "write -P 0x66 0 8M", "flush");
+    expect(w.code).toBe(0);
+    expectPattern(a.url(iqn2, 1), 0x66, 0, 8 * MiB);
+    const lun = a.qJson<Array<LunView & { target: string; lun: number }>>("lun", "list").find((l) => l.target === iqn2 && l.lun === 1);
+    expect(lun?.redundancy).toBe("replica:2");
+    const roles = (lun?.segments?.[0]?.units ?? []).map((u) => u.split(":")[0]).sort();
+    expect(roles).toEqual(["arbiter", "primary", "secondary"]);
+    expect(new Set((lun?.segments?.[0]?.units ?? []).map((u) => u.split("@")[1])).size).toBe(3);
+  }, 60_000);
 });
