@@ -11,6 +11,7 @@ interface SegmentView {
   state: string;
   epoch: number;
   primary: string | null;
+  inactive: string[];
   reason: string | null;
 }
 interface LunView {
@@ -85,11 +86,16 @@ describe("a replica:3 LUN on three daemons", () => {
     expect(out).not.toContain("error");
     expect(code).toBe(0);
     expectPattern(a.url(iqn), 0x22, 0, 32 * MiB);
+    // While b was down its units were recorded inactive (writes went on without them).
+    expect(segments().some((s) => s.inactive.length > 0)).toBe(true);
     b.ok("start");
     const w = qemu(a.url(iqn), "write -P 0x33 0 16M");
     expect(w.code).toBe(0);
     expectPattern(a.url(iqn), 0x33, 0, 16 * MiB);
     expectPattern(a.url(iqn), 0x22, 16 * MiB, 16 * MiB);
+    // b caught up (the pages it missed) and rejoined every segment.
+    for (let i = 0; i < 60 && segments().some((s) => s.inactive.length > 0); i++) await Bun.sleep(500);
+    expect(segments().map((s) => s.inactive)).toEqual([[], [], [], []]);
   }, 180_000);
 
   test("the node of a segment's primary killed: the manager fails over, every written block reads back", async () => {
@@ -144,4 +150,14 @@ describe("a replica:3 LUN on three daemons", () => {
     expect(roles).toEqual(["arbiter", "primary", "secondary"]);
     expect(new Set((lun?.segments?.[0]?.units ?? []).map((u) => u.split("@")[1])).size).toBe(3);
   }, 60_000);
+
+  test("every node stopped and started again: every flushed write reads back", async () => {
+    const iqn2 = "iqn.2026-11.org.qstora:replica2";
+    expect(qemu(a.url(iqn), "write -P 0x77 0 32M", "flush").code).toBe(0);
+    for (const n of [c, b, a]) n.ok("stop");
+    const starts = [a, b, c].map((n) => Bun.spawn([qstoraBin, "start", "--data-dir", n.dataDir], { stdout: "ignore", stderr: "ignore" }));
+    expect(await Promise.all(starts.map((p) => p.exited))).toEqual([0, 0, 0]);
+    expectPattern(a.url(iqn2, 1), 0x66, 0, 8 * MiB);
+    expectPattern(a.url(iqn), 0x77, 0, 32 * MiB);
+  }, 120_000);
 });

@@ -36,7 +36,7 @@ export interface LunView {
   segmentBytes: number;
   redundancy: string;
   /** Replicated LUNs: each placed segment, as the manager sees it when this node is the manager. */
-  segments?: Array<{ index: number; units: string[]; state: string; epoch: number; primary: string | null; reason: string | null }>;
+  segments?: Array<{ index: number; units: string[]; state: string; epoch: number; primary: string | null; inactive: string[]; reason: string | null }>;
   writeCache: boolean;
   writtenBytes: number;
   url: string;

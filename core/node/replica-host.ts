@@ -203,11 +203,12 @@ export class ReplicaHost {
    * A segment as status shows it: the manager's view (serving, failing-over, unavailable and
    * why) on the manager node; elsewhere the recorded membership ("recorded", no reason known).
    */
-  segmentStatus(segment: string): { state: string; epoch: number; primary: string | null; reason: unknown } {
+  segmentStatus(segment: string): { state: string; epoch: number; primary: string | null; inactive: readonly string[]; reason: unknown } {
     const st = this.failover?.status(segment);
-    if (st !== undefined && st.state !== "unknown") return { state: st.state, epoch: st.epoch, primary: st.primary, reason: st.reason };
     const m = this.recorded.get(segment);
-    return m === undefined ? { state: "unknown", epoch: 0, primary: null, reason: null } : { state: "recorded", epoch: m.epoch, primary: m.primary, reason: null };
+    const inactive = m?.inactive ?? [];
+    if (st !== undefined && st.state !== "unknown") return { state: st.state, epoch: st.epoch, primary: st.primary, inactive: m !== undefined && m.epoch === st.epoch ? inactive : [], reason: st.reason };
+    return m === undefined ? { state: "unknown", epoch: 0, primary: null, inactive: [], reason: null } : { state: "recorded", epoch: m.epoch, primary: m.primary, inactive, reason: null };
   }
 
   segmentsOf(volumeId: string): PlacementRecord[] {

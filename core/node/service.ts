@@ -350,7 +350,7 @@ export class NodeService {
     if (host === undefined) return [];
     return host.segmentsOf(uuid).map((p) => {
       const st = host.segmentStatus(p.segment);
-      return { index: p.index, units: p.units.map((u) => `${u.role}:${u.unitId}@${u.node}`), state: st.state, epoch: st.epoch, primary: st.primary, reason: st.reason === null ? null : JSON.stringify(st.reason) };
+      return { index: p.index, units: p.units.map((u) => `${u.role}:${u.unitId}@${u.node}`), state: st.state, epoch: st.epoch, primary: st.primary, inactive: [...st.inactive], reason: st.reason === null ? null : JSON.stringify(st.reason) };
     });
   }
 
