@@ -3,7 +3,8 @@
 // over the three nodes' archives; a node killed under writes and restarted; the node holding a
 // segment's primary killed: the manager fails over and every written block reads back.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { TestNode, qstoraBin, run } from "./helpers/node.ts";
+import { join } from "node:path";
+import { TestNode, qstoraBin, run, spawnLoad } from "./helpers/node.ts";
 
 interface SegmentView {
   index: number;
@@ -150,6 +151,21 @@ describe("a replica:3 LUN on three daemons", () => {
     expect(roles).toEqual(["arbiter", "primary", "secondary"]);
     expect(new Set((lun?.segments?.[0]?.units ?? []).map((u) => u.split("@")[1])).size).toBe(3);
   }, 60_000);
+
+  test("iscsi-load -V at queue depth 16 while a node is SIGKILLed and restarted: no I/O error, no verify failure", async () => {
+    const load = spawnLoad(["-m", "randrw", "-V", "-q", "16", "-F", "1", "-t", "25", "-R", "32M", "-s", "5", a.url(iqn)], join(a.dir, "repl-load.json"));
+    await Bun.sleep(5000);
+    c.kill9();
+    await Bun.sleep(7000);
+    c.ok("start");
+    await load.finished();
+    const line = load.output().trim().split("\n").filter((l) => l.startsWith("{")).pop() ?? "{}";
+    console.log(`load across a kill and restart: ${line}`);
+    const res = JSON.parse(line) as { ios?: number; errors?: number; verify_failures?: number; p999_us?: number };
+    expect(res.errors).toBe(0);
+    expect(res.verify_failures).toBe(0);
+    expect(res.ios ?? 0).toBeGreaterThan(0);
+  }, 120_000);
 
   test("every node stopped and started again: every flushed write reads back", async () => {
     const iqn2 = "iqn.2026-11.org.qstora:replica2";
