@@ -35,6 +35,8 @@ export interface LunView {
   stripeBytes: number;
   segmentBytes: number;
   redundancy: string;
+  /** Replicated LUNs: each placed segment, as the manager sees it when this node is the manager. */
+  segments?: Array<{ index: number; units: string[]; state: string; epoch: number; primary: string | null; inactive: string[]; reason: string | null }>;
   writeCache: boolean;
   writtenBytes: number;
   url: string;
@@ -125,4 +127,6 @@ export interface LunCreateRequest {
   blockBytes?: number;
   stripeBytes?: number;
   segmentBytes?: number;
+  /** "none" (one copy, the default) or replica:2|replica:3|replica:3-ha. */
+  redundancy?: string;
 }

@@ -43,6 +43,8 @@ import { loadReservations, reservationPersistence } from "./reservations.ts";
 import { LunStateTable, type CopyTargetResolver } from "../scsi/lun-state.ts";
 import type { BlockDevice } from "../volume/block-device.ts";
 import { startPeers, type Peers } from "../net/peers.ts";
+import { join } from "node:path";
+import { ReplicaHost } from "./replica-host.ts";
 
 /** Longest the stop waits for the heartbeat lease's revocation. */
 const heartbeatStopWaitMs = 1_000;
@@ -113,6 +115,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
   let heartbeat: { stop(): Promise<void> } | undefined;
   /** The node-to-node transport (core/net): replication will send through it. */
   let peers: Peers | undefined;
+  /** Replicated LUNs: router, unit driver, failover (on the manager), coordinators. */
+  let replicas: ReplicaHost | undefined;
   let stopping = false;
 
   const shutdown = async (reason: string, exitCode = 0): Promise<void> => {
@@ -124,6 +128,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     // Revoking the lease shows this node down at once; a store that does not answer can't hold up the stop.
     await Promise.race([heartbeat?.stop().catch(() => undefined), Bun.sleep(heartbeatStopWaitMs)]);
     await manager?.stop();
+    replicas?.stop();
     peers?.close();
     try {
       await iscsi?.close();
@@ -152,6 +157,9 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       throw new QstoraError("CONFIG_INVALID", "the metadata store belongs to another cluster", "Check metadata.endpoints in qstora.toml.");
     }
     service = new NodeService(meta, identity, config.portal.listen, logger.child("node"));
+    const units = service.units;
+    replicas = new ReplicaHost({ meta, nodeId: identity.nodeId, stateDir: join(paths.root, "units"), archives: () => units.list(), logger: logger.child("replica") });
+    service.replicas = replicas;
     await service.load();
     let boot: Bootstrap | undefined;
     if (existsSync(paths.bootstrap)) {
@@ -275,6 +283,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     } catch (e) {
       throw bindError(e, "peer listener", config.peer.listen);
     }
+    await replicas.start(peers);
     // Liveness: a heartbeat each interval under a lease; every node's are read back and judged.
     const beats = startHeartbeat({
       store: metaStore,
@@ -301,8 +310,12 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       nodeId: identity.nodeId,
       name: identity.name,
       logger: managerLog,
-      onStart: () => (duties = startManagerDuties(metaStore, managerLog)),
+      onStart: () => {
+        duties = startManagerDuties(metaStore, managerLog);
+        replicas?.setManager(true);
+      },
       onStop: () => {
+        replicas?.setManager(false);
         duties?.stop();
         duties = undefined;
       },
@@ -315,6 +328,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     clusterApi?.stop();
     await heartbeat?.stop().catch(() => undefined);
     await manager?.stop();
+    replicas?.stop();
     peers?.close();
     await iscsi?.close().catch(() => undefined);
     service?.close();

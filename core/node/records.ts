@@ -2,6 +2,7 @@
 // Values are JSON text. Nothing per I/O is ever stored there: configuration and membership only.
 import type { VolumeLayout } from "../volume/layout.ts";
 import type { Media } from "../archive/media.ts";
+import type { Policy } from "../replica/types.ts";
 export { metaKeys as keys } from "../meta/schema.ts";
 
 export interface ClusterRecord {
@@ -76,7 +77,8 @@ export interface LunRecord {
   sizeBytes: number;
   blockBytes: number;
   layout: VolumeLayout;
-  redundancy: "none";
+  /** "none": one copy on this node's archives (LocalUnits); a policy: core/replica across the cluster. */
+  redundancy: "none" | Policy;
   writeCache: boolean;
   createdAt: string;
 }

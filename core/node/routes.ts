@@ -81,6 +81,8 @@ export function controlRoutes(service: NodeService, status: () => Promise<Status
         }
         const name = field(body, "name", "string", false);
         if (name !== undefined) req.name = name;
+        const redundancy = field(body, "redundancy", "string", false);
+        if (redundancy !== undefined) req.redundancy = redundancy;
         return service.createLun(req);
       },
     },

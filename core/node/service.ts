@@ -22,6 +22,9 @@ import { keys, mediaOfRecord, type ArchiveRecord, type ChapRecord, type LunRecor
 import { detectMedia, type Media } from "../archive/media.ts";
 import type { NodeIdentity } from "./identity.ts";
 import { newToken, type TokenRecord } from "../cluster/token.ts";
+import type { Policy } from "../replica/types.ts";
+import type { UnitProvider } from "../volume/volume.ts";
+import { isPolicy, policies, type ReplicaHost } from "./replica-host.ts";
 
 export const lunDefaults = { blockBytes: 512, stripeBytes: 1 << 20, segmentBytes: 1 << 30 } as const;
 const targetsPerNodeMax = 4096;
@@ -59,6 +62,9 @@ export class NodeService {
     private readonly portal: string,
     private readonly logger: Logger,
   ) {}
+
+  /** Replicated LUNs' units (set by the daemon before load); absent: only single-copy LUNs. */
+  replicas: ReplicaHost | undefined;
 
   /** Loads the node's state from the metadata store and opens its archives. */
   async load(): Promise<void> {
@@ -100,7 +106,8 @@ export class NodeService {
   }
 
   private newVolume(rec: LunRecord): Volume {
-    return new Volume(this.volumeSpec(rec), this.units, async (writeCache) => {
+    const units = rec.redundancy === "none" ? this.units : this.replicatedUnits(rec.redundancy);
+    return new Volume(this.volumeSpec(rec), units, async (writeCache) => {
       try {
         await this.setLun(rec.target, rec.lun, { writeCache });
         return { ok: true, value: undefined };
@@ -109,6 +116,12 @@ export class NodeService {
         return { ok: false, code: "METADATA_UNAVAILABLE", message: "the setting could not be saved" };
       }
     });
+  }
+
+  private replicatedUnits(policy: Policy): UnitProvider {
+    const host = this.replicas;
+    if (host === undefined) throw new QstoraError("INTERNAL", "replicated LUN without replication");
+    return host.provider(policy);
   }
 
   /** Told when a target's LUN inventory changes (REPORTED LUNS DATA HAS CHANGED), with the device removed if any. */
@@ -325,10 +338,20 @@ export class NodeService {
       stripeBytes: rec.layout.stripeBytes,
       segmentBytes: rec.layout.segmentBytes,
       redundancy: rec.redundancy,
+      ...(rec.redundancy === "none" ? {} : { segments: this.segmentViews(rec.uuid) }),
       writeCache: rec.writeCache,
       writtenBytes: this.units.writtenBytesOf(rec.uuid),
       url: `iscsi://${this.portal}/${rec.target}/${rec.lun}`,
     };
+  }
+
+  private segmentViews(uuid: string): NonNullable<LunView["segments"]> {
+    const host = this.replicas;
+    if (host === undefined) return [];
+    return host.segmentsOf(uuid).map((p) => {
+      const st = host.segmentStatus(p.segment);
+      return { index: p.index, units: p.units.map((u) => `${u.role}:${u.unitId}@${u.node}`), state: st.state, epoch: st.epoch, primary: st.primary, inactive: [...st.inactive], reason: st.reason === null ? null : JSON.stringify(st.reason) };
+    });
   }
 
   lunViews(): LunView[] {
@@ -366,7 +389,10 @@ export class NodeService {
       const segmentBytes = req.segmentBytes ?? lunDefaults.segmentBytes;
       if (stripeBytes <= 0 || stripeBytes % 4096 !== 0) throw new QstoraError("INVALID_ARGUMENT", "stripe size must be a positive multiple of 4 KiB");
       if (segmentBytes < stripeBytes || segmentBytes % stripeBytes !== 0) throw new QstoraError("INVALID_ARGUMENT", "segment size must be a multiple of the stripe size");
-      this.checkSize(req.sizeBytes, blockBytes);
+      const redundancy = req.redundancy ?? "none";
+      if (redundancy !== "none" && !isPolicy(redundancy)) throw new QstoraError("INVALID_ARGUMENT", `redundancy must be none, ${policies.join(", ")} (got ${redundancy})`);
+      if (redundancy !== "none" && this.replicas === undefined) throw new QstoraError("INVALID_ARGUMENT", "replication is not running on this node");
+      if (redundancy === "none") this.checkSize(req.sizeBytes, blockBytes);
       await this.refuseIfDraining();
       const taken = [...this.luns.values()].filter((l) => l.target === target);
       if (taken.length >= lunsPerTargetMax) throw new QstoraError("NO_SPACE", `a target has at most ${lunsPerTargetMax} LUNs`);
@@ -388,7 +414,7 @@ export class NodeService {
         sizeBytes: req.sizeBytes,
         blockBytes,
         layout: createLayout({ sizeBytes: req.sizeBytes, stripeBytes, segmentBytes }),
-        redundancy: "none",
+        redundancy,
         writeCache: true,
         createdAt: now(),
       };

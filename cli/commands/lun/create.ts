@@ -24,6 +24,7 @@ export default defineCommand({
     "block-size": { type: "string", description: "Logical block size: 512 (default) or 4096", valueHint: "BYTES" },
     stripe: { type: "string", description: "Stripe size, a multiple of 4K (default 1M)", valueHint: "SIZE" },
     "segment-size": { type: "string", description: "Segment size (default 1G)", valueHint: "SIZE" },
+    redundancy: { type: "string", description: "none (one copy on this node, the default) or replica:2|replica:3|replica:3-ha across the cluster", valueHint: "POLICY" },
   },
   async run({ args }) {
     const req: LunCreateRequest = { target: args.target, sizeBytes: parseLunSize(args.size) };
@@ -32,8 +33,9 @@ export default defineCommand({
     if (args["block-size"] !== undefined) req.blockBytes = parseSize(args["block-size"], "block size");
     if (args.stripe !== undefined) req.stripeBytes = parseSize(args.stripe, "stripe size");
     if (args["segment-size"] !== undefined) req.segmentBytes = parseSize(args["segment-size"], "segment size");
+    if (args.redundancy !== undefined) req.redundancy = args.redundancy;
     const l = await clientFrom(args).call<LunView>("POST", "/v1/luns", req);
     if (args.json) printJson(l);
-    else consola.success(`LUN ${l.lun} (${formatSize(l.sizeBytes)}) created on ${l.target}\n  ${l.url}`);
+    else consola.success(`LUN ${l.lun} (${formatSize(l.sizeBytes)}) created on ${l.target}, redundancy ${l.redundancy === "none" ? "none (one copy on this node)" : l.redundancy}\n  ${l.url}`);
   },
 });

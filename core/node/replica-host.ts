@@ -1,0 +1,336 @@
+// Replicated LUNs in the daemon: wires core/replica's drivers to the node. One ReplicaHost per
+// daemon holds the ReplicaRouter (its directory built from the placement records, the node
+// records and the manager key), the UnitDriver hosting every unit the placement records put on
+// this node's archives, the FailoverDriver while this node is the cluster manager, and the
+// UnitProvider of replicated LUNs (coordinators, one per segment, created on the segment's first
+// write: placed by placeSegment, recorded in the metadata store, then written).
+//
+// Ordering contract: a segment's placement record and its first membership record are in the
+// store before its coordinator sends anything; a unit is hosted only from a placement record
+// naming this node. The directory is a cache refreshed every `refreshMs`: a unit not yet known
+// is unreachable for that long (the coordinator retries). It must never decide membership: only
+// the units, the manager (FailoverDriver) and the records do.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Archive, SegmentUnit } from "../archive/archive.ts";
+import { FailoverDriver } from "../cluster/failover-driver.ts";
+import { placeSegment, type PlacementCluster, type UnitPlacementRole } from "../cluster/placement.ts";
+import type { MetaStore } from "../meta/store.ts";
+import { metaKeys } from "../meta/schema.ts";
+import type { PeerNode, Peers } from "../net/peers.ts";
+import { ReplicatedSegment } from "../replica/coordinator.ts";
+import { MetaMembershipStore } from "../replica/record-store.ts";
+import { ReplicaRouter } from "../replica/transport.ts";
+import { managerAddress, type Address, type Membership, type Policy } from "../replica/types.ts";
+import { UnitDriver } from "../replica/unit-driver.ts";
+import { createEpoch } from "../replica/unit.ts";
+import type { IoResult } from "../volume/block-device.ts";
+import type { SegmentStore, UnitProvider } from "../volume/volume.ts";
+import type { Logger } from "../util/log.ts";
+import { readManager } from "./manager.ts";
+import type { ArchiveRecord, NodeRecord } from "./records.ts";
+
+/** How often the directory (placements, nodes, manager) is re-read from the store. */
+export const refreshMs = 1_000;
+
+export const policies: readonly Policy[] = ["replica:2", "replica:3", "replica:3-ha"];
+
+export function isPolicy(s: string): s is Policy {
+  return (policies as readonly string[]).includes(s);
+}
+
+/** Where the units of one replicated segment are: /qstora/v1/segments/<lun>/<index>. */
+export interface PlacementRecord {
+  segment: string;
+  volumeId: string;
+  index: number;
+  sizeBytes: number;
+  policy: Policy;
+  units: Array<{ unitId: string; node: string; archive: string; role: UnitPlacementRole }>;
+}
+
+const notStarted: IoResult<never> = { ok: false, code: "METADATA_UNAVAILABLE", message: "replication is starting" };
+const notYet: SegmentStore = { read: () => notStarted, write: () => notStarted, unmap: () => notStarted };
+
+const membershipPrefix = "/qstora/replica/membership/";
+
+export function segmentIdOf(volumeId: string, index: number): string {
+  return `${volumeId}/${index}`;
+}
+
+export class ReplicaHost {
+  readonly store: MetaMembershipStore;
+  private router: ReplicaRouter | null = null;
+  private driver: UnitDriver | null = null;
+  private failover: FailoverDriver | null = null;
+  private failoverSegments = "";
+  private managerRole = false;
+  private readonly placements = new Map<string, PlacementRecord>();
+  private readonly unitNode = new Map<string, string>();
+  private readonly nodes = new Map<string, NodeRecord>();
+  private managerNode: string | null = null;
+  private readonly hosted = new Set<string>();
+  /** The membership records as last read (for status; the drivers read the store themselves). */
+  private readonly recorded = new Map<string, Membership>();
+  private readonly coordinators = new Map<string, ReplicatedSegment>();
+  private readonly pending = new Map<string, Promise<IoResult<ReplicatedSegment>>>();
+  /** Placements run one at a time, so each sees the primaries and space the last one took. */
+  private placing: Promise<unknown> = Promise.resolve();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private refreshing = false;
+
+  constructor(
+    private readonly options: {
+      meta: MetaStore;
+      nodeId: string;
+      /** <data-dir>/units: the units' meta and log marker files. */
+      stateDir: string;
+      /** This node's archives (open). */
+      archives: () => Archive[];
+      logger: Logger;
+    },
+  ) {
+    this.store = new MetaMembershipStore(options.meta);
+  }
+
+  /** Starts the router and unit driver on the node's transport; hosts this node's units. */
+  async start(peers: Peers): Promise<void> {
+    mkdirSync(this.options.stateDir, { recursive: true });
+    this.router = new ReplicaRouter({ peers, directory: (to) => this.nodeOf(to), selfNodeId: this.options.nodeId, logger: this.options.logger.child("router") });
+    this.driver = new UnitDriver({ router: this.router, store: this.store, stateDir: this.options.stateDir, logger: this.options.logger.child("units") });
+    await this.refresh().catch((e: unknown) => this.options.logger.warn("replica directory not read", { error: String(e) }));
+    this.timer = setInterval(() => {
+      if (this.refreshing) return;
+      this.refreshing = true;
+      this.refresh()
+        .catch((e: unknown) => this.options.logger.debug("replica directory refresh failed", { error: String(e) }))
+        .finally(() => (this.refreshing = false));
+    }, refreshMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.failover?.stop();
+    this.failover = null;
+    this.driver?.stop();
+    this.router?.close();
+  }
+
+  /** The cluster manager role started or stopped on this node. */
+  setManager(on: boolean): void {
+    this.managerRole = on;
+    this.syncFailover();
+  }
+
+  private peerOf(nodeId: string): PeerNode | undefined {
+    const n = this.nodes.get(nodeId);
+    return n === undefined || n.peer === undefined || n.peer === "" ? undefined : { id: n.id, name: n.name, address: n.peer };
+  }
+
+  private nodeOf(to: Address): PeerNode | undefined {
+    if (to === managerAddress) return this.managerNode === null ? undefined : this.peerOf(this.managerNode);
+    // A coordinator's address is client:<node id>/<segment>.
+    if (to.startsWith("client:")) return this.peerOf(to.slice("client:".length).split("/")[0] ?? "");
+    const node = this.unitNode.get(to);
+    return node === undefined ? undefined : this.peerOf(node);
+  }
+
+  private async refresh(): Promise<void> {
+    const { meta } = this.options;
+    const [nodes, segs, mgr, records] = await Promise.all([meta.list(metaKeys.nodes), meta.list(metaKeys.segments), readManager(meta), meta.list(membershipPrefix)]);
+    for (const kv of records) {
+      const m = JSON.parse(kv.value) as Membership;
+      this.recorded.set(m.segment, m);
+    }
+    for (const kv of nodes) {
+      const n = JSON.parse(kv.value) as NodeRecord;
+      this.nodes.set(n.id, n);
+    }
+    this.managerNode = mgr?.nodeId ?? null;
+    for (const kv of segs) this.learn(JSON.parse(kv.value) as PlacementRecord);
+    this.syncFailover();
+  }
+
+  private learn(p: PlacementRecord): void {
+    this.placements.set(p.segment, p);
+    for (const u of p.units) this.unitNode.set(u.unitId, u.node);
+    for (const u of p.units) if (u.node === this.options.nodeId) this.host(p, u);
+  }
+
+  private host(p: PlacementRecord, u: PlacementRecord["units"][number]): void {
+    if (this.hosted.has(u.unitId) || this.driver === null) return;
+    let store: { archive: Archive; unit: SegmentUnit } | null = null;
+    if (u.role !== "arbiter") {
+      const archive = this.options.archives().find((a) => a.id === u.archive);
+      if (archive === undefined) {
+        this.options.logger.warn("a replicated unit's archive is not open here", { unit: u.unitId, archive: u.archive });
+        return;
+      }
+      const info = archive.listUnits().find((i) => i.volumeId === p.volumeId && i.segmentIndex === p.index);
+      let unit = info === undefined ? undefined : archive.openUnit(info.unitId);
+      if (unit === undefined) {
+        const created = archive.createUnit({ volumeId: p.volumeId, segmentIndex: p.index, sizeBytes: p.sizeBytes });
+        if (!created.ok) {
+          this.options.logger.error("replicated unit not created", { unit: u.unitId, error: created.message });
+          return;
+        }
+        unit = created.value;
+      }
+      store = { archive, unit };
+    }
+    this.driver.host({ unitId: u.unitId, segment: p.segment, store });
+    this.hosted.add(u.unitId);
+    this.options.logger.info("hosting replicated unit", { unit: u.unitId, role: u.role });
+  }
+
+  /** The manager watches every replicated segment: restarted when the list grows. */
+  private syncFailover(): void {
+    const segments = [...this.placements.keys()].sort();
+    const key = segments.join(",");
+    if (!this.managerRole || this.router === null || segments.length === 0) {
+      this.failover?.stop();
+      this.failover = null;
+      this.failoverSegments = "";
+      return;
+    }
+    if (this.failover !== null && key === this.failoverSegments) return;
+    this.failover?.stop();
+    this.failover = new FailoverDriver({ router: this.router, store: this.store, segments });
+    this.failoverSegments = key;
+  }
+
+  /**
+   * A segment as status shows it: the manager's view (serving, failing-over, unavailable and
+   * why) on the manager node; elsewhere the recorded membership ("recorded", no reason known).
+   */
+  segmentStatus(segment: string): { state: string; epoch: number; primary: string | null; inactive: readonly string[]; reason: unknown } {
+    const st = this.failover?.status(segment);
+    const m = this.recorded.get(segment);
+    const inactive = m?.inactive ?? [];
+    if (st !== undefined && st.state !== "unknown") return { state: st.state, epoch: st.epoch, primary: st.primary, inactive: m !== undefined && m.epoch === st.epoch ? inactive : [], reason: st.reason };
+    return m === undefined ? { state: "unknown", epoch: 0, primary: null, inactive: [], reason: null } : { state: "recorded", epoch: m.epoch, primary: m.primary, inactive, reason: null };
+  }
+
+  segmentsOf(volumeId: string): PlacementRecord[] {
+    return [...this.placements.values()].filter((p) => p.volumeId === volumeId).sort((a, b) => a.index - b.index);
+  }
+
+  private coordinator(p: PlacementRecord): ReplicatedSegment {
+    let c = this.coordinators.get(p.segment);
+    if (c === undefined) {
+      if (this.router === null) throw new Error("replication not started");
+      c = new ReplicatedSegment({ router: this.router, store: this.store, segment: p.segment, client: `client:${this.options.nodeId}/${p.segment}` });
+      this.coordinators.set(p.segment, c);
+    }
+    return c;
+  }
+
+  private async placementCluster(): Promise<PlacementCluster> {
+    const { meta } = this.options;
+    const [nodes, archives, alive] = await Promise.all([meta.list(metaKeys.nodes), meta.list(metaKeys.archives), meta.list(metaKeys.alive)]);
+    const up = new Set(alive.map((kv) => kv.key.slice(metaKeys.alive.length)));
+    const used = new Map<string, number>();
+    const primaries = new Map<string, number>();
+    for (const p of this.placements.values()) {
+      for (const u of p.units) {
+        used.set(u.archive, (used.get(u.archive) ?? 0) + p.sizeBytes);
+        if (u.role === "primary") primaries.set(u.node, (primaries.get(u.node) ?? 0) + 1);
+      }
+    }
+    return {
+      nodes: nodes.map((kv) => JSON.parse(kv.value) as NodeRecord).map((n) => ({ id: n.id, faultDomain: n.group ?? null, draining: n.draining === true, primaries: primaries.get(n.id) ?? 0 })),
+      archives: archives
+        .map((kv) => JSON.parse(kv.value) as ArchiveRecord)
+        .map((a) => ({ id: a.id, node: a.nodeId, sizeBytes: a.sizeBytes, usedBytes: used.get(a.id) ?? 0, online: up.has(a.nodeId) })),
+    };
+  }
+
+  /** Places a new segment and records it (placement, then its first membership). */
+  private async place(volumeId: string, index: number, sizeBytes: number, policy: Policy): Promise<IoResult<ReplicatedSegment>> {
+    const { meta } = this.options;
+    const key = metaKeys.segment(volumeId, index);
+    const segment = segmentIdOf(volumeId, index);
+    const placed = placeSegment(await this.placementCluster(), { redundancy: policy, unitBytes: sizeBytes });
+    if (!placed.ok) return { ok: false, code: "NO_SPACE", message: placed.reason };
+    let data = 0;
+    const units = placed.units.map((u) => ({ unitId: u.role === "arbiter" ? `${segment}/arb` : `${segment}/u${data++}`, node: u.node, archive: u.archive, role: u.role }));
+    const rec: PlacementRecord = { segment, volumeId, index, sizeBytes, policy, units };
+    const r = await meta.txn({ compare: [{ key, target: "VERSION", result: "EQUAL", value: 0 }], success: [{ put: { key, value: JSON.stringify(rec) } }], failure: [{ range: { key } }] });
+    let chosen = rec;
+    if (!r.succeeded) {
+      const got = r.responses[0];
+      const kv = got !== undefined && got.kind === "range" ? got.kvs[0] : undefined;
+      if (kv === undefined) return { ok: false, code: "METADATA_UNAVAILABLE", message: "segment placement not recorded" };
+      chosen = JSON.parse(kv.value) as PlacementRecord;
+    }
+    const m: Membership = {
+      segment,
+      epoch: createEpoch,
+      policy: chosen.policy,
+      primary: chosen.units.find((u) => u.role === "primary")?.unitId ?? "",
+      secondaries: chosen.units.filter((u) => u.role === "secondary").map((u) => u.unitId),
+      inactive: [],
+      arbiter: chosen.units.find((u) => u.role === "arbiter")?.unitId ?? null,
+    };
+    const existing = await this.store.load(segment);
+    if (existing === null) {
+      const out = await this.store.cas(0, m);
+      if (out.outcome === "unknown") return { ok: false, code: "METADATA_UNAVAILABLE", message: "segment membership not recorded (the store did not answer)" };
+    }
+    this.learn(chosen);
+    this.options.logger.info("replicated segment placed", { segment, units: chosen.units.map((u) => `${u.role}@${this.nodes.get(u.node)?.name ?? u.node}`).join(" ") });
+    return { ok: true, value: this.coordinator(chosen) };
+  }
+
+  /** The UnitProvider of one replicated LUN. */
+  // (notYet below: a store that fails every I/O while replication has not started.)
+  provider(policy: Policy): UnitProvider {
+    const later = (volumeId: string, index: number, sizeBytes: number): SegmentStore => {
+      const segment = segmentIdOf(volumeId, index);
+      let ready = this.pending.get(segment);
+      if (ready === undefined) {
+        const run = this.placing.then(() => this.place(volumeId, index, sizeBytes, policy));
+        this.placing = run.catch(() => undefined);
+        ready = run.catch((e: unknown): IoResult<ReplicatedSegment> => ({ ok: false, code: "METADATA_UNAVAILABLE", message: e instanceof Error ? e.message : String(e) }));
+        this.pending.set(segment, ready);
+        // A failed placement is tried again at the next write.
+        void ready.then((r) => {
+          if (!r.ok) this.pending.delete(segment);
+        });
+      }
+      const p = ready;
+      return {
+        read: async (o, l, into) => {
+          const c = await p;
+          return c.ok ? c.value.read(o, l, into) : c;
+        },
+        write: async (o, d) => {
+          const copy = d.slice();
+          const c = await p;
+          return c.ok ? c.value.write(o, copy) : c;
+        },
+        unmap: async (o, l) => {
+          const c = await p;
+          return c.ok ? c.value.unmap(o, l) : c;
+        },
+      };
+    };
+    return {
+      find: (volumeId, index) => {
+        // Before start the placements are not read: never answer "never written" (zeros) then.
+        if (this.router === null) return notYet;
+        const segment = segmentIdOf(volumeId, index);
+        const known = this.coordinators.get(segment);
+        if (known !== undefined) return known;
+        const p = this.placements.get(segment);
+        if (p !== undefined && this.router !== null) return this.coordinator(p);
+        return this.pending.has(segment) ? later(volumeId, index, 0) : undefined;
+      },
+      allocate: (volumeId, index, sizeBytes) => ({ ok: true, value: later(volumeId, index, sizeBytes) }),
+      flush: async (volumeId) => {
+        const rs = await Promise.all([...this.coordinators.entries()].filter(([s]) => s.startsWith(`${volumeId}/`)).map(([, c]) => c.flush()));
+        return rs.find((r) => !r.ok) ?? { ok: true, value: undefined };
+      },
+    };
+  }
+}

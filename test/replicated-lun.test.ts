@@ -1,0 +1,179 @@
+// Replicated LUNs across real daemons (issue 5): three nodes on loopback, a replica:3 LUN created
+// on node a (its coordinators live there, its portal serves it), segments placed on first write
+// over the three nodes' archives; a node killed under writes and restarted; the node holding a
+// segment's primary killed: the manager fails over and every written block reads back.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { TestNode, qstoraBin, run, spawnLoad } from "./helpers/node.ts";
+
+interface SegmentView {
+  index: number;
+  units: string[];
+  state: string;
+  epoch: number;
+  primary: string | null;
+  inactive: string[];
+  reason: string | null;
+}
+interface LunView {
+  redundancy: string;
+  segments?: SegmentView[];
+}
+
+const iqn = "iqn.2026-11.org.qstora:replicated";
+const MiB = 1 << 20;
+
+function qemu(url: string, ...cmds: string[]): { code: number; out: string } {
+  const r = run(["qemu-io", "-f", "raw", ...cmds.flatMap((c) => ["-c", c]), url], { timeoutMs: 120_000 });
+  return { code: r.code, out: `${r.stdout}${r.stderr}` };
+}
+
+function expectPattern(url: string, pattern: number, offset: number, length: number): void {
+  const r = qemu(url, `read -P 0x${pattern.toString(16)} ${offset} ${length}`);
+  expect(r.out).not.toContain("Pattern verification failed");
+  expect(r.out).not.toContain("error");
+  expect(r.code).toBe(0);
+}
+
+describe("a replica:3 LUN on three daemons", () => {
+  const a = new TestNode("qstora-repl-a-");
+  const b = new TestNode("qstora-repl-b-");
+  const c = new TestNode("qstora-repl-c-");
+  const names = new Map<string, TestNode>();
+  const segments = (): SegmentView[] => a.qJson<LunView[]>("lun", "list")[0]?.segments ?? [];
+  /** Node (by id) of the unit placed with `role` ("role:unit@node"). */
+  const nodeOfUnit = (s: SegmentView, role: string): string => (s.units.find((u) => u.startsWith(`${role}:`)) ?? "").split("@")[1] ?? "";
+  /** Node (by id) of the segment's current primary (the recorded membership's). */
+  const nodeOfPrimary = (s: SegmentView): string => (s.units.find((u) => s.primary !== null && u.includes(`:${s.primary}@`)) ?? "").split("@")[1] ?? "";
+  beforeAll(() => {
+    expect(a.init([`${a.dir}/a1.img:256M`], [], "repl-a").code).toBe(0);
+    const token = a.ok("token", "create", "--ttl", "1h").stdout.trim();
+    for (const [n, name] of [[b, "repl-b"], [c, "repl-c"]] as const) {
+      const r = run([qstoraBin, "join", a.address, "--token", token, "--archive", `${n.dir}/a1.img:256M`, "--address", n.address, "--name", name, "--data-dir", n.dataDir]);
+      expect(`${r.code} ${r.stderr}`).toBe("0 ");
+    }
+    for (const n of a.qJson<Array<{ id: string; name: string }>>("node", "list")) names.set(n.id, n.name === "repl-a" ? a : n.name === "repl-b" ? b : c);
+  }, 60_000);
+  afterAll(() => {
+    for (const n of [c, b, a]) n.cleanup();
+  });
+
+  test("created with --redundancy replica:3 (the output says so); writes read back; each segment has a copy on every node", () => {
+    a.ok("target", "create", iqn);
+    const out = a.ok("lun", "create", "--target", iqn, "--size", "32M", "--segment-size", "8M", "--stripe", "1M", "--redundancy", "replica:3").stdout;
+    expect(out).toContain("redundancy replica:3");
+    expect(a.qJson<LunView[]>("lun", "list")[0]?.redundancy).toBe("replica:3");
+    expect(segments()).toEqual([]);
+    const w = qemu(a.url(iqn), "write -P 0x11 0 32M");
+    expect(w.out).not.toContain("error");
+    expect(w.code).toBe(0);
+    expectPattern(a.url(iqn), 0x11, 0, 32 * MiB);
+    const segs = segments();
+    expect(segs.map((s) => s.index)).toEqual([0, 1, 2, 3]);
+    for (const s of segs) {
+      const nodes = new Set(s.units.map((u) => u.split("@")[1]));
+      expect(nodes.size).toBe(3);
+    }
+    // Primaries are spread over the nodes.
+    expect(new Set(segs.map((s) => nodeOfUnit(s, "primary"))).size).toBeGreaterThan(1);
+  }, 120_000);
+
+  test("a node killed under writes: writes go on, read back; restarted, it serves again", async () => {
+    const load = Bun.spawn(["qemu-io", "-f", "raw", "-c", "write -P 0x22 0 32M", a.url(iqn)], { stdout: "pipe", stderr: "pipe" });
+    await Bun.sleep(300);
+    b.kill9();
+    const code = await load.exited;
+    const out = `${await new Response(load.stdout).text()}${await new Response(load.stderr).text()}`;
+    expect(out).not.toContain("error");
+    expect(code).toBe(0);
+    expectPattern(a.url(iqn), 0x22, 0, 32 * MiB);
+    // While b was down its units were recorded inactive (writes went on without them).
+    expect(segments().some((s) => s.inactive.length > 0)).toBe(true);
+    b.ok("start");
+    const w = qemu(a.url(iqn), "write -P 0x33 0 16M");
+    expect(w.code).toBe(0);
+    expectPattern(a.url(iqn), 0x33, 0, 16 * MiB);
+    expectPattern(a.url(iqn), 0x22, 16 * MiB, 16 * MiB);
+    // b caught up (the pages it missed) and rejoined every segment.
+    for (let i = 0; i < 60 && segments().some((s) => s.inactive.length > 0); i++) await Bun.sleep(500);
+    expect(segments().map((s) => s.inactive)).toEqual([[], [], [], []]);
+  }, 180_000);
+
+  test("the node of a segment's primary killed: the manager fails over, every written block reads back", async () => {
+    // A segment whose primary is not on a (a holds the coordinators and the portal).
+    let victim: TestNode | undefined;
+    let seg: SegmentView | undefined;
+    for (let i = 0; i < 40 && victim === undefined; i++) {
+      seg = segments().find((s) => s.primary !== null && names.get(nodeOfPrimary(s)) !== a);
+      victim = seg === undefined ? undefined : names.get(nodeOfPrimary(seg));
+      if (victim === undefined) await Bun.sleep(500);
+    }
+    expect(victim).toBeDefined();
+    const s0 = seg as SegmentView;
+    const before = s0.epoch;
+    const at = s0.index * 8 * MiB;
+    expect(qemu(a.url(iqn), `write -P 0x44 ${at} 8M`, "flush").code).toBe(0);
+    (victim as TestNode).kill9();
+    const started = Date.now();
+    const w = qemu(a.url(iqn), `write -P 0x55 ${at} 4M`);
+    const pauseMs = Date.now() - started;
+    expect(w.out).not.toContain("error");
+    expect(w.code).toBe(0);
+    expectPattern(a.url(iqn), 0x55, at, 4 * MiB);
+    expectPattern(a.url(iqn), 0x44, at + 4 * MiB, 4 * MiB);
+    let after: SegmentView | undefined;
+    for (let i = 0; i < 40; i++) {
+      after = segments().find((s) => s.index === s0.index);
+      if (after !== undefined && after.epoch > before && after.primary !== s0.primary) break;
+      await Bun.sleep(500);
+    }
+    expect(after?.epoch).toBeGreaterThan(before);
+    expect(after?.primary).not.toBe(s0.primary);
+    console.log(`failover: the first write after the kill took ${pauseMs} ms`);
+    (victim as TestNode).ok("start");
+    expectPattern(a.url(iqn), 0x55, at, 4 * MiB);
+  }, 180_000);
+
+  test("replica:2 gets an arbiter on the third node; an unknown policy is refused; no --redundancy stays one copy", () => {
+    const iqn2 = "iqn.2026-11.org.qstora:replica2";
+    a.ok("target", "create", iqn2);
+    const bad = a.q("lun", "create", "--target", iqn2, "--size", "8M", "--redundancy", "replica:7");
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain("redundancy must be");
+    expect(a.ok("lun", "create", "--target", iqn2, "--size", "8M").stdout).toContain("redundancy none");
+    a.ok("lun", "create", "--target", iqn2, "--lun", "1", "--size", "8M", "--segment-size", "8M", "--redundancy", "replica:2");
+    const w = qemu(a.url(iqn2, 1), "write -P 0x66 0 8M", "flush");
+    expect(w.code).toBe(0);
+    expectPattern(a.url(iqn2, 1), 0x66, 0, 8 * MiB);
+    const lun = a.qJson<Array<LunView & { target: string; lun: number }>>("lun", "list").find((l) => l.target === iqn2 && l.lun === 1);
+    expect(lun?.redundancy).toBe("replica:2");
+    const roles = (lun?.segments?.[0]?.units ?? []).map((u) => u.split(":")[0]).sort();
+    expect(roles).toEqual(["arbiter", "primary", "secondary"]);
+    expect(new Set((lun?.segments?.[0]?.units ?? []).map((u) => u.split("@")[1])).size).toBe(3);
+  }, 60_000);
+
+  test("iscsi-load -V at queue depth 16 while a node is SIGKILLed and restarted: no I/O error, no verify failure", async () => {
+    const load = spawnLoad(["-m", "randrw", "-V", "-q", "16", "-F", "1", "-t", "25", "-R", "32M", "-s", "5", a.url(iqn)], join(a.dir, "repl-load.json"));
+    await Bun.sleep(5000);
+    c.kill9();
+    await Bun.sleep(7000);
+    c.ok("start");
+    await load.finished();
+    const line = load.output().trim().split("\n").filter((l) => l.startsWith("{")).pop() ?? "{}";
+    console.log(`load across a kill and restart: ${line}`);
+    const res = JSON.parse(line) as { ios?: number; errors?: number; verify_failures?: number; p999_us?: number };
+    expect(res.errors).toBe(0);
+    expect(res.verify_failures).toBe(0);
+    expect(res.ios ?? 0).toBeGreaterThan(0);
+  }, 120_000);
+
+  test("every node stopped and started again: every flushed write reads back", async () => {
+    const iqn2 = "iqn.2026-11.org.qstora:replica2";
+    expect(qemu(a.url(iqn), "write -P 0x77 0 32M", "flush").code).toBe(0);
+    for (const n of [c, b, a]) n.ok("stop");
+    const starts = [a, b, c].map((n) => Bun.spawn([qstoraBin, "start", "--data-dir", n.dataDir], { stdout: "ignore", stderr: "ignore" }));
+    expect(await Promise.all(starts.map((p) => p.exited))).toEqual([0, 0, 0]);
+    expectPattern(a.url(iqn2, 1), 0x66, 0, 8 * MiB);
+    expectPattern(a.url(iqn), 0x77, 0, 32 * MiB);
+  }, 120_000);
+});
