@@ -6,53 +6,13 @@ import type { Socket } from "bun";
 import { memTargetIqn, startMemTarget, type MemTarget } from "../../test/iscsi-mem-target.ts";
 import { encodeKeys } from "./login.ts";
 import { Bhs, Flag, Op, bhsBytes, put32, u32 } from "./pdu.ts";
-import { buildPdu } from "./pdu-fixture.ts";
+import { RawInitiator as Client, buildPdu } from "./pdu-fixture.ts";
 
 const floodConnections = 1000;
 const answerTimeoutMs = 2000;
 
 const pdu = buildPdu;
 
-/** A tiny initiator: sends PDUs, collects whole answers (no digests). */
-class Client {
-  private buffer = new Uint8Array(0);
-  private waiters: Array<() => void> = [];
-  readonly answers: Uint8Array[] = [];
-  socket!: Socket<undefined>;
-
-  async connect(port: number): Promise<void> {
-    this.socket = await Bun.connect({
-      hostname: "127.0.0.1",
-      port,
-      socket: {
-        data: (_s, chunk) => {
-          const joined = new Uint8Array(this.buffer.length + chunk.length);
-          joined.set(this.buffer);
-          joined.set(chunk, this.buffer.length);
-          this.buffer = joined;
-          while (this.buffer.length >= bhsBytes) {
-            const dataBytes = ((this.buffer[5] as number) << 16) | ((this.buffer[6] as number) << 8) | (this.buffer[7] as number);
-            const total = bhsBytes + (this.buffer[4] as number) * 4 + ((dataBytes + 3) & ~3);
-            if (this.buffer.length < total) break;
-            this.answers.push(this.buffer.slice(0, total));
-            this.buffer = this.buffer.slice(total);
-          }
-          for (const w of this.waiters.splice(0)) w();
-        },
-      },
-    });
-  }
-
-  async next(timeoutMs: number): Promise<Uint8Array> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.answers.length === 0) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no answer within ${timeoutMs} ms`);
-      await Promise.race([new Promise<void>((r) => this.waiters.push(r)), Bun.sleep(left)]);
-    }
-    return this.answers.shift() as Uint8Array;
-  }
-}
 
 const loginPdu = pdu(Op.loginRequest | 0x40, Flag.transit | (1 << 2) | 3, encodeKeys([["InitiatorName", "iqn.2026-11.org.test:flood"], ["TargetName", memTargetIqn]]), (h) => {
   h.set([0x80, 0, 0, 0x77, 0x77, 0], Bhs.isid);
@@ -70,7 +30,7 @@ describe("iSCSI portal under a connection flood", () => {
 
   test(`${floodConnections} idle or half-open connections do not stop an existing session`, async () => {
     const session = new Client();
-    await session.connect(target.server.port);
+    await session.connect("127.0.0.1", target.server.port);
     session.socket.write(loginPdu);
     const login = await session.next(answerTimeoutMs);
     expect(login[0]! & 0x3f).toBe(Op.loginResponse);

@@ -3,69 +3,17 @@
 // session table), both portals answer with the same portal group tag, and SendTargets through
 // either lists both. Loopback only; a tiny raw initiator, no digests.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Socket } from "bun";
 import { silentLogger } from "../util/log.ts";
 import { MemoryBlockDevice, memRegistry, memTargetIqn } from "../../test/iscsi-mem-target.ts";
 import { encodeKeys, parseKeys } from "./login.ts";
 import { Bhs, Flag, Op, bhsBytes, put32 } from "./pdu.ts";
-import { buildPdu } from "./pdu-fixture.ts";
+import { RawInitiator as Client, buildPdu } from "./pdu-fixture.ts";
 import { startIscsiServer, targetAddresses, type IscsiServer } from "./server.ts";
 
-const answerTimeoutMs = 2000;
 const hostA = "127.0.0.1";
 /** Any 127/8 address is the loopback interface on Linux. */
 const hostB = `127.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}.${2 + Math.floor(Math.random() * 250)}`;
 
-class Client {
-  private buffer = new Uint8Array(0);
-  private waiters: Array<() => void> = [];
-  readonly answers: Uint8Array[] = [];
-  closed = false;
-  socket!: Socket<undefined>;
-
-  async connect(hostname: string, port: number): Promise<void> {
-    this.socket = await Bun.connect({
-      hostname,
-      port,
-      socket: {
-        data: (_s, chunk) => {
-          const joined = new Uint8Array(this.buffer.length + chunk.length);
-          joined.set(this.buffer);
-          joined.set(chunk, this.buffer.length);
-          this.buffer = joined;
-          while (this.buffer.length >= bhsBytes) {
-            const dataBytes = ((this.buffer[5] as number) << 16) | ((this.buffer[6] as number) << 8) | (this.buffer[7] as number);
-            const total = bhsBytes + (this.buffer[4] as number) * 4 + ((dataBytes + 3) & ~3);
-            if (this.buffer.length < total) break;
-            this.answers.push(this.buffer.slice(0, total));
-            this.buffer = this.buffer.slice(total);
-          }
-          for (const w of this.waiters.splice(0)) w();
-        },
-        close: () => {
-          this.closed = true;
-          for (const w of this.waiters.splice(0)) w();
-        },
-      },
-    });
-  }
-
-  async next(timeoutMs = answerTimeoutMs): Promise<Uint8Array> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.answers.length === 0) {
-      const left = deadline - Date.now();
-      if (left <= 0 || this.closed) throw new Error(this.closed ? "connection closed" : `no answer within ${timeoutMs} ms`);
-      await Promise.race([new Promise<void>((r) => this.waiters.push(r)), Bun.sleep(left)]);
-    }
-    return this.answers.shift() as Uint8Array;
-  }
-
-  async untilClosed(timeoutMs = answerTimeoutMs): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.closed && Date.now() < deadline) await Promise.race([new Promise<void>((r) => this.waiters.push(r)), Bun.sleep(50)]);
-    return this.closed;
-  }
-}
 
 const initiator = "iqn.2026-11.org.test:two-portals";
 const isid = [0x80, 0, 0, 0x12, 0x34, 0];
