@@ -54,6 +54,16 @@ export function newIoCounters(): IoCounters {
 
 const OK_VOID: IoResult<void> = { ok: true, value: undefined };
 
+/**
+ * The answer of a request whose pieces went to several segment stores: `done()` at once when every
+ * store answered synchronously (`pending` null: the local path takes no promise), else when the
+ * last answered, with the first failure if any.
+ */
+function settle<T>(pending: Array<Promise<IoFailure | null>> | null, done: () => MaybePromise<IoResult<T>>): MaybePromise<IoResult<T>> {
+  if (pending === null) return done();
+  return Promise.all(pending).then((fs) => fs.find((f) => f !== null) ?? done());
+}
+
 export class Volume implements BlockDevice {
   private spec: VolumeSpec;
   readonly counters: IoCounters = newIoCounters();
@@ -111,19 +121,23 @@ export class Volume implements BlockDevice {
     for (const p of mapExtent(this.spec.layout, offsetBytes, lengthBytes)) {
       const unit = this.units.find(this.spec.uuid, p.segment);
       if (unit === undefined) continue; // never written: zeros
-      // The unit reports offsets inside the segment; convert to the LUN offset of the piece.
-      const failed = (r: IoFailure) => this.fail(r.offsetBytes === undefined ? r : { ...r, offsetBytes: r.offsetBytes - p.segmentOffsetBytes }, offsetBytes + p.bufferOffsetBytes);
       const r = unit.read(p.segmentOffsetBytes, p.lengthBytes, out.subarray(p.bufferOffsetBytes, p.bufferOffsetBytes + p.lengthBytes));
-      if (r instanceof Promise) (pending ??= []).push(r.then((x) => (x.ok ? null : failed(x))));
-      else if (!r.ok) return failed(r);
+      if (r instanceof Promise) {
+        const { segmentOffsetBytes, bufferOffsetBytes } = p;
+        (pending ??= []).push(r.then((x) => (x.ok ? null : this.failRead(x, segmentOffsetBytes, offsetBytes + bufferOffsetBytes))));
+      } else if (!r.ok) return this.failRead(r, p.segmentOffsetBytes, offsetBytes + p.bufferOffsetBytes);
     }
     const done = (): IoResult<Uint8Array> => {
       this.counters.readOps++;
       this.counters.readBytes += lengthBytes;
       return { ok: true, value: out };
     };
-    if (pending === null) return done();
-    return Promise.all(pending).then((fs) => fs.find((f) => f !== null) ?? done());
+    return settle(pending, done);
+  }
+
+  /** A unit's read failure: it reports offsets inside the segment; convert to the LUN offset of the piece. */
+  private failRead(f: IoFailure, segmentOffsetBytes: number, pieceLunOffset: number): IoFailure {
+    return this.fail(f.offsetBytes === undefined ? f : { ...f, offsetBytes: f.offsetBytes - segmentOffsetBytes }, pieceLunOffset);
   }
 
   write(offsetBytes: number, data: Uint8Array, options: { fua: boolean }): MaybePromise<IoResult<void>> {
@@ -146,8 +160,7 @@ export class Volume implements BlockDevice {
       if (options.fua || !this.spec.writeCache) return this.flush();
       return OK_VOID;
     };
-    if (pending === null) return done();
-    return Promise.all(pending).then((fs) => fs.find((f) => f !== null) ?? done());
+    return settle(pending, done);
   }
 
   flush(): MaybePromise<IoResult<void>> {
@@ -170,8 +183,7 @@ export class Volume implements BlockDevice {
       if (r instanceof Promise) (pending ??= []).push(r.then((x) => (x.ok ? null : this.fail(x, offsetBytes))));
       else if (!r.ok) return this.fail(r, offsetBytes);
     }
-    if (pending === null) return OK_VOID;
-    return Promise.all(pending).then((fs) => fs.find((f) => f !== null) ?? OK_VOID);
+    return settle(pending, () => OK_VOID);
   }
 
   /**
