@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { TestNode, qstoraBin, randomLoopback, run, type RunResult } from "./helpers/node.ts";
+import { TestNode, qstoraBin, randomLoopback, run, waitFor, type RunResult } from "./helpers/node.ts";
 
 interface Status {
   node: { name: string; clusterId: string };
@@ -29,16 +29,16 @@ describe("a cluster formed with init and join", () => {
     for (const n of [c, b, a]) n.cleanup();
   });
 
-  test("two nodes join; every node's status lists all three, up", () => {
+  test("two nodes join; every node's status lists all three, up", async () => {
     for (const [n, name] of [[b, "node-b"], [c, "node-c"]] as const) {
       const r = joinCmd(n, a, token, name);
       expect(`${r.code} ${r.stderr}`).toBe("0 ");
     }
     const clusterIds = new Set<string>();
+    const all = JSON.stringify(["node-a:up", "node-b:up", "node-c:up"]);
     for (const n of [a, b, c]) {
-      const s = n.qJson<Status>("status");
+      const s = await waitFor(`${n.address} sees all three up`, () => n.qJson<Status>("status"), (v) => JSON.stringify(v.nodes.map((x) => `${x.name}:${x.state}`).sort()) === all);
       clusterIds.add(s.node.clusterId);
-      expect(s.nodes.map((x) => `${x.name}:${x.state}`).sort()).toEqual(["node-a:up", "node-b:up", "node-c:up"]);
     }
     expect(clusterIds.size).toBe(1);
     expect(c.qJson<Array<{ name: string }>>("node", "list").map((n) => n.name).sort()).toEqual(["node-a", "node-b", "node-c"]);
@@ -56,15 +56,12 @@ describe("a cluster formed with init and join", () => {
 
   test("a node killed is shown down (NODE_DOWN) within the lease, and up again after a restart", async () => {
     c.kill9();
-    let s = a.qJson<Status>("status");
-    for (let i = 0; i < 40 && s.nodes.find((x) => x.name === "node-c")?.state !== "down"; i++) {
-      await Bun.sleep(500);
-      s = a.qJson<Status>("status");
-    }
-    expect(s.nodes.find((x) => x.name === "node-c")?.state).toBe("down");
+    const stateOfC = (s: Status) => s.nodes.find((x) => x.name === "node-c")?.state;
+    const s = await waitFor("node-c down", () => a.qJson<Status>("status"), (v) => stateOfC(v) === "down");
+    expect(stateOfC(s)).toBe("down");
     expect(s.health.checks.map((x) => x.code)).toContain("NODE_DOWN");
     c.ok("start");
-    expect(a.qJson<Status>("status").nodes.find((x) => x.name === "node-c")?.state).toBe("up");
+    await waitFor("node-c up", () => a.qJson<Status>("status"), (v) => stateOfC(v) === "up");
   }, 60_000);
 
   test("all nodes stopped and started again: the same cluster, nodes and LUNs", async () => {
@@ -72,8 +69,9 @@ describe("a cluster formed with init and join", () => {
     // Together, as after a power cut: a metadata member waits for a quorum of its group.
     const starts = [a, b, c].map((n) => Bun.spawn([qstoraBin, "start", "--data-dir", n.dataDir], { stdout: "ignore", stderr: "ignore" }));
     expect(await Promise.all(starts.map((p) => p.exited))).toEqual([0, 0, 0]);
-    const s = b.qJson<Status>("status");
-    expect(s.nodes.map((x) => `${x.name}:${x.state}`).sort()).toEqual(["node-a:up", "node-b:up", "node-c:up"]);
+    const states = (): string[] => b.qJson<Status>("status").nodes.map((x) => `${x.name}:${x.state}`).sort();
+    const all = ["node-a:up", "node-b:up", "node-c:up"];
+    await waitFor("all three up", states, (v) => JSON.stringify(v) === JSON.stringify(all));
     expect(b.qJson<Array<{ target: string }>>("lun", "list").map((l) => l.target)).toEqual(["iqn.2026-11.org.qstora:on-b"]);
     const io = run(["qemu-io", "-f", "raw", "-c", "read -P 0x42 0 1M", b.url("iqn.2026-11.org.qstora:on-b")]);
     expect(io.code).toBe(0);
@@ -112,13 +110,16 @@ describe("a cluster formed with init and join", () => {
     expect(a.qJson<Status>("status").nodes.length).toBe(3);
   }, 60_000);
 
-  test("two more join: five nodes, and every node's status agrees", () => {
+  test("two more join: five nodes, and every node's status agrees", async () => {
     const more = [new TestNode("qstora-cluster-d-"), new TestNode("qstora-cluster-e-")];
     try {
-      more.forEach((n, i) => expect(joinCmd(n, a, token, `node-${"de"[i]}`).code).toBe(0));
-      const views = [a, b, c, ...more].map((n) => JSON.stringify(n.qJson<Status>("status").nodes.map((x) => `${x.name}:${x.state}`).sort()));
-      expect(new Set(views).size).toBe(1);
-      expect(JSON.parse(views[0]!)).toEqual(["node-a:up", "node-b:up", "node-c:up", "node-d:up", "node-e:up"]);
+      more.forEach((n, i) => {
+        const r = joinCmd(n, a, token, `node-${"de"[i]}`);
+        expect(`${r.code} ${r.stderr}`).toBe("0 ");
+      });
+      const five = JSON.stringify(["node-a:up", "node-b:up", "node-c:up", "node-d:up", "node-e:up"]);
+      const readViews = () => [a, b, c, ...more].map((n) => JSON.stringify(n.qJson<Status>("status").nodes.map((x) => `${x.name}:${x.state}`).sort()));
+      await waitFor("five agreeing views", readViews, (v) => v.every((x) => x === five));
     } finally {
       for (const n of more) n.cleanup();
     }

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { TestNode, qstoraBin, run, type RunResult } from "./helpers/node.ts";
+import { TestNode, qstoraBin, run, waitFor, type RunResult } from "./helpers/node.ts";
 import { startEtcdCluster, type EtcdClusterFixture } from "./etcd-fixture.ts";
 
 interface NodeV {
@@ -42,17 +42,6 @@ function joinCmd(node: TestNode, member: TestNode, token: string, name: string, 
 function clusterPart(s: Status): string {
   const nodes = s.nodes.map(({ heartbeatAgeMs: _, transport: __, ...n }) => n);
   return JSON.stringify({ clusterId: s.node.clusterId, nodes, health: s.health.status, pools: s.pools, metadata: { mode: s.metadata.mode, leader: s.metadata.leader, members: s.metadata.members.map(({ revision: _, ...m }) => m) }, manager: s.manager?.name });
-}
-
-async function waitFor<T>(what: string, read: () => T, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let v = read();
-  while (!ok(v)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v).slice(0, 2000)}`);
-    await Bun.sleep(300);
-    v = read();
-  }
-  return v;
 }
 
 function expectRefused(r: RunResult, exit: number, why: RegExp): void {

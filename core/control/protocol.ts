@@ -98,7 +98,8 @@ export interface StatusView {
   health: HealthReport;
   nodes: NodeView[];
   node: { id: string; name: string; clusterId: string; version: string; pid: number; uptimeSeconds: number };
-  daemon: "running";
+  /** "starting" until the node's first heartbeat is in the store and its manager election runs. */
+  daemon: "starting" | "running";
   /** portal.listen: the first portal (what discovery is pointed at). */
   portal: string;
   /** Every portal of this node's portal group: portal.listen, then portal.extra. */

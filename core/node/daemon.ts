@@ -232,6 +232,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     };
     // The cluster view: liveness of every node (from the heartbeats) and the records around it.
     const clusterState = new ClusterState(metaStore, identity, config, () => svc.archiveViews(), () => metaStore.view(), () => readManager(metaStore), transportView);
+    // `qstora start` waits for "running": then the other nodes can see this one.
+    let ready = false;
     const status = async (): Promise<StatusView> => {
       const targets = svc.targetViews((iqn) => portal.sessionCount(iqn));
       const luns = svc.lunViews();
@@ -239,7 +241,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       return {
       ...view,
       node: { id: identity.nodeId, name: identity.name, clusterId: identity.clusterId, version: `${version} (${buildCommit})`, pid: process.pid, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) },
-      daemon: "running",
+      daemon: ready ? "running" : "starting",
       portal: config.portal.listen,
       portals: [config.portal.listen, ...config.portal.extra],
       api: config.api.listen,
@@ -320,6 +322,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
         duties = undefined;
       },
     });
+    ready = true;
   } catch (e) {
     const err = isQstoraError(e) ? e : new QstoraError("INTERNAL", e instanceof Error ? e.message : String(e));
     logger.error("start failed", { code: err.code, error: err.message, hint: err.hint, stack: isQstoraError(e) ? undefined : e instanceof Error ? e.stack : undefined });

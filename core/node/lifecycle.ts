@@ -79,7 +79,8 @@ export async function startBackground(paths: DataDirPaths): Promise<StatusView> 
       throw lastStartFailure(paths, logBytes) ?? new QstoraError("INTERNAL", `the daemon exited with status ${exited} while starting`, `See ${paths.log}.`);
     }
     try {
-      return await client.call<StatusView>("GET", "/v1/status", undefined, { timeoutMs: 2000 });
+      const view = await client.call<StatusView>("GET", "/v1/status", undefined, { timeoutMs: 2000 });
+      if (view.daemon === "running") return view;
     } catch (e) {
       if (e instanceof QstoraError && (e.code === "DAEMON_UNAVAILABLE" || e.code === "TIMEOUT")) continue;
       throw e;

@@ -27,6 +27,22 @@ export function run(cmd: string[], options: { env?: Record<string, string>; time
   return { code: p.exitCode ?? -1, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
 }
 
+/**
+ * Reads until `ok` holds; throws, with the last reading, after `timeoutMs`. Each node's status is
+ * as old as its last heartbeat read (an interval), so a view of other nodes is awaited, never
+ * asserted at once.
+ */
+export async function waitFor<T>(what: string, read: () => T, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let v = read();
+  while (!ok(v)) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v).slice(0, 2000)}`);
+    await Bun.sleep(300);
+    v = read();
+  }
+  return v;
+}
+
 /** A loopback address no other test file is likely to use at the same time. */
 export function randomLoopback(): string {
   const b = () => 1 + Math.floor(Math.random() * 250);
