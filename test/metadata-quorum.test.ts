@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { TestNode, qstoraBin, run } from "./helpers/node.ts";
+import { TestNode, qstoraBin, run, waitFor } from "./helpers/node.ts";
 import { startEtcdCluster, type EtcdClusterFixture } from "./etcd-fixture.ts";
 
 interface Status {
@@ -83,8 +83,10 @@ function acceptance(backend: "embedded" | "etcd"): void {
       await etcd?.stop();
     });
 
-    test("the store forms (three members and a client, or every node on the etcd); every node sees the same members and one manager", () => {
-      const views = nodes.map((n) => n.qJson<Status>("status"));
+    test("the store forms (three members and a client, or every node on the etcd); every node sees the same members and one manager", async () => {
+      const upAll = JSON.stringify(["na:up", "nb:up", "nc:up", "nd:up"]);
+      const agree = (vs: Status[]) => vs.every((s) => JSON.stringify(s.nodes.map((x) => `${x.name}:${x.state}`).sort()) === upAll && s.manager?.name === vs[0]?.manager?.name);
+      const views = await waitFor("four nodes up and one manager in every view", () => nodes.map((n) => n.qJson<Status>("status")), agree);
       for (const s of views) {
         expect(s.nodes.map((x) => `${x.name}:${x.state}`).sort()).toEqual(["na:up", "nb:up", "nc:up", "nd:up"]);
         expect(s.manager?.name).toBe(views[0]?.manager?.name as string);
