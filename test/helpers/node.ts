@@ -45,13 +45,17 @@ export function spawnLoad(args: string[], outFile: string, options: { wrap?: str
   // Output goes to a file, stderr nowhere: a stalled target makes iscsi-load print a line per
   // failed I/O, and an unread pipe would block it.
   const p = Bun.spawn(["sh", "-c", `trap '' PIPE; exec ${quoted} > '${outFile}' 2>/dev/null`], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+  // When the run is due to end (-t SECS, default 10): the grace below counts from then, so that
+  // finished() may be called before it.
+  const t = args.indexOf("-t");
+  const dueAt = Date.now() + 1000 * (t >= 0 ? Number(args[t + 1] ?? "10") : 10);
   return {
     // sh execs iscsi-load (through `wrap`, ip netns exec, which execs it too): the same process.
     pid: p.pid,
     // iscsi-load saves its history as soon as its connection is lost, but its final logout can
     // hang on a target that is gone: give it 15 s, then stop it (the history is on disk by then).
     finished: async () => {
-      const guard = setTimeout(() => p.kill(9), loadEndGraceMs);
+      const guard = setTimeout(() => p.kill(9), Math.max(0, dueAt - Date.now()) + loadEndGraceMs);
       await p.exited;
       clearTimeout(guard);
     },
