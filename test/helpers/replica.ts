@@ -72,7 +72,8 @@ export function nodesOfSecondaries(s: SegmentView): string[] {
 }
 
 export function qemu(url: string, cmds: string[], options: { wrap?: string[] } = {}): { code: number; out: string } {
-  const r = run([...(options.wrap ?? []), "qemu-io", "-f", "raw", ...cmds.flatMap((c) => ["-c", c]), url], { timeoutMs: 120_000 });
+  // Generous: a 64 MiB write to three copies takes minutes on the shared machine at its worst.
+  const r = run([...(options.wrap ?? []), "qemu-io", "-f", "raw", ...cmds.flatMap((c) => ["-c", c]), url], { timeoutMs: 240_000 });
   return { code: r.code, out: `${r.stdout}${r.stderr}` };
 }
 
