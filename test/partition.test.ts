@@ -9,7 +9,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TestNode, run } from "./helpers/node.ts";
+import { NetnsLink } from "./helpers/netns.ts";
+import { TestNode } from "./helpers/node.ts";
 
 interface Status {
   nodes: Array<{ name: string; state: string; heartbeatAgeMs: number | null }>;
@@ -17,20 +18,8 @@ interface Status {
   metadata: { mode: string; members: Array<{ name: string; reachable: boolean }> };
 }
 
-const tag = `${process.pid.toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}`.slice(-6);
-const ns = `members4-part-${tag}`;
-const hostIf = `m4h${tag}`;
-const nsIf = `m4n${tag}`;
-const subnet = `10.254.${1 + Math.floor(Math.random() * 250)}`;
-const hostAddr = `${subnet}.1`;
-const nsAddr = `${subnet}.2`;
-const hostAddr2 = `${subnet}.3`;
-const hostAddr3 = `${subnet}.4`;
-
-function sh(...cmd: string[]): void {
-  const r = run(cmd, { timeoutMs: 10_000 });
-  if (r.code !== 0) throw new Error(`${cmd.join(" ")} failed (${r.code}): ${r.stderr}`);
-}
+const link = new NetnsLink({ nsPrefix: "members4-part", linkPrefix: "m4", hostAddresses: 3 });
+const [hostAddr = "", hostAddr2 = "", hostAddr3 = ""] = link.hostAddresses;
 
 /** Sets the observer's liveness limits low, so that the test takes seconds, not tens of them. */
 function setLimits(node: TestNode, limits: { suspect: number; down: number }): void {
@@ -41,23 +30,11 @@ function setLimits(node: TestNode, limits: { suspect: number; down: number }): v
 
 describe("a node cut off by a network namespace", () => {
   const a = new TestNode("qstora-m4-part-a-", { address: hostAddr });
-  const b = new TestNode("qstora-m4-part-b-", { address: nsAddr, wrap: ["ip", "netns", "exec", ns] });
+  const b = new TestNode("qstora-m4-part-b-", { address: link.nsAddress, wrap: link.wrap });
   const c = new TestNode("qstora-m4-part-c-", { address: hostAddr2 });
   const d = new TestNode("qstora-m4-part-d-", { address: hostAddr3 });
 
-  beforeAll(async () => {
-    if (process.getuid?.() !== 0) throw new Error("this test needs root (ip netns, ip link): run it as root, as npm test does in CI");
-    sh("ip", "netns", "add", ns);
-    sh("ip", "link", "add", hostIf, "type", "veth", "peer", "name", nsIf);
-    sh("ip", "link", "set", nsIf, "netns", ns);
-    sh("ip", "addr", "add", `${hostAddr}/29`, "dev", hostIf);
-    sh("ip", "addr", "add", `${hostAddr2}/29`, "dev", hostIf);
-    sh("ip", "addr", "add", `${hostAddr3}/29`, "dev", hostIf);
-    sh("ip", "link", "set", hostIf, "up");
-    sh("ip", "netns", "exec", ns, "ip", "addr", "add", `${nsAddr}/29`, "dev", nsIf);
-    sh("ip", "netns", "exec", ns, "ip", "link", "set", nsIf, "up");
-    sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up");
-  }, 60_000);
+  beforeAll(() => link.setup(), 60_000);
 
   afterAll(async () => {
     try {
@@ -66,9 +43,7 @@ describe("a node cut off by a network namespace", () => {
       c.cleanup();
       a.cleanup();
     } finally {
-      // Deleting the namespace deletes its end of the veth, and with it the host's end.
-      run(["ip", "netns", "del", ns]);
-      run(["ip", "link", "del", hostIf]);
+      link.teardown();
     }
   });
 
@@ -97,7 +72,7 @@ describe("a node cut off by a network namespace", () => {
       await Bun.sleep(250);
     }
 
-    sh("ip", "netns", "exec", ns, "ip", "link", "set", nsIf, "down");
+    link.cut();
     const cutAt = Date.now();
     const seen: string[] = [];
     let suspectChecks: string[] = [];
@@ -124,7 +99,7 @@ describe("a node cut off by a network namespace", () => {
     expect(cutView.status).toBe("HEALTH_ERR");
     expect(cutView.checks.map((c) => c.code)).toContain("METADATA_UNREACHABLE");
 
-    sh("ip", "netns", "exec", ns, "ip", "link", "set", nsIf, "up");
+    link.heal();
     const upAt = Date.now();
     while (stateOfB()?.state !== "up") {
       if (Date.now() - upAt > 30_000) throw new Error("node-b did not come back up within 30 s of the link coming back");

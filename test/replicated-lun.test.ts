@@ -5,35 +5,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TestNode, qstoraBin, run, spawnLoad } from "./helpers/node.ts";
-
-interface SegmentView {
-  index: number;
-  units: string[];
-  state: string;
-  epoch: number;
-  primary: string | null;
-  inactive: string[];
-  reason: string | null;
-}
-interface LunView {
-  redundancy: string;
-  segments?: SegmentView[];
-}
+import { expectPattern, MiB, nodeOfPrimary, nodeOfRole, qemu, type LunView, type SegmentView } from "./helpers/replica.ts";
 
 const iqn = "iqn.2026-11.org.qstora:replicated";
-const MiB = 1 << 20;
-
-function qemu(url: string, ...cmds: string[]): { code: number; out: string } {
-  const r = run(["qemu-io", "-f", "raw", ...cmds.flatMap((c) => ["-c", c]), url], { timeoutMs: 120_000 });
-  return { code: r.code, out: `${r.stdout}${r.stderr}` };
-}
-
-function expectPattern(url: string, pattern: number, offset: number, length: number): void {
-  const r = qemu(url, `read -P 0x${pattern.toString(16)} ${offset} ${length}`);
-  expect(r.out).not.toContain("Pattern verification failed");
-  expect(r.out).not.toContain("error");
-  expect(r.code).toBe(0);
-}
 
 describe("a replica:3 LUN on three daemons", () => {
   const a = new TestNode("qstora-repl-a-");
@@ -41,10 +15,6 @@ describe("a replica:3 LUN on three daemons", () => {
   const c = new TestNode("qstora-repl-c-");
   const names = new Map<string, TestNode>();
   const segments = (): SegmentView[] => a.qJson<LunView[]>("lun", "list")[0]?.segments ?? [];
-  /** Node (by id) of the unit placed with `role` ("role:unit@node"). */
-  const nodeOfUnit = (s: SegmentView, role: string): string => (s.units.find((u) => u.startsWith(`${role}:`)) ?? "").split("@")[1] ?? "";
-  /** Node (by id) of the segment's current primary (the recorded membership's). */
-  const nodeOfPrimary = (s: SegmentView): string => (s.units.find((u) => s.primary !== null && u.includes(`:${s.primary}@`)) ?? "").split("@")[1] ?? "";
   beforeAll(() => {
     expect(a.init([`${a.dir}/a1.img:256M`], [], "repl-a").code).toBe(0);
     const token = a.ok("token", "create", "--ttl", "1h").stdout.trim();
@@ -64,7 +34,7 @@ describe("a replica:3 LUN on three daemons", () => {
     expect(out).toContain("redundancy replica:3");
     expect(a.qJson<LunView[]>("lun", "list")[0]?.redundancy).toBe("replica:3");
     expect(segments()).toEqual([]);
-    const w = qemu(a.url(iqn), "write -P 0x11 0 32M");
+    const w = qemu(a.url(iqn), ["write -P 0x11 0 32M"]);
     expect(w.out).not.toContain("error");
     expect(w.code).toBe(0);
     expectPattern(a.url(iqn), 0x11, 0, 32 * MiB);
@@ -75,7 +45,7 @@ describe("a replica:3 LUN on three daemons", () => {
       expect(nodes.size).toBe(3);
     }
     // Primaries are spread over the nodes.
-    expect(new Set(segs.map((s) => nodeOfUnit(s, "primary"))).size).toBeGreaterThan(1);
+    expect(new Set(segs.map((s) => nodeOfRole(s, "primary"))).size).toBeGreaterThan(1);
   }, 120_000);
 
   test("a node killed under writes: writes go on, read back; restarted, it serves again", async () => {
@@ -90,7 +60,7 @@ describe("a replica:3 LUN on three daemons", () => {
     // While b was down its units were recorded inactive (writes went on without them).
     expect(segments().some((s) => s.inactive.length > 0)).toBe(true);
     b.ok("start");
-    const w = qemu(a.url(iqn), "write -P 0x33 0 16M");
+    const w = qemu(a.url(iqn), ["write -P 0x33 0 16M"]);
     expect(w.code).toBe(0);
     expectPattern(a.url(iqn), 0x33, 0, 16 * MiB);
     expectPattern(a.url(iqn), 0x22, 16 * MiB, 16 * MiB);
@@ -112,10 +82,10 @@ describe("a replica:3 LUN on three daemons", () => {
     const s0 = seg as SegmentView;
     const before = s0.epoch;
     const at = s0.index * 8 * MiB;
-    expect(qemu(a.url(iqn), `write -P 0x44 ${at} 8M`, "flush").code).toBe(0);
+    expect(qemu(a.url(iqn), [`write -P 0x44 ${at} 8M`, "flush"]).code).toBe(0);
     (victim as TestNode).kill9();
     const started = Date.now();
-    const w = qemu(a.url(iqn), `write -P 0x55 ${at} 4M`);
+    const w = qemu(a.url(iqn), [`write -P 0x55 ${at} 4M`]);
     const pauseMs = Date.now() - started;
     expect(w.out).not.toContain("error");
     expect(w.code).toBe(0);
@@ -142,7 +112,7 @@ describe("a replica:3 LUN on three daemons", () => {
     expect(bad.stderr).toContain("redundancy must be");
     expect(a.ok("lun", "create", "--target", iqn2, "--size", "8M").stdout).toContain("redundancy none");
     a.ok("lun", "create", "--target", iqn2, "--lun", "1", "--size", "8M", "--segment-size", "8M", "--redundancy", "replica:2");
-    const w = qemu(a.url(iqn2, 1), "write -P 0x66 0 8M", "flush");
+    const w = qemu(a.url(iqn2, 1), ["write -P 0x66 0 8M", "flush"]);
     expect(w.code).toBe(0);
     expectPattern(a.url(iqn2, 1), 0x66, 0, 8 * MiB);
     const lun = a.qJson<Array<LunView & { target: string; lun: number }>>("lun", "list").find((l) => l.target === iqn2 && l.lun === 1);
@@ -169,7 +139,7 @@ describe("a replica:3 LUN on three daemons", () => {
 
   test("every node stopped and started again: every flushed write reads back", async () => {
     const iqn2 = "iqn.2026-11.org.qstora:replica2";
-    expect(qemu(a.url(iqn), "write -P 0x77 0 32M", "flush").code).toBe(0);
+    expect(qemu(a.url(iqn), ["write -P 0x77 0 32M", "flush"]).code).toBe(0);
     for (const n of [c, b, a]) n.ok("stop");
     const starts = [a, b, c].map((n) => Bun.spawn([qstoraBin, "start", "--data-dir", n.dataDir], { stdout: "ignore", stderr: "ignore" }));
     expect(await Promise.all(starts.map((p) => p.exited))).toEqual([0, 0, 0]);

@@ -1,9 +1,10 @@
 // Test helpers that drive the real executable (dist/qstora) the way an operator would: a data
 // directory in /tmp, a loopback address of its own (127.x.y.z) so that every node uses the
 // standard ports, and real clients. Nothing here imports the daemon's code.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 
 export const repoRoot = resolve(import.meta.dir, "../..");
 export const qstoraBin = join(repoRoot, "dist/qstora");
@@ -55,16 +56,22 @@ export function randomLoopback(): string {
  */
 const loadEndGraceMs = 15_000;
 
-export function spawnLoad(args: string[], outFile: string): { finished(): Promise<void>; output(): string } {
-  const quoted = [iscsiLoadBin, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
+export function spawnLoad(args: string[], outFile: string, options: { wrap?: string[] } = {}): { pid: number; finished(): Promise<void>; output(): string } {
+  const quoted = [...(options.wrap ?? []), iscsiLoadBin, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
   // Output goes to a file, stderr nowhere: a stalled target makes iscsi-load print a line per
   // failed I/O, and an unread pipe would block it.
   const p = Bun.spawn(["sh", "-c", `trap '' PIPE; exec ${quoted} > '${outFile}' 2>/dev/null`], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+  // When the run is due to end (-t SECS, default 10): the grace below counts from then, so that
+  // finished() may be called before it.
+  const t = args.indexOf("-t");
+  const dueAt = Date.now() + 1000 * (t >= 0 ? Number(args[t + 1] ?? "10") : 10);
   return {
+    // sh execs iscsi-load (through `wrap`, ip netns exec, which execs it too): the same process.
+    pid: p.pid,
     // iscsi-load saves its history as soon as its connection is lost, but its final logout can
     // hang on a target that is gone: give it 15 s, then stop it (the history is on disk by then).
     finished: async () => {
-      const guard = setTimeout(() => p.kill(9), loadEndGraceMs);
+      const guard = setTimeout(() => p.kill(9), Math.max(0, dueAt - Date.now()) + loadEndGraceMs);
       await p.exited;
       clearTimeout(guard);
     },
@@ -135,10 +142,15 @@ export class TestNode {
   }
 
   kill9(): void {
+    this.signal("SIGKILL");
+  }
+
+  /** Sends the daemon a signal (SIGKILL, SIGSTOP, SIGCONT); nothing if it is not running. */
+  signal(name: "SIGKILL" | "SIGSTOP" | "SIGCONT"): void {
     const pid = this.pid();
     if (pid !== null) {
       try {
-        process.kill(pid, "SIGKILL");
+        process.kill(pid, name);
       } catch {
         // Already gone.
       }
@@ -152,5 +164,19 @@ export class TestNode {
       if (r.code !== 0) this.kill9();
     }
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * With QSTORA_TEST_LOGS=DIR, copies each node's qstora.log to DIR/<its temporary directory>.log
+ * (call it before cleanup, in afterAll): the daemons' side of a failed run, kept for reading.
+ */
+export function saveLogs(nodes: TestNode[]): void {
+  const dir = process.env.QSTORA_TEST_LOGS;
+  if (dir === undefined || dir === "") return;
+  mkdirSync(dir, { recursive: true });
+  for (const n of nodes) {
+    const log = join(n.dataDir, "qstora.log");
+    if (existsSync(log)) copyFileSync(log, join(dir, `${basename(n.dir)}.log`));
   }
 }
