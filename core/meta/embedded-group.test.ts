@@ -64,9 +64,10 @@ async function eventually<T>(ms: number, fn: () => Promise<T>): Promise<T> {
 }
 
 const [a, b, c, d] = [member("a", 1), member("b", 2), member("c", 3), member("d", 4)] as [Member, Member, Member, Member];
+const [e, f, g] = [member("e", 5), member("f", 6), member("g", 7)] as [Member, Member, Member];
 
 afterAll(async () => {
-  for (const m of [a, b, c, d]) await stop(m).catch(() => undefined);
+  for (const m of [a, b, c, d, e, f, g]) await stop(m).catch(() => undefined);
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -109,4 +110,30 @@ describe("an embedded Raft group behind TLS gates", () => {
     await three.close();
     await ad.close();
   }, 90_000);
+
+  test("a follower that answers a new leader's dump request with 'leader/term mismatch' does not leave the group without a quorum", async () => {
+    // What a follower answers when the leader's dump outruns the leader's first message to it
+    // (seen under SIGKILL cycles on a loaded host): here each follower's first dump of the group.
+    const proto = (require("antietcd/anticluster.js") as { prototype: Record<string, unknown> }).prototype;
+    const handleDump = proto["_handleDumpMsg"] as (this: { cfg: { node_id: string } }, client: { socket: { send(s: string): void } }, msg: { request_id: number }) => void;
+    const refused = new Set<string>();
+    proto["_handleDumpMsg"] = function (this: { cfg: { node_id: string } }, client: { socket: { send(s: string): void } }, msg: { request_id: number }) {
+      const id = this.cfg.node_id;
+      if (["e", "f", "g"].includes(id) && !refused.has(id)) {
+        refused.add(id);
+        client.socket.send(JSON.stringify({ request_id: msg.request_id, reply: { error: "raft leader/term mismatch" } }));
+        return;
+      }
+      handleDump.call(this, client, msg);
+    };
+    try {
+      await Promise.all([e, f, g].map((m) => start(m, [e, f, g])));
+      const client = clientOf([e, f, g]);
+      await eventually(20_000, () => client.put("/qstora/g/after-mismatch", "1"));
+      expect(refused.size).toBeGreaterThan(0);
+      await client.close();
+    } finally {
+      proto["_handleDumpMsg"] = handleDump;
+    }
+  }, 60_000);
 });

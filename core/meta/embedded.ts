@@ -125,6 +125,44 @@ AntiLocker.prototype.unlock_txn = function (this: { txn_locks: Record<number, un
   unlockTxn.call(this, revision);
 };
 
+/**
+ * A new leader asks each follower for a dump of its state before it serves (its resync). A
+ * follower that has not yet heard the new leader's first message answers "raft leader/term
+ * mismatch" (so does a dump that times out), and antietcd 1.3.1 then waits for that dump forever:
+ * the leader never becomes synced and the group answers "Quorum not available" until the next
+ * election, which a healthy group never holds. Seen under SIGKILL cycles of members on a loaded
+ * host (the replica fault tests). The dump is asked again while this node still leads in that
+ * term; after `dumpRetryMs` it starts an election instead, as antietcd does when a replication fails.
+ */
+export const dumpRetryMs = { every: 250, giveUpAfter: 5_000 } as const;
+type PeerClient = { raft_node_id?: string };
+interface AntiClusterRaftInstance {
+  antietcd: { stopped: boolean };
+  raft: { state: string; term: number; start(): void };
+  _getPeer(nodeId: string): PeerClient | undefined;
+  _log(text: string): void;
+}
+type PeerRequest = (this: AntiClusterRaftInstance, client: PeerClient, request: Record<string, unknown>, timeoutMs: number) => Promise<{ error?: string } | undefined>;
+const AntiClusterProto = AntiCluster.prototype as unknown as { _peerRequest: PeerRequest };
+const peerRequest = AntiClusterProto._peerRequest;
+AntiClusterProto._peerRequest = async function (this: AntiClusterRaftInstance, client, request, timeoutMs) {
+  let res = await peerRequest.call(this, client, request, timeoutMs);
+  if (!("dump" in request)) return res;
+  const giveUpAt = Date.now() + dumpRetryMs.giveUpAfter;
+  const stillLeading = () => !this.antietcd.stopped && this.raft.state === "leader" && this.raft.term === request["term"];
+  while (res?.error !== undefined && stillLeading() && Date.now() < giveUpAt) {
+    await Bun.sleep(dumpRetryMs.every);
+    if (!stillLeading()) break;
+    const peer = (client.raft_node_id === undefined ? undefined : this._getPeer(client.raft_node_id)) ?? client;
+    res = await peerRequest.call(this, peer, request, timeoutMs);
+  }
+  if (res?.error !== undefined && stillLeading()) {
+    this._log(`dump from ${client.raft_node_id ?? "?"} failed (${res.error}) for ${dumpRetryMs.giveUpAfter} ms - restarting election`);
+    this.raft.start();
+  }
+  return res;
+};
+
 export interface PeerTls {
   readonly caPem: string;
   readonly certPem: string;
