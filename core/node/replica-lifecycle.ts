@@ -1,0 +1,63 @@
+// The life of a replicated LUN's records beyond its first write: which pool's archives its
+// segments may use, and what its deletion removes. The decisions (which archives a pool holds,
+// which hosted units are orphans) are pure functions; the two store operations say their
+// ordering in their comments.
+//
+// Ordering contract of a deletion: the LUN record goes first (NodeService.dropLun), then its
+// placement and membership records, in one transaction; a node drops a hosted unit only when
+// both its placement record and its LUN record are gone from a read made after it noticed the
+// placement missing. So a unit is never dropped while its LUN exists, whatever the order in
+// which a node's reads come back.
+import type { MetaStore } from "../meta/store.ts";
+import { defaultPoolName, poolHolds, type PoolDef } from "../cluster/membership.ts";
+import { QstoraError } from "../util/errors.ts";
+import { keys, mediaOfRecord, type ArchiveRecord, type PoolRecord } from "./records.ts";
+
+/** Where the membership records live (record-store.ts's MetaMembershipStore). */
+export const membershipPrefix = "/qstora/replica/membership/";
+
+/** The pool named by `lun create --pool` (absent: default, every archive); NOT_FOUND when it does not exist. */
+export async function readPool(meta: MetaStore, name: string | undefined): Promise<PoolDef> {
+  if (name === undefined || name === defaultPoolName) return { name: defaultPoolName, media: [] };
+  const kv = await meta.get(keys.pool(name));
+  if (kv === undefined) throw new QstoraError("NOT_FOUND", `no pool ${name}`, "List them with `qstora pool list`, or create it with `qstora pool create NAME --media M`.");
+  const rec = JSON.parse(kv.value) as PoolRecord;
+  return { name: rec.name, media: rec.media };
+}
+
+/** The archives a pool holds (by media); placement sees only these. */
+export function archivesInPool<A extends Pick<ArchiveRecord, "media" | "kind">>(archives: readonly A[], pool: PoolDef): A[] {
+  return archives.filter((a) => poolHolds(pool, mediaOfRecord(a)));
+}
+
+/**
+ * Deletes every placement and membership record of a LUN's segments (after its LUN record):
+ * each node's ReplicaHost then drops the units it hosted for them and frees their space.
+ */
+export async function deleteReplicaRecords(meta: MetaStore, lunUuid: string): Promise<void> {
+  await meta.txn({
+    compare: [],
+    success: [{ delete: { key: keys.lunSegments(lunUuid), prefix: true } }, { delete: { key: `${membershipPrefix}${lunUuid}/`, prefix: true } }],
+  });
+}
+
+/**
+ * Segments this node knew that are no longer listed, and whose LUN is among `gone` (LUN uuids
+ * whose record a fresh read did not find): their units are to be dropped.
+ */
+export function vanishedSegments(known: Iterable<{ segment: string; volumeId: string }>, listed: ReadonlySet<string>, gone: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const p of known) if (!listed.has(p.segment) && gone.has(p.volumeId)) out.push(p.segment);
+  return out.sort();
+}
+
+/**
+ * Archive units left by a replicated LUN deleted while this node was down: units of volumes that
+ * have neither a LUN record nor a placement record. Single-copy LUNs' units have LUN records, so
+ * they are never in the list. The caller reads the archives' units before the records.
+ */
+export function orphanVolumes(unitVolumes: Iterable<string>, lunUuids: ReadonlySet<string>, placedVolumes: ReadonlySet<string>): string[] {
+  const out = new Set<string>();
+  for (const v of unitVolumes) if (!lunUuids.has(v) && !placedVolumes.has(v)) out.add(v);
+  return [...out].sort();
+}
