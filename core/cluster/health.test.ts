@@ -52,7 +52,7 @@ describe("replicated segments", () => {
     const r = judgeHealth({
       ...base,
       archives: [{ id: "a", path: "/a", state: "online", sizeBytes: 100, freeBytes: 90 }],
-      segments: [serving, { segment: "L/3", lun: "iqn.x:0", state: "unavailable", primary: "L/3/u0", inactive: ["L/3/u1"], reason: { code: "NO_COMPLETE_COPY", message: "only the primary L/3/u0 holds every acknowledged write and it does not answer; bring its node back", waitingFor: ["L/3/u0"] } }],
+      segments: [serving, { segment: "L/3", lun: "iqn.x:0", state: "unavailable", primary: "L/3/u0", inactive: ["L/3/u1"], reason: { code: "NO_COMPLETE_COPY", message: "segment L/3: only the primary L/3/u0 holds every acknowledged write and it does not answer; bring its node back", waitingFor: ["L/3/u0"] }, unitNodes: { "L/3/u0": "node-b" } }],
     });
     expect(r.status).toBe("HEALTH_ERR");
     expect(r.checks).toEqual([
@@ -60,13 +60,13 @@ describe("replicated segments", () => {
         code: "SEGMENT_UNAVAILABLE",
         severity: "HEALTH_ERR",
         summary: "1 replicated segment(s) unavailable: their I/O waits for a unit that holds every acknowledged write",
-        detail: ["segment L/3 of LUN iqn.x:0: only the primary L/3/u0 holds every acknowledged write and it does not answer; bring its node back (waiting for L/3/u0)"],
+        detail: ["segment L/3 of LUN iqn.x:0: only the primary L/3/u0 holds every acknowledged write and it does not answer; bring its node back (waiting for u0 on node-b)"],
       },
     ]);
   });
   test("SEGMENT_DEGRADED (HEALTH_WARN) names inactive units and failovers in progress", () => {
     const checks = segmentChecks([{ ...serving, segment: "L/1", inactive: ["L/1/u2"] }, { segment: "L/2", state: "failing-over", primary: null, inactive: [], reason: null }]);
     expect(checks.map((c) => [c.code, c.severity])).toEqual([["SEGMENT_DEGRADED", "HEALTH_WARN"]]);
-    expect(checks[0]?.detail).toEqual(["segment L/1 of LUN iqn.x:0: L/1/u2 inactive (missed writes; catching up, or waiting for their node)", "segment L/2: failing over (a new primary is being chosen)"]);
+    expect(checks[0]?.detail).toEqual(["segment L/1 of LUN iqn.x:0: u2 inactive (missed writes; catching up, or waiting for their node)", "segment L/2: failing over (a new primary is being chosen)"]);
   });
 });

@@ -42,6 +42,8 @@ export interface SegmentFact {
   inactive: string[];
   /** Why it does not serve (failover.ts Unavailable), when the manager knows. */
   reason: { code: string; message: string; waitingFor: readonly string[] } | null;
+  /** The node (by name) of each unit, for the detail lines. */
+  unitNodes?: Record<string, string>;
 }
 
 export interface NodeFacts {
@@ -62,6 +64,19 @@ function segmentName(s: SegmentFact): string {
   return `segment ${s.segment}${s.lun === undefined ? "" : ` of LUN ${s.lun}`}`;
 }
 
+/** The manager's message without its leading "segment <id>: " (the detail line names the segment). */
+function withoutSegment(s: SegmentFact, message: string): string {
+  const lead = `segment ${s.segment}: `;
+  return message.startsWith(lead) ? message.slice(lead.length) : message;
+}
+
+/** A unit as the detail names it: its id within the segment, and its node when known ("u1 on node-c"). */
+function unitName(s: SegmentFact, unit: string): string {
+  const short = unit.startsWith(`${s.segment}/`) ? unit.slice(s.segment.length + 1) : unit;
+  const node = s.unitNodes?.[unit];
+  return node === undefined ? short : `${short} on ${node}`;
+}
+
 /**
  * SEGMENT_UNAVAILABLE: the manager found no unit that holds every acknowledged write among those
  * that answer, so the segment stays unavailable (never served from a copy that may lack a write).
@@ -75,7 +90,7 @@ export function segmentChecks(segments: readonly SegmentFact[]): HealthCheck[] {
       code: "SEGMENT_UNAVAILABLE",
       severity: "HEALTH_ERR",
       summary: `${unavailable.length} replicated segment(s) unavailable: their I/O waits for a unit that holds every acknowledged write`,
-      detail: unavailable.map((s) => `${segmentName(s)}: ${s.reason?.message ?? "no complete copy answers"}${s.reason === null || s.reason.waitingFor.length === 0 ? "" : ` (waiting for ${s.reason.waitingFor.join(", ")})`}`),
+      detail: unavailable.map((s) => `${segmentName(s)}: ${withoutSegment(s, s.reason?.message ?? "no complete copy answers")}${s.reason === null || s.reason.waitingFor.length === 0 ? "" : ` (waiting for ${s.reason.waitingFor.map((u) => unitName(s, u)).join(", ")})`}`),
     });
   }
   const degraded = segments.filter((s) => s.state !== "unavailable" && (s.inactive.length > 0 || s.state === "failing-over"));
@@ -85,7 +100,7 @@ export function segmentChecks(segments: readonly SegmentFact[]): HealthCheck[] {
       severity: "HEALTH_WARN",
       summary: `${degraded.length} replicated segment(s) degraded: fewer copies than their policy until they catch up`,
       detail: degraded.map((s) => {
-        const why = [s.state === "failing-over" ? "failing over (a new primary is being chosen)" : "", s.inactive.length > 0 ? `${s.inactive.join(", ")} inactive (missed writes; catching up, or waiting for their node)` : ""].filter((x) => x !== "");
+        const why = [s.state === "failing-over" ? "failing over (a new primary is being chosen)" : "", s.inactive.length > 0 ? `${s.inactive.map((u) => unitName(s, u)).join(", ")} inactive (missed writes; catching up, or waiting for their node)` : ""].filter((x) => x !== "");
         return `${segmentName(s)}: ${why.join("; ")}`;
       }),
     });

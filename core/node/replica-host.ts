@@ -181,7 +181,8 @@ export class ReplicaHost {
       .sort((a, b) => a.segment.localeCompare(b.segment))
       .map((p) => {
         const st = this.segmentStatus(p.segment);
-        return { segment: p.segment, volumeId: p.volumeId, state: st.state, epoch: st.epoch, primary: st.primary, inactive: [...st.inactive], reason: st.reason };
+        const unitNodes = Object.fromEntries(p.units.map((u) => [u.unitId, this.nodes.get(u.node)?.name ?? u.node]));
+        return { segment: p.segment, volumeId: p.volumeId, state: st.state, epoch: st.epoch, primary: st.primary, inactive: [...st.inactive], reason: st.reason, unitNodes };
       });
   }
 
