@@ -134,6 +134,13 @@ describe("replicated LUN layout, defaults, lifecycle and health on three daemons
     expect(segments(0).map((s) => s.index)).toEqual([0, 1, 2, 3, 4, 5, 6]);
   }, 120_000);
 
+  test("512-byte blocks on a replicated LUN: writes of part of a 4 KiB page are merged (read-modify-write), the rest of the page kept", () => {
+    expectIo(a.url(iqn), "write -P 0x31 512 512", "write -P 0x32 1536 2048", `write -P 0x33 ${MiB - 512} 1024`);
+    expectIo(a.url(iqn), "read -P 0x5a 0 512", "read -P 0x31 512 512", "read -P 0x5a 1024 512", "read -P 0x32 1536 2048", "read -P 0x5a 3584 512");
+    // Across a stripe boundary: the last block of segment 0's first stripe and the first of segment 1's.
+    expectIo(a.url(iqn), `read -P 0x5a ${MiB - 1024} 512`, `read -P 0x33 ${MiB - 512} 1024`, `read -P 0x5a ${MiB + 512} 512`);
+  }, 60_000);
+
   test("--pool places every copy on the pool's archives", () => {
     for (const n of all) n.ok("archive", "add", `${n.dir}/fast.img:64M`, "--media", "ssd");
     for (const n of all) for (const x of archiveOf(n)) if (x.media === "ssd") freeAtStart.get(n)?.set(x.id, x.freeBytes);

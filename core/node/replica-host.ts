@@ -7,7 +7,9 @@
 //
 // Ordering contract: a segment's placement record and its first membership record are in the
 // store before its coordinator sends anything; a unit is hosted only from a placement record
-// naming this node. The directory is a cache refreshed every `refreshMs`: a unit not yet known
+// naming this node. The directory is a cache refreshed whenever a watched directory of the store
+// changes (placements, memberships, nodes, the manager key) and every `refreshMs` as a safety net
+// for a broken watch: a unit not yet known
 // is unreachable for that long (the coordinator retries). It must never decide membership: only
 // the units, the manager (FailoverDriver) and the records do.
 import { mkdirSync, rmSync } from "node:fs";
@@ -31,10 +33,14 @@ import type { Logger } from "../util/log.ts";
 import { readManager } from "./manager.ts";
 import { keys, type ArchiveRecord, type LunRecord, type NodeRecord } from "./records.ts";
 import { archivesInPool, membershipPrefix, orphanVolumes, vanishedSegments } from "./replica-lifecycle.ts";
-import { parsePublished, segmentHealthKey, toPublish, type PublishedSegments, type SegmentState } from "./segment-health.ts";
+import { watchPrefixes, type PrefixWatch } from "./record-watch.ts";
+import { parsePublished, segmentHealthKey, segmentHealthPrefix, toPublish, type PublishedSegments, type SegmentState } from "./segment-health.ts";
 
-/** How often the directory (placements, nodes, manager) is re-read from the store. */
-export const refreshMs = 1_000;
+/** How often the directory (placements, nodes, manager) is re-read without a watch event: the safety net. */
+export const refreshMs = 5_000;
+
+/** How often the manager node compares its segments' states with what it published (no store read). */
+export const publishMs = 1_000;
 
 export const policies: readonly Policy[] = ["replica:2", "replica:3", "replica:3-ha"];
 
@@ -79,10 +85,15 @@ export class ReplicaHost {
   private placing: Promise<unknown> = Promise.resolve();
   private timer: ReturnType<typeof setInterval> | undefined;
   private refreshing = false;
+  /** A change was seen while a refresh ran: refresh again when it ends. */
+  private refreshAgain = false;
+  private watches: PrefixWatch | null = null;
+  private publishTimer: ReturnType<typeof setInterval> | undefined;
   /** The manager's record of segments that do not serve well (segment-health.ts), as last read. */
   private published: PublishedSegments | null = null;
   /** What this node last wrote there while it was the manager. */
   private publishedText = "";
+  private publishing = false;
 
   constructor(
     private readonly options: {
@@ -105,17 +116,36 @@ export class ReplicaHost {
     this.driver = new UnitDriver({ router: this.router, store: this.store, stateDir: this.options.stateDir, logger: this.options.logger.child("units") });
     await this.refresh().catch((e: unknown) => this.options.logger.warn("replica directory not read", { error: String(e) }));
     await this.sweepOrphans().catch((e: unknown) => this.options.logger.warn("orphan units not swept", { error: String(e) }));
-    this.timer = setInterval(() => {
-      if (this.refreshing) return;
-      this.refreshing = true;
-      this.refresh()
-        .catch((e: unknown) => this.options.logger.debug("replica directory refresh failed", { error: String(e) }))
-        .finally(() => (this.refreshing = false));
-    }, refreshMs);
+    this.watches = watchPrefixes(this.options.meta, [metaKeys.segments, membershipPrefix, metaKeys.nodes, metaKeys.manager, segmentHealthPrefix], () => this.kick());
+    this.timer = setInterval(() => this.kick(), refreshMs);
+    this.publishTimer = setInterval(() => {
+      if (this.failover !== null) this.publish().catch((e: unknown) => this.options.logger.debug("segment states not published", { error: String(e) }));
+    }, publishMs);
+  }
+
+  /** Refreshes now, or right after the refresh under way (one at a time, changes coalesced). */
+  private kick(): void {
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return;
+    }
+    this.refreshing = true;
+    this.refresh()
+      .catch((e: unknown) => this.options.logger.debug("replica directory refresh failed", { error: String(e) }))
+      .finally(() => {
+        this.refreshing = false;
+        if (this.refreshAgain) {
+          this.refreshAgain = false;
+          this.kick();
+        }
+      });
   }
 
   stop(): void {
     clearInterval(this.timer);
+    clearInterval(this.publishTimer);
+    this.watches?.cancel();
+    this.watches = null;
     this.failover?.stop();
     this.failover = null;
     this.driver?.stop();
@@ -167,12 +197,19 @@ export class ReplicaHost {
       this.publishedText = "";
       return;
     }
+    // One put at a time, so an older text never lands after a newer one.
+    if (this.publishing) return;
     const rec: PublishedSegments = { manager: this.options.nodeId, segments: toPublish(this.segmentStates()) };
     const text = JSON.stringify(rec);
     if (text === this.publishedText) return;
-    await this.options.meta.put(segmentHealthKey, text);
-    this.publishedText = text;
-    this.published = rec;
+    this.publishing = true;
+    try {
+      await this.options.meta.put(segmentHealthKey, text);
+      this.publishedText = text;
+      this.published = rec;
+    } finally {
+      this.publishing = false;
+    }
   }
 
   /** Every placed segment's state, for health (SEGMENT_UNAVAILABLE, SEGMENT_DEGRADED). */

@@ -5,8 +5,9 @@
 // health.ts). Never per I/O, and never an input to any decision: status only.
 import type { SegmentFact } from "../cluster/health.ts";
 
-/** The record: written by the manager node's ReplicaHost, read by every node's. */
-export const segmentHealthKey = "/qstora/v1/replica-status";
+/** The record's directory (watched by every node) and the record: written by the manager node's ReplicaHost. */
+export const segmentHealthPrefix = "/qstora/v1/replica-status/";
+export const segmentHealthKey = `${segmentHealthPrefix}manager`;
 
 /** At most this many segments are published (a record stays far below the store's value limit). */
 export const publishedSegmentsMax = 2000;

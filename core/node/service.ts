@@ -25,6 +25,7 @@ import { newToken, type TokenRecord } from "../cluster/token.ts";
 import type { Policy } from "../replica/types.ts";
 import type { UnitProvider } from "../volume/volume.ts";
 import type { ReplicaHost } from "./replica-host.ts";
+import { subPageProvider } from "../replica/sub-page.ts";
 import { checkLayoutSizes, chooseRedundancy, layoutDefaults } from "./lun-options.ts";
 import { archivesInPool, deleteReplicaRecords, readPool } from "./replica-lifecycle.ts";
 import { defaultPoolName, type PoolDef } from "../cluster/membership.ts";
@@ -124,7 +125,8 @@ export class NodeService {
   private replicatedUnits(policy: Policy, pool: PoolDef): UnitProvider {
     const host = this.replicas;
     if (host === undefined) throw new QstoraError("INTERNAL", "replicated LUN without replication");
-    return host.provider(policy, pool);
+    // Replicated units take whole 4 KiB pages: 512-byte blocks go through a read-modify-write.
+    return subPageProvider(host.provider(policy, pool));
   }
 
   /** A single-copy LUN's units: this node's archives, those of its pool only. */
