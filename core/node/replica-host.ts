@@ -32,7 +32,7 @@ import type { SegmentStore, UnitProvider } from "../volume/volume.ts";
 import type { Logger } from "../util/log.ts";
 import { readManager } from "./manager.ts";
 import { keys, type ArchiveRecord, type LunRecord, type NodeRecord } from "./records.ts";
-import { archivesInPool, membershipPrefix, orphanVolumes, vanishedSegments } from "./replica-lifecycle.ts";
+import { archivesInPool, deletedLunsPrefix, membershipPrefix, orphanVolumes, vanishedSegments } from "./replica-lifecycle.ts";
 import { watchPrefixes, type PrefixWatch } from "./record-watch.ts";
 import { parsePublished, segmentHealthKey, segmentHealthPrefix, toPublish, type PublishedSegments, type SegmentState } from "./segment-health.ts";
 
@@ -226,7 +226,8 @@ export class ReplicaHost {
   /**
    * Drops what this node holds of segments whose placement record disappeared (their LUN was
    * deleted): the units (driver, archive space, state files), coordinators and records known.
-   * Only once a fresh read finds neither the LUN record nor the placement (replica-lifecycle.ts).
+   * Only once a fresh read finds the LUN's tombstone and neither its LUN record nor a placement
+   * (replica-lifecycle.ts).
    */
   private async reap(listed: ReadonlySet<string>): Promise<void> {
     const missing = [...this.placements.values()].filter((p) => !listed.has(p.segment));
@@ -234,8 +235,8 @@ export class ReplicaHost {
     const { meta } = this.options;
     const gone = new Set<string>();
     for (const volumeId of new Set(missing.map((p) => p.volumeId))) {
-      const [lun, placed] = await Promise.all([meta.get(keys.lun(volumeId)), meta.list(keys.lunSegments(volumeId))]);
-      if (lun === undefined && placed.length === 0) gone.add(volumeId);
+      const [tomb, lun, placed] = await Promise.all([meta.get(`${deletedLunsPrefix}${volumeId}`), meta.get(keys.lun(volumeId)), meta.list(keys.lunSegments(volumeId))]);
+      if (tomb !== undefined && lun === undefined && placed.length === 0) gone.add(volumeId);
     }
     for (const segment of vanishedSegments(missing, listed, gone)) this.forget(segment);
   }
@@ -267,20 +268,20 @@ export class ReplicaHost {
   }
 
   /**
-   * At start: archive units of replicated LUNs deleted while this node was down (no LUN record,
-   * no placement record). The archives' units are read before the records, so a unit created
-   * after that read is not looked at.
+   * At start: archive units of replicated LUNs deleted while this node was down (a tombstone, no
+   * LUN record, no placement record). The archives' units are read before the records, so a unit
+   * created after that read is not looked at.
    */
   private async sweepOrphans(): Promise<void> {
     const { meta } = this.options;
     const units = this.options.archives().flatMap((a) => a.listUnits().map((info) => ({ archive: a, info })));
     if (units.length === 0) return;
-    const [cluster, luns, segs] = await Promise.all([meta.get(keys.cluster), meta.list(keys.luns), meta.list(metaKeys.segments)]);
-    // A store that does not know this cluster is no authority on which data is orphaned.
-    if (cluster === undefined) return;
+    const [deleted, luns, segs] = await Promise.all([meta.list(deletedLunsPrefix), meta.list(keys.luns), meta.list(metaKeys.segments)]);
+    if (deleted.length === 0) return;
+    const tombstones = new Set(deleted.map((kv) => kv.key.slice(deletedLunsPrefix.length)));
     const lunUuids = new Set(luns.map((kv) => (JSON.parse(kv.value) as LunRecord).uuid));
     const placed = new Set(segs.map((kv) => (JSON.parse(kv.value) as PlacementRecord).volumeId));
-    const orphans = new Set(orphanVolumes(units.map((u) => u.info.volumeId), lunUuids, placed));
+    const orphans = new Set(orphanVolumes(units.map((u) => u.info.volumeId), tombstones, lunUuids, placed));
     for (const { archive, info } of units) {
       if (!orphans.has(info.volumeId)) continue;
       archive.removeUnit(info.unitId);

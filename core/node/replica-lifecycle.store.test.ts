@@ -9,7 +9,7 @@ import { startEmbeddedMeta, type EmbeddedMeta } from "../meta/embedded.ts";
 import { EtcdClient } from "../meta/etcd-client.ts";
 import { keys } from "./records.ts";
 import { watchPrefixes } from "./record-watch.ts";
-import { deleteReplicaRecords, membershipPrefix, readPool } from "./replica-lifecycle.ts";
+import { deleteReplicaRecords, deletedLunsPrefix, membershipPrefix, readPool } from "./replica-lifecycle.ts";
 import { QstoraError } from "../util/errors.ts";
 
 let dir = "";
@@ -37,11 +37,12 @@ describe("on the embedded metadata store", () => {
         await client.put(`${membershipPrefix}${lun}/${i}`, JSON.stringify({ segment: `${lun}/${i}`, epoch: 1 }));
       }
     }
-    await deleteReplicaRecords(client, mine);
+    await deleteReplicaRecords(client, mine, new Date("2026-12-01T10:00:00Z"));
     expect((await client.list(keys.lunSegments(mine))).length).toBe(0);
     expect((await client.list(`${membershipPrefix}${mine}/`)).length).toBe(0);
     expect((await client.list(keys.lunSegments(other))).map((kv) => kv.key)).toEqual([keys.segment(other, 0), keys.segment(other, 1), keys.segment(other, 10)]);
     expect((await client.list(`${membershipPrefix}${other}/`)).length).toBe(3);
+    expect((await client.list(deletedLunsPrefix)).map((kv) => [kv.key, JSON.parse(kv.value)])).toEqual([[`${deletedLunsPrefix}${mine}`, { uuid: mine, deletedAt: "2026-12-01T10:00:00.000Z" }]]);
   });
 
   test("readPool(): default without a record, a created pool's media, NOT_FOUND with a hint otherwise", async () => {

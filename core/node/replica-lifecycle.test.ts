@@ -36,9 +36,11 @@ describe("vanishedSegments()", () => {
 });
 
 describe("orphanVolumes()", () => {
-  test("units of volumes with neither a LUN record nor a placement are orphans; single-copy and replicated LUNs' units are not", () => {
-    expect(orphanVolumes(["gone", "single", "repl", "gone"], new Set(["single", "repl"]), new Set(["repl"]))).toEqual(["gone"]);
+  test("units of a tombstoned volume with neither a LUN record nor a placement are orphans; single-copy and replicated LUNs' units are not", () => {
+    expect(orphanVolumes(["gone", "single", "repl", "gone"], new Set(["gone"]), new Set(["single", "repl"]), new Set(["repl"]))).toEqual(["gone"]);
+    // Records missing (a store that lags, a crash before the tombstone): never without the tombstone.
+    expect(orphanVolumes(["unknown"], new Set(), new Set(), new Set())).toEqual([]);
     // A replicated LUN whose LUN record went first, placements not yet: not an orphan.
-    expect(orphanVolumes(["half"], new Set(), new Set(["half"]))).toEqual([]);
+    expect(orphanVolumes(["half"], new Set(["half"]), new Set(), new Set(["half"]))).toEqual([]);
   });
 });

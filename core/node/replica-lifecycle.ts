@@ -4,10 +4,10 @@
 // ordering in their comments.
 //
 // Ordering contract of a deletion: the LUN record goes first (NodeService.dropLun), then its
-// placement and membership records, in one transaction; a node drops a hosted unit only when
-// both its placement record and its LUN record are gone from a read made after it noticed the
-// placement missing. So a unit is never dropped while its LUN exists, whatever the order in
-// which a node's reads come back.
+// placement and membership records and its tombstone, in one transaction; a node drops a hosted
+// unit only when a read made after it noticed the placement missing finds the tombstone and
+// neither the placement record nor the LUN record. So a unit is never dropped while its LUN
+// exists, whatever the order in which a node's reads come back, nor on mere absence of records.
 import type { MetaStore } from "../meta/store.ts";
 import { defaultPoolName, poolHolds, type PoolDef } from "../cluster/membership.ts";
 import { QstoraError } from "../util/errors.ts";
@@ -15,6 +15,13 @@ import { keys, mediaOfRecord, type ArchiveRecord, type PoolRecord } from "./reco
 
 /** Where the membership records live (record-store.ts's MetaMembershipStore). */
 export const membershipPrefix = "/qstora/replica/membership/";
+
+/**
+ * Tombstones of deleted replicated LUNs: a node that was down when one was deleted removes its
+ * units at start only on this positive evidence, never because records are missing (a store
+ * member that lags could miss records of a LUN that exists).
+ */
+export const deletedLunsPrefix = "/qstora/v1/deleted-luns/";
 
 /** The pool named by `lun create --pool` (absent: default, every archive); NOT_FOUND when it does not exist. */
 export async function readPool(meta: MetaStore, name: string | undefined): Promise<PoolDef> {
@@ -31,13 +38,18 @@ export function archivesInPool<A extends Pick<ArchiveRecord, "media" | "kind">>(
 }
 
 /**
- * Deletes every placement and membership record of a LUN's segments (after its LUN record):
- * each node's ReplicaHost then drops the units it hosted for them and frees their space.
+ * Deletes every placement and membership record of a LUN's segments (after its LUN record) and
+ * leaves its tombstone, in one transaction: each node's ReplicaHost then drops the units it
+ * hosted for them and frees their space.
  */
-export async function deleteReplicaRecords(meta: MetaStore, lunUuid: string): Promise<void> {
+export async function deleteReplicaRecords(meta: MetaStore, lunUuid: string, now: Date): Promise<void> {
   await meta.txn({
     compare: [],
-    success: [{ delete: { key: keys.lunSegments(lunUuid), prefix: true } }, { delete: { key: `${membershipPrefix}${lunUuid}/`, prefix: true } }],
+    success: [
+      { delete: { key: keys.lunSegments(lunUuid), prefix: true } },
+      { delete: { key: `${membershipPrefix}${lunUuid}/`, prefix: true } },
+      { put: { key: `${deletedLunsPrefix}${lunUuid}`, value: JSON.stringify({ uuid: lunUuid, deletedAt: now.toISOString() }) } },
+    ],
   });
 }
 
@@ -52,12 +64,12 @@ export function vanishedSegments(known: Iterable<{ segment: string; volumeId: st
 }
 
 /**
- * Archive units left by a replicated LUN deleted while this node was down: units of volumes that
- * have neither a LUN record nor a placement record. Single-copy LUNs' units have LUN records, so
- * they are never in the list. The caller reads the archives' units before the records.
+ * Archive units left by a replicated LUN deleted while this node was down: units of volumes with
+ * a tombstone and neither a LUN record nor a placement record (the last two only as a second
+ * guard: a tombstone is written after both are gone).
  */
-export function orphanVolumes(unitVolumes: Iterable<string>, lunUuids: ReadonlySet<string>, placedVolumes: ReadonlySet<string>): string[] {
+export function orphanVolumes(unitVolumes: Iterable<string>, deleted: ReadonlySet<string>, lunUuids: ReadonlySet<string>, placedVolumes: ReadonlySet<string>): string[] {
   const out = new Set<string>();
-  for (const v of unitVolumes) if (!lunUuids.has(v) && !placedVolumes.has(v)) out.add(v);
+  for (const v of unitVolumes) if (deleted.has(v) && !lunUuids.has(v) && !placedVolumes.has(v)) out.add(v);
   return [...out].sort();
 }

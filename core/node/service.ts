@@ -469,7 +469,7 @@ export class NodeService {
   private async dropLun(rec: LunRecord): Promise<void> {
     await this.meta.delete(keys.lun(rec.uuid));
     // Then the segments' placement and membership records: every node drops its units of them.
-    if (rec.redundancy !== "none") await deleteReplicaRecords(this.meta, rec.uuid);
+    if (rec.redundancy !== "none") await deleteReplicaRecords(this.meta, rec.uuid, new Date());
     this.luns.delete(rec.uuid);
     const volume = this.volumes.get(rec.uuid);
     if (volume !== undefined) this.addRetired(volume.counters);
