@@ -215,11 +215,15 @@ describe("replicated LUN layout, defaults, lifecycle and health on three daemons
     // The old secondary's node answers status the same way (the manager publishes its view).
     await until("SEGMENT_UNAVAILABLE on the old secondary", () => secondary.qJson<Status>("status"), (s) => line(s) !== undefined);
     primary.ok("start");
+    // The manager elects the returned primary (a new epoch) before the segment serves again.
+    await until("the segment to serve again", () => a.qJson<Status>("status"), (s) => line(s) === undefined, 120_000);
     expectIo(a.url(iqn, 1), "read -P 0x22 0 4M", `read -P 0x21 ${4 * MiB} 4M`);
     await until("no SEGMENT_ check", () => a.qJson<Status>("status"), (s) => !s.health.checks.some((x) => x.code.startsWith("SEGMENT_")), 120_000);
   }, 300_000);
 
   test("lun delete removes every replicated LUN's units on all three nodes and gives their space back", async () => {
+    // After two nodes were down together the metadata group may still be settling.
+    await until("every node up and the metadata store answering", () => a.qJson<Status & { nodes: Array<{ state: string }> }>("status"), (s) => s.nodes.every((n) => n.state === "up") && !s.health.checks.some((x) => x.code.startsWith("METADATA_")), 60_000);
     for (const n of all) expect(archiveOf(n).reduce((k, x) => k + x.unitCount, 0)).toBeGreaterThan(0);
     for (const l of [0, 1, 2]) a.ok("lun", "delete", "--target", iqn, "--lun", String(l));
     expect(a.qJson<LunView[]>("lun", "list")).toEqual([]);

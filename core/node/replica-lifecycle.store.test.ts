@@ -28,16 +28,19 @@ afterAll(async () => {
 });
 
 describe("on the embedded metadata store", () => {
-  test("deleteReplicaRecords() removes one LUN's placements and memberships, nothing of another LUN's", async () => {
+  test("deleteReplicaRecords() removes one LUN's record, placements and memberships and leaves its tombstone, nothing of another LUN's", async () => {
     const mine = "11111111-1111-4111-8111-111111111111";
     const other = "22222222-2222-4222-8222-222222222222";
     for (const lun of [mine, other]) {
+      await client.put(keys.lun(lun), JSON.stringify({ uuid: lun }));
       for (const i of [0, 1, 10]) {
         await client.put(keys.segment(lun, i), JSON.stringify({ segment: `${lun}/${i}` }));
         await client.put(`${membershipPrefix}${lun}/${i}`, JSON.stringify({ segment: `${lun}/${i}`, epoch: 1 }));
       }
     }
     await deleteReplicaRecords(client, mine, new Date("2026-12-01T10:00:00Z"));
+    expect(await client.get(keys.lun(mine))).toBeUndefined();
+    expect(await client.get(keys.lun(other))).toBeDefined();
     expect((await client.list(keys.lunSegments(mine))).length).toBe(0);
     expect((await client.list(`${membershipPrefix}${mine}/`)).length).toBe(0);
     expect((await client.list(keys.lunSegments(other))).map((kv) => kv.key)).toEqual([keys.segment(other, 0), keys.segment(other, 1), keys.segment(other, 10)]);

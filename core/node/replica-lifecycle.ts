@@ -3,8 +3,8 @@
 // which hosted units are orphans) are pure functions; the two store operations say their
 // ordering in their comments.
 //
-// Ordering contract of a deletion: the LUN record goes first (NodeService.dropLun), then its
-// placement and membership records and its tombstone, in one transaction; a node drops a hosted
+// Ordering contract of a deletion: the LUN record, its placement and membership records go and
+// its tombstone comes, in one transaction (NodeService.dropLun); a node drops a hosted
 // unit only when a read made after it noticed the placement missing finds the tombstone and
 // neither the placement record nor the LUN record. So a unit is never dropped while its LUN
 // exists, whatever the order in which a node's reads come back, nor on mere absence of records.
@@ -38,14 +38,16 @@ export function archivesInPool<A extends Pick<ArchiveRecord, "media" | "kind">>(
 }
 
 /**
- * Deletes every placement and membership record of a LUN's segments (after its LUN record) and
- * leaves its tombstone, in one transaction: each node's ReplicaHost then drops the units it
- * hosted for them and frees their space.
+ * Deletes a replicated LUN's record and every placement and membership record of its segments
+ * and leaves its tombstone, in one transaction (so a failure leaves all of it, never a LUN
+ * without records or records without a tombstone): each node's ReplicaHost then drops the units
+ * it hosted for them and frees their space.
  */
 export async function deleteReplicaRecords(meta: MetaStore, lunUuid: string, now: Date): Promise<void> {
   await meta.txn({
     compare: [],
     success: [
+      { delete: { key: keys.lun(lunUuid) } },
       { delete: { key: keys.lunSegments(lunUuid), prefix: true } },
       { delete: { key: `${membershipPrefix}${lunUuid}/`, prefix: true } },
       { put: { key: `${deletedLunsPrefix}${lunUuid}`, value: JSON.stringify({ uuid: lunUuid, deletedAt: now.toISOString() }) } },

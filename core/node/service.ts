@@ -467,9 +467,10 @@ export class NodeService {
   }
 
   private async dropLun(rec: LunRecord): Promise<void> {
-    await this.meta.delete(keys.lun(rec.uuid));
-    // Then the segments' placement and membership records: every node drops its units of them.
-    if (rec.redundancy !== "none") await deleteReplicaRecords(this.meta, rec.uuid, new Date());
+    // A replicated LUN's record goes with its segments' placement and membership records, in one
+    // transaction: every node then drops its units of them.
+    if (rec.redundancy === "none") await this.meta.delete(keys.lun(rec.uuid));
+    else await deleteReplicaRecords(this.meta, rec.uuid, new Date());
     this.luns.delete(rec.uuid);
     const volume = this.volumes.get(rec.uuid);
     if (volume !== undefined) this.addRetired(volume.counters);
