@@ -127,7 +127,8 @@ describe(`a five-node cluster on ${backend === "etcd" ? "a 3-member etcd" : "the
     e.ok("target", "create", "iqn.2026-11.org.qstora:on-e");
     expectRefused(e.q("lun", "create", "--target", "iqn.2026-11.org.qstora:on-e", "--size", "16M"), 5, /draining/);
     e.ok("node", "drain", "node-e", "--undo");
-    e.ok("lun", "create", "--target", "iqn.2026-11.org.qstora:on-e", "--size", "16M");
+    // One copy on e (five groups would default to replica:3): node remove below must refuse to lose it.
+    e.ok("lun", "create", "--target", "iqn.2026-11.org.qstora:on-e", "--size", "16M", "--redundancy", "none");
   }, 60_000);
 
   test("bad input is refused with a clear error and changes nothing", () => {

@@ -104,13 +104,15 @@ describe("a replica:3 LUN on three daemons", () => {
     expectPattern(a.url(iqn), 0x55, at, 4 * MiB);
   }, 180_000);
 
-  test("replica:2 gets an arbiter on the third node; an unknown policy is refused; no --redundancy stays one copy", () => {
+  test("replica:2 gets an arbiter on the third node; an unknown policy is refused; no --redundancy is replica:3 on three fault domains", () => {
     const iqn2 = "iqn.2026-11.org.qstora:replica2";
     a.ok("target", "create", iqn2);
     const bad = a.q("lun", "create", "--target", iqn2, "--size", "8M", "--redundancy", "replica:7");
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain("redundancy must be");
-    expect(a.ok("lun", "create", "--target", iqn2, "--size", "8M").stdout).toContain("redundancy none");
+    const byDefault = a.ok("lun", "create", "--target", iqn2, "--size", "8M").stdout;
+    expect(byDefault).toContain("redundancy replica:3");
+    expect(byDefault).toContain("default: replica:3 on 3 fault domain(s)");
     a.ok("lun", "create", "--target", iqn2, "--lun", "1", "--size", "8M", "--segment-size", "8M", "--redundancy", "replica:2");
     const w = qemu(a.url(iqn2, 1), ["write -P 0x66 0 8M", "flush"]);
     expect(w.code).toBe(0);

@@ -29,6 +29,23 @@ export interface ArchiveFact {
   error?: string;
 }
 
+/** A replicated segment as the manager (or, elsewhere, the recorded membership) sees it. */
+export interface SegmentFact {
+  /** <lun uuid>/<index> */
+  segment: string;
+  /** The LUN as an operator names it (target:lun), when known. */
+  lun?: string;
+  /** core/cluster/failover.ts segmentStatus(); "recorded": only the membership record is known here. */
+  state: "serving" | "failing-over" | "unavailable" | "recorded" | "unknown";
+  primary: string | null;
+  /** Units recorded inactive: they missed writes and must catch up. */
+  inactive: string[];
+  /** Why it does not serve (failover.ts Unavailable), when the manager knows. */
+  reason: { code: string; message: string; waitingFor: readonly string[] } | null;
+  /** The node (by name) of each unit, for the detail lines. */
+  unitNodes?: Record<string, string>;
+}
+
 export interface NodeFacts {
   archives: ArchiveFact[];
   ioErrors: number;
@@ -39,6 +56,56 @@ export interface NodeFacts {
   metadataMembers?: { total: number; answering: number; unreachable: string[] };
   /** Used fractions above which an archive is nearly full (warn) and full (error). */
   limits?: { archiveNearFullRatio: number; archiveFullRatio: number };
+  /** Every placed replicated segment. */
+  segments?: SegmentFact[];
+}
+
+function segmentName(s: SegmentFact): string {
+  return `segment ${s.segment}${s.lun === undefined ? "" : ` of LUN ${s.lun}`}`;
+}
+
+/** The manager's message without its leading "segment <id>: " (the detail line names the segment). */
+function withoutSegment(s: SegmentFact, message: string): string {
+  const lead = `segment ${s.segment}: `;
+  return message.startsWith(lead) ? message.slice(lead.length) : message;
+}
+
+/** A unit as the detail names it: its id within the segment, and its node when known ("u1 on node-c"). */
+function unitName(s: SegmentFact, unit: string): string {
+  const short = unit.startsWith(`${s.segment}/`) ? unit.slice(s.segment.length + 1) : unit;
+  const node = s.unitNodes?.[unit];
+  return node === undefined ? short : `${short} on ${node}`;
+}
+
+/**
+ * SEGMENT_UNAVAILABLE: the manager found no unit that holds every acknowledged write among those
+ * that answer, so the segment stays unavailable (never served from a copy that may lack a write).
+ * SEGMENT_DEGRADED: units recorded inactive (they missed writes), or a failover in progress.
+ */
+export function segmentChecks(segments: readonly SegmentFact[]): HealthCheck[] {
+  const checks: HealthCheck[] = [];
+  const unavailable = segments.filter((s) => s.state === "unavailable");
+  if (unavailable.length > 0) {
+    checks.push({
+      code: "SEGMENT_UNAVAILABLE",
+      severity: "HEALTH_ERR",
+      summary: `${unavailable.length} replicated segment(s) unavailable: their I/O waits for a unit that holds every acknowledged write`,
+      detail: unavailable.map((s) => `${segmentName(s)}: ${withoutSegment(s, s.reason?.message ?? "no complete copy answers")}${s.reason === null || s.reason.waitingFor.length === 0 ? "" : ` (waiting for ${s.reason.waitingFor.map((u) => unitName(s, u)).join(", ")})`}`),
+    });
+  }
+  const degraded = segments.filter((s) => s.state !== "unavailable" && (s.inactive.length > 0 || s.state === "failing-over"));
+  if (degraded.length > 0) {
+    checks.push({
+      code: "SEGMENT_DEGRADED",
+      severity: "HEALTH_WARN",
+      summary: `${degraded.length} replicated segment(s) degraded: fewer copies than their policy until they catch up`,
+      detail: degraded.map((s) => {
+        const why = [s.state === "failing-over" ? "failing over (a new primary is being chosen)" : "", s.inactive.length > 0 ? `${s.inactive.map((u) => unitName(s, u)).join(", ")} inactive (missed writes; catching up, or waiting for their node)` : ""].filter((x) => x !== "");
+        return `${segmentName(s)}: ${why.join("; ")}`;
+      }),
+    });
+  }
+  return checks;
 }
 
 export const defaultArchiveNearFullRatio = 0.85;
@@ -84,6 +151,7 @@ export function judgeHealth(facts: NodeFacts): HealthReport {
   if (m !== undefined && m.total > 0 && m.answering < Math.floor(m.total / 2) + 1) {
     checks.push({ code: "METADATA_NO_QUORUM", severity: "HEALTH_ERR", summary: `${m.answering} of ${m.total} metadata member(s) answer: no quorum, management and failover wait`, detail: m.unreachable.map((u) => `metadata member ${u} does not answer`) });
   }
+  checks.push(...segmentChecks(facts.segments ?? []));
   if (facts.ioErrors > 0) checks.push({ code: "IO_ERRORS", severity: "HEALTH_WARN", summary: `${facts.ioErrors} I/O error(s) since the daemon started`, detail: ["see qstora.log in the data directory"] });
   const status: Severity = checks.some((c) => c.severity === "HEALTH_ERR") ? "HEALTH_ERR" : checks.length > 0 ? "HEALTH_WARN" : "HEALTH_OK";
   return { status, checks };

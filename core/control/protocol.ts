@@ -35,6 +35,8 @@ export interface LunView {
   stripeBytes: number;
   segmentBytes: number;
   redundancy: string;
+  /** The storage pool its units are placed in ("default": every archive). */
+  pool: string;
   /** Replicated LUNs: each placed segment, as the manager sees it when this node is the manager. */
   segments?: Array<{ index: number; units: string[]; state: string; epoch: number; primary: string | null; inactive: string[]; reason: string | null }>;
   writeCache: boolean;
@@ -128,6 +130,8 @@ export interface LunCreateRequest {
   blockBytes?: number;
   stripeBytes?: number;
   segmentBytes?: number;
-  /** "none" (one copy, the default) or replica:2|replica:3|replica:3-ha. */
+  /** "none" or replica:2|replica:3|replica:3-ha; absent: the most the cluster's fault domains allow (lun-options.ts). */
   redundancy?: string;
+  /** A storage pool (`qstora pool create`); absent: default, every archive. */
+  pool?: string;
 }

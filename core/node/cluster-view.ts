@@ -8,7 +8,7 @@
 import type { MetaStore } from "../meta/store.ts";
 import type { ArchiveView, MetadataView, NodeView, PoolView, StatusView } from "../control/protocol.ts";
 import type { MetadataMembers } from "../cluster/metadata-members.ts";
-import { judgeHealth, type ArchiveFact, type HealthReport } from "../cluster/health.ts";
+import { judgeHealth, type ArchiveFact, type HealthReport, type SegmentFact } from "../cluster/health.ts";
 import { heartbeatAgeMs, judgeNode, observeHeartbeats, type HeartbeatRecord, type LivenessLimits, type LivenessState } from "../cluster/liveness.ts";
 import { parseBeats } from "./heartbeat.ts";
 import { defaultPoolName, summarisePool, type PoolArchiveFact } from "../cluster/membership.ts";
@@ -88,6 +88,8 @@ export function clusterHealth(o: {
   ioErrors: number;
   metadataReachable: boolean;
   config: NodeConfig;
+  /** Replicated segments (ReplicaHost.segmentStates()), each with its LUN's uuid. */
+  segments?: ReadonlyArray<Omit<SegmentFact, "lun"> & { volumeId: string }>;
 }): HealthReport {
   const down = new Set(o.nodes.filter((n) => n.state === "down").map((n) => n.id));
   // A down node's archives are covered by NODE_DOWN: their last numbers would only mislead.
@@ -103,6 +105,16 @@ export function clusterHealth(o: {
     nodes: o.nodes.map((n) => ({ name: n.name, state: n.state, draining: n.draining, heartbeatAgeMs: n.heartbeatAgeMs })),
     metadataMembers: { total: o.metadata.members.length, answering: o.metadata.members.length - unreachable.length, unreachable },
     limits: { archiveNearFullRatio: o.config.health.archive_nearfull_ratio, archiveFullRatio: o.config.health.archive_full_ratio },
+    segments: labelSegments(o.segments ?? [], o.facts.luns),
+  });
+}
+
+/** Names each segment's LUN as operators do (target:lun) from the LUN records. */
+export function labelSegments(segments: ReadonlyArray<Omit<SegmentFact, "lun"> & { volumeId: string }>, luns: readonly LunRecord[]): SegmentFact[] {
+  const names = new Map(luns.map((l) => [l.uuid, `${l.target}:${l.lun}`]));
+  return segments.map(({ volumeId, ...s }) => {
+    const lun = names.get(volumeId);
+    return lun === undefined ? s : { ...s, lun };
   });
 }
 
@@ -200,13 +212,13 @@ export class ClusterState {
   }
 
   /** The cluster part of `qstora status`. */
-  async view(o: { ioErrors: number; metadataReachable: boolean; targets: number; luns: number }): Promise<Pick<StatusView, "health" | "nodes" | "pools" | "metadata" | "manager" | "hints">> {
+  async view(o: { ioErrors: number; metadataReachable: boolean; targets: number; luns: number; segments?: ReadonlyArray<Omit<SegmentFact, "lun"> & { volumeId: string }> }): Promise<Pick<StatusView, "health" | "nodes" | "pools" | "metadata" | "manager" | "hints">> {
     // The metadata members' probes and the nodes' pings run side by side: each waits at most
     // about a second for a node that is cut off, and status should not add the two up.
     const read = Promise.all([this.facts(), this.refresh()]).then(([f]) => f);
     const [f, nodes, metadata, manager] = await Promise.all([read, read.then((x) => this.nodes(x)), this.metadata(), this.manager().catch(() => null)]);
     const self = this.self;
-    const health = clusterHealth({ facts: f, nodes, metadata, liveness: this.liveness, self, ioErrors: o.ioErrors, metadataReachable: o.metadataReachable && !this.readFailed, config: this.config });
+    const health = clusterHealth({ facts: f, nodes, metadata, liveness: this.liveness, self, ioErrors: o.ioErrors, metadataReachable: o.metadataReachable && !this.readFailed, config: this.config, ...(o.segments === undefined ? {} : { segments: o.segments }) });
     return { health, nodes, pools: poolViews(f, this.liveness, self), metadata, manager, hints: hintsFor({ health, nodes, targets: o.targets, luns: o.luns }) };
   }
 }

@@ -237,7 +237,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     const status = async (): Promise<StatusView> => {
       const targets = svc.targetViews((iqn) => portal.sessionCount(iqn));
       const luns = svc.lunViews();
-      const view = await clusterState.view({ ioErrors: svc.ioTotals().errors, metadataReachable, targets: targets.length, luns: luns.length });
+      const view = await clusterState.view({ ioErrors: svc.ioTotals().errors, metadataReachable, targets: targets.length, luns: luns.length, segments: replicas?.segmentStates() ?? [] });
       return {
       ...view,
       node: { id: identity.nodeId, name: identity.name, clusterId: identity.clusterId, version: `${version} (${buildCommit})`, pid: process.pid, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) },

@@ -80,10 +80,11 @@ export class LocalUnits implements UnitProvider {
     return this.index.get(volumeId)?.get(segment)?.store;
   }
 
-  allocate(volumeId: string, segment: number, sizeBytes: number): IoResult<SegmentStore> {
+  /** `only`: the archives allowed (a LUN's pool); absent, every archive. */
+  allocate(volumeId: string, segment: number, sizeBytes: number, only?: (archive: Archive) => boolean): IoResult<SegmentStore> {
     assert(this.find(volumeId, segment) === undefined, "segment allocated twice");
-    const candidates = [...this.archives.values()].sort((a, b) => b.info().freeBytes - a.info().freeBytes);
-    let lastFailure: IoResult<SegmentStore> = { ok: false, code: "NO_SPACE", message: "no archive is online" };
+    const candidates = [...this.archives.values()].filter((a) => only === undefined || only(a)).sort((a, b) => b.info().freeBytes - a.info().freeBytes);
+    let lastFailure: IoResult<SegmentStore> = { ok: false, code: "NO_SPACE", message: only === undefined ? "no archive is online" : "no archive of the LUN's pool is online" };
     for (const archive of candidates) {
       const created = archive.createUnit({ volumeId, segmentIndex: segment, sizeBytes });
       if (created.ok) return { ok: true, value: this.remember(archive, volumeId, segment, created.value).store };

@@ -62,7 +62,8 @@ export class MembershipOps {
     const node = facts.nodes.find((x) => x.name === nameOrId) ?? facts.nodes.find((x) => x.id === nameOrId);
     if (node === undefined) throw new QstoraError("NOT_FOUND", `no node ${nameOrId} in the cluster`, "List them with `qstora node list`.");
     const view = (await this.nodes()).find((v) => v.id === node.id);
-    const luns = facts.luns.filter((l) => l.nodeId === node.id);
+    // A replicated LUN has copies on other nodes: only single-copy LUNs are lost with the node.
+    const luns = facts.luns.filter((l) => l.nodeId === node.id && l.redundancy === "none");
     const archives = facts.archives.filter((a) => a.nodeId === node.id);
     const verdict = judgeRemoval(
       { name: node.name, state: view?.state ?? "down", luns: luns.map((l) => `${l.target}:${l.lun}`), archiveCount: archives.length, isSelf: node.id === this.selfId },

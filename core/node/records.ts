@@ -79,6 +79,8 @@ export interface LunRecord {
   layout: VolumeLayout;
   /** "none": one copy on this node's archives (LocalUnits); a policy: core/replica across the cluster. */
   redundancy: "none" | Policy;
+  /** The storage pool whose archives take its units (`lun create --pool`); absent: default, every archive. */
+  pool?: string;
   writeCache: boolean;
   createdAt: string;
 }

@@ -7,14 +7,17 @@
 //
 // Ordering contract: a segment's placement record and its first membership record are in the
 // store before its coordinator sends anything; a unit is hosted only from a placement record
-// naming this node. The directory is a cache refreshed every `refreshMs`: a unit not yet known
+// naming this node. The directory is a cache refreshed whenever a watched directory of the store
+// changes (placements, memberships, nodes, the manager key) and every `refreshMs` as a safety net
+// for a broken watch: a unit not yet known
 // is unreachable for that long (the coordinator retries). It must never decide membership: only
 // the units, the manager (FailoverDriver) and the records do.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Archive, SegmentUnit } from "../archive/archive.ts";
 import { FailoverDriver } from "../cluster/failover-driver.ts";
-import { placeSegment, type PlacementCluster, type UnitPlacementRole } from "../cluster/placement.ts";
+import { placeSegment, usableDomains, type PlacementCluster, type UnitPlacementRole } from "../cluster/placement.ts";
+import type { PoolDef } from "../cluster/membership.ts";
 import type { MetaStore } from "../meta/store.ts";
 import { metaKeys } from "../meta/schema.ts";
 import type { PeerNode, Peers } from "../net/peers.ts";
@@ -28,10 +31,16 @@ import type { IoResult } from "../volume/block-device.ts";
 import type { SegmentStore, UnitProvider } from "../volume/volume.ts";
 import type { Logger } from "../util/log.ts";
 import { readManager } from "./manager.ts";
-import type { ArchiveRecord, NodeRecord } from "./records.ts";
+import { keys, type ArchiveRecord, type LunRecord, type NodeRecord } from "./records.ts";
+import { archivesInPool, deletedLunsPrefix, membershipPrefix, orphanVolumes, vanishedSegments } from "./replica-lifecycle.ts";
+import { watchPrefixes, type PrefixWatch } from "./record-watch.ts";
+import { parsePublished, segmentHealthKey, segmentHealthPrefix, toPublish, type PublishedSegments, type SegmentState } from "./segment-health.ts";
 
-/** How often the directory (placements, nodes, manager) is re-read from the store. */
-export const refreshMs = 1_000;
+/** How often the directory (placements, nodes, manager) is re-read without a watch event: the safety net. */
+export const refreshMs = 5_000;
+
+/** How often the manager node compares its segments' states with what it published (no store read). */
+export const publishMs = 1_000;
 
 export const policies: readonly Policy[] = ["replica:2", "replica:3", "replica:3-ha"];
 
@@ -51,8 +60,6 @@ export interface PlacementRecord {
 
 const notStarted: IoResult<never> = { ok: false, code: "METADATA_UNAVAILABLE", message: "replication is starting" };
 const notYet: SegmentStore = { read: () => notStarted, write: () => notStarted, unmap: () => notStarted };
-
-const membershipPrefix = "/qstora/replica/membership/";
 
 export function segmentIdOf(volumeId: string, index: number): string {
   return `${volumeId}/${index}`;
@@ -78,6 +85,15 @@ export class ReplicaHost {
   private placing: Promise<unknown> = Promise.resolve();
   private timer: ReturnType<typeof setInterval> | undefined;
   private refreshing = false;
+  /** A change was seen while a refresh ran: refresh again when it ends. */
+  private refreshAgain = false;
+  private watches: PrefixWatch | null = null;
+  private publishTimer: ReturnType<typeof setInterval> | undefined;
+  /** The manager's record of segments that do not serve well (segment-health.ts), as last read. */
+  private published: PublishedSegments | null = null;
+  /** What this node last wrote there while it was the manager. */
+  private publishedText = "";
+  private publishing = false;
 
   constructor(
     private readonly options: {
@@ -99,17 +115,37 @@ export class ReplicaHost {
     this.router = new ReplicaRouter({ peers, directory: (to) => this.nodeOf(to), selfNodeId: this.options.nodeId, logger: this.options.logger.child("router") });
     this.driver = new UnitDriver({ router: this.router, store: this.store, stateDir: this.options.stateDir, logger: this.options.logger.child("units") });
     await this.refresh().catch((e: unknown) => this.options.logger.warn("replica directory not read", { error: String(e) }));
-    this.timer = setInterval(() => {
-      if (this.refreshing) return;
-      this.refreshing = true;
-      this.refresh()
-        .catch((e: unknown) => this.options.logger.debug("replica directory refresh failed", { error: String(e) }))
-        .finally(() => (this.refreshing = false));
-    }, refreshMs);
+    await this.sweepOrphans().catch((e: unknown) => this.options.logger.warn("orphan units not swept", { error: String(e) }));
+    this.watches = watchPrefixes(this.options.meta, [metaKeys.segments, membershipPrefix, metaKeys.nodes, metaKeys.manager, segmentHealthPrefix], () => this.kick());
+    this.timer = setInterval(() => this.kick(), refreshMs);
+    this.publishTimer = setInterval(() => {
+      if (this.failover !== null) this.publish().catch((e: unknown) => this.options.logger.debug("segment states not published", { error: String(e) }));
+    }, publishMs);
+  }
+
+  /** Refreshes now, or right after the refresh under way (one at a time, changes coalesced). */
+  private kick(): void {
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return;
+    }
+    this.refreshing = true;
+    this.refresh()
+      .catch((e: unknown) => this.options.logger.debug("replica directory refresh failed", { error: String(e) }))
+      .finally(() => {
+        this.refreshing = false;
+        if (this.refreshAgain) {
+          this.refreshAgain = false;
+          this.kick();
+        }
+      });
   }
 
   stop(): void {
     clearInterval(this.timer);
+    clearInterval(this.publishTimer);
+    this.watches?.cancel();
+    this.watches = null;
     this.failover?.stop();
     this.failover = null;
     this.driver?.stop();
@@ -137,7 +173,8 @@ export class ReplicaHost {
 
   private async refresh(): Promise<void> {
     const { meta } = this.options;
-    const [nodes, segs, mgr, records] = await Promise.all([meta.list(metaKeys.nodes), meta.list(metaKeys.segments), readManager(meta), meta.list(membershipPrefix)]);
+    const [nodes, segs, mgr, records, published] = await Promise.all([meta.list(metaKeys.nodes), meta.list(metaKeys.segments), readManager(meta), meta.list(membershipPrefix), meta.get(segmentHealthKey)]);
+    this.published = parsePublished(published?.value);
     for (const kv of records) {
       const m = JSON.parse(kv.value) as Membership;
       this.recorded.set(m.segment, m);
@@ -147,8 +184,109 @@ export class ReplicaHost {
       this.nodes.set(n.id, n);
     }
     this.managerNode = mgr?.nodeId ?? null;
-    for (const kv of segs) this.learn(JSON.parse(kv.value) as PlacementRecord);
+    const listed = segs.map((kv) => JSON.parse(kv.value) as PlacementRecord);
+    for (const p of listed) this.learn(p);
+    await this.reap(new Set(listed.map((p) => p.segment)));
     this.syncFailover();
+    await this.publish();
+  }
+
+  /** On the manager node: writes the segments that do not serve well, when that changed. */
+  private async publish(): Promise<void> {
+    if (this.failover === null) {
+      this.publishedText = "";
+      return;
+    }
+    // One put at a time, so an older text never lands after a newer one.
+    if (this.publishing) return;
+    const rec: PublishedSegments = { manager: this.options.nodeId, segments: toPublish(this.segmentStates()) };
+    const text = JSON.stringify(rec);
+    if (text === this.publishedText) return;
+    this.publishing = true;
+    try {
+      await this.options.meta.put(segmentHealthKey, text);
+      this.publishedText = text;
+      this.published = rec;
+    } finally {
+      this.publishing = false;
+    }
+  }
+
+  /** Every placed segment's state, for health (SEGMENT_UNAVAILABLE, SEGMENT_DEGRADED). */
+  segmentStates(): Array<SegmentState & { volumeId: string }> {
+    return [...this.placements.values()]
+      .sort((a, b) => a.segment.localeCompare(b.segment))
+      .map((p) => {
+        const st = this.segmentStatus(p.segment);
+        const unitNodes = Object.fromEntries(p.units.map((u) => [u.unitId, this.nodes.get(u.node)?.name ?? u.node]));
+        return { segment: p.segment, volumeId: p.volumeId, state: st.state, epoch: st.epoch, primary: st.primary, inactive: [...st.inactive], reason: st.reason, unitNodes };
+      });
+  }
+
+  /**
+   * Drops what this node holds of segments whose placement record disappeared (their LUN was
+   * deleted): the units (driver, archive space, state files), coordinators and records known.
+   * Only once a fresh read finds the LUN's tombstone and neither its LUN record nor a placement
+   * (replica-lifecycle.ts).
+   */
+  private async reap(listed: ReadonlySet<string>): Promise<void> {
+    const missing = [...this.placements.values()].filter((p) => !listed.has(p.segment));
+    if (missing.length === 0) return;
+    const { meta } = this.options;
+    const gone = new Set<string>();
+    for (const volumeId of new Set(missing.map((p) => p.volumeId))) {
+      const [tomb, lun, placed] = await Promise.all([meta.get(`${deletedLunsPrefix}${volumeId}`), meta.get(keys.lun(volumeId)), meta.list(keys.lunSegments(volumeId))]);
+      if (tomb !== undefined && lun === undefined && placed.length === 0) gone.add(volumeId);
+    }
+    for (const segment of vanishedSegments(missing, listed, gone)) this.forget(segment);
+  }
+
+  private forget(segment: string): void {
+    const p = this.placements.get(segment);
+    if (p === undefined) return;
+    for (const u of p.units) {
+      this.unitNode.delete(u.unitId);
+      if (!this.hosted.has(u.unitId)) continue;
+      this.driver?.drop(u.unitId);
+      this.hosted.delete(u.unitId);
+      this.removeUnitFiles(u.unitId);
+      const archive = this.options.archives().find((a) => a.id === u.archive);
+      const info = archive?.listUnits().find((i) => i.volumeId === p.volumeId && i.segmentIndex === p.index);
+      if (archive !== undefined && info !== undefined) archive.removeUnit(info.unitId);
+    }
+    this.placements.delete(segment);
+    this.recorded.delete(segment);
+    this.coordinators.delete(segment);
+    this.pending.delete(segment);
+    this.options.logger.info("replicated segment deleted: its units here are dropped", { segment });
+  }
+
+  /** The unit driver's files of a unit (its meta and log marker; unit-driver.ts names them). */
+  private removeUnitFiles(unitId: string): void {
+    const stem = encodeURIComponent(unitId);
+    for (const ext of [".meta", ".meta.tmp", ".mark"]) rmSync(join(this.options.stateDir, `${stem}${ext}`), { force: true });
+  }
+
+  /**
+   * At start: archive units of replicated LUNs deleted while this node was down (a tombstone, no
+   * LUN record, no placement record). The archives' units are read before the records, so a unit
+   * created after that read is not looked at.
+   */
+  private async sweepOrphans(): Promise<void> {
+    const { meta } = this.options;
+    const units = this.options.archives().flatMap((a) => a.listUnits().map((info) => ({ archive: a, info })));
+    if (units.length === 0) return;
+    const [deleted, luns, segs] = await Promise.all([meta.list(deletedLunsPrefix), meta.list(keys.luns), meta.list(metaKeys.segments)]);
+    if (deleted.length === 0) return;
+    const tombstones = new Set(deleted.map((kv) => kv.key.slice(deletedLunsPrefix.length)));
+    const lunUuids = new Set(luns.map((kv) => (JSON.parse(kv.value) as LunRecord).uuid));
+    const placed = new Set(segs.map((kv) => (JSON.parse(kv.value) as PlacementRecord).volumeId));
+    const orphans = new Set(orphanVolumes(units.map((u) => u.info.volumeId), tombstones, lunUuids, placed));
+    for (const { archive, info } of units) {
+      if (!orphans.has(info.volumeId)) continue;
+      archive.removeUnit(info.unitId);
+      this.options.logger.info("orphan segment unit removed (its LUN was deleted)", { archive: archive.id, volume: info.volumeId, segment: info.segmentIndex });
+    }
   }
 
   private learn(p: PlacementRecord): void {
@@ -201,14 +339,17 @@ export class ReplicaHost {
 
   /**
    * A segment as status shows it: the manager's view (serving, failing-over, unavailable and
-   * why) on the manager node; elsewhere the recorded membership ("recorded", no reason known).
+   * why) on the manager node; elsewhere what the current manager published of it when it does
+   * not serve well, else the recorded membership ("recorded", no reason known).
    */
-  segmentStatus(segment: string): { state: string; epoch: number; primary: string | null; inactive: readonly string[]; reason: unknown } {
+  segmentStatus(segment: string): Omit<SegmentState, "segment"> {
     const st = this.failover?.status(segment);
     const m = this.recorded.get(segment);
     const inactive = m?.inactive ?? [];
-    if (st !== undefined && st.state !== "unknown") return { state: st.state, epoch: st.epoch, primary: st.primary, inactive: m !== undefined && m.epoch === st.epoch ? inactive : [], reason: st.reason };
-    return m === undefined ? { state: "unknown", epoch: 0, primary: null, inactive: [], reason: null } : { state: "recorded", epoch: m.epoch, primary: m.primary, inactive, reason: null };
+    if (st !== undefined && st.state !== "unknown") return { state: st.state, epoch: st.epoch, primary: st.primary, inactive: m !== undefined && m.epoch === st.epoch ? [...inactive] : [], reason: st.reason };
+    const pub = this.published !== null && this.published.manager === this.managerNode ? this.published.segments.find((x) => x.segment === segment) : undefined;
+    if (pub !== undefined && (m === undefined || pub.epoch >= m.epoch)) return { state: pub.state, epoch: pub.epoch, primary: pub.primary, inactive: pub.inactive, reason: pub.reason };
+    return m === undefined ? { state: "unknown", epoch: 0, primary: null, inactive: [], reason: null } : { state: "recorded", epoch: m.epoch, primary: m.primary, inactive: [...inactive], reason: null };
   }
 
   segmentsOf(volumeId: string): PlacementRecord[] {
@@ -225,7 +366,12 @@ export class ReplicaHost {
     return c;
   }
 
-  private async placementCluster(): Promise<PlacementCluster> {
+  /** Fault domains of `pool` that could take a unit of `unitBytes` now (for the default redundancy). */
+  async placementDomains(pool: PoolDef, unitBytes: number): Promise<number> {
+    return usableDomains(await this.placementCluster(pool), unitBytes).length;
+  }
+
+  private async placementCluster(pool: PoolDef): Promise<PlacementCluster> {
     const { meta } = this.options;
     const [nodes, archives, alive] = await Promise.all([meta.list(metaKeys.nodes), meta.list(metaKeys.archives), meta.list(metaKeys.alive)]);
     const up = new Set(alive.map((kv) => kv.key.slice(metaKeys.alive.length)));
@@ -239,18 +385,19 @@ export class ReplicaHost {
     }
     return {
       nodes: nodes.map((kv) => JSON.parse(kv.value) as NodeRecord).map((n) => ({ id: n.id, faultDomain: n.group ?? null, draining: n.draining === true, primaries: primaries.get(n.id) ?? 0 })),
-      archives: archives
-        .map((kv) => JSON.parse(kv.value) as ArchiveRecord)
-        .map((a) => ({ id: a.id, node: a.nodeId, sizeBytes: a.sizeBytes, usedBytes: used.get(a.id) ?? 0, online: up.has(a.nodeId) })),
+      archives: archivesInPool(
+        archives.map((kv) => JSON.parse(kv.value) as ArchiveRecord),
+        pool,
+      ).map((a) => ({ id: a.id, node: a.nodeId, sizeBytes: a.sizeBytes, usedBytes: used.get(a.id) ?? 0, online: up.has(a.nodeId) })),
     };
   }
 
   /** Places a new segment and records it (placement, then its first membership). */
-  private async place(volumeId: string, index: number, sizeBytes: number, policy: Policy): Promise<IoResult<ReplicatedSegment>> {
+  private async place(volumeId: string, index: number, sizeBytes: number, policy: Policy, pool: PoolDef): Promise<IoResult<ReplicatedSegment>> {
     const { meta } = this.options;
     const key = metaKeys.segment(volumeId, index);
     const segment = segmentIdOf(volumeId, index);
-    const placed = placeSegment(await this.placementCluster(), { redundancy: policy, unitBytes: sizeBytes });
+    const placed = placeSegment(await this.placementCluster(pool), { redundancy: policy, unitBytes: sizeBytes });
     if (!placed.ok) return { ok: false, code: "NO_SPACE", message: placed.reason };
     let data = 0;
     const units = placed.units.map((u) => ({ unitId: u.role === "arbiter" ? `${segment}/arb` : `${segment}/u${data++}`, node: u.node, archive: u.archive, role: u.role }));
@@ -284,12 +431,12 @@ export class ReplicaHost {
 
   /** The UnitProvider of one replicated LUN. */
   // (notYet below: a store that fails every I/O while replication has not started.)
-  provider(policy: Policy): UnitProvider {
+  provider(policy: Policy, pool: PoolDef): UnitProvider {
     const later = (volumeId: string, index: number, sizeBytes: number): SegmentStore => {
       const segment = segmentIdOf(volumeId, index);
       let ready = this.pending.get(segment);
       if (ready === undefined) {
-        const run = this.placing.then(() => this.place(volumeId, index, sizeBytes, policy));
+        const run = this.placing.then(() => this.place(volumeId, index, sizeBytes, policy, pool));
         this.placing = run.catch(() => undefined);
         ready = run.catch((e: unknown): IoResult<ReplicatedSegment> => ({ ok: false, code: "METADATA_UNAVAILABLE", message: e instanceof Error ? e.message : String(e) }));
         this.pending.set(segment, ready);

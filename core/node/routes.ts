@@ -83,6 +83,8 @@ export function controlRoutes(service: NodeService, status: () => Promise<Status
         if (name !== undefined) req.name = name;
         const redundancy = field(body, "redundancy", "string", false);
         if (redundancy !== undefined) req.redundancy = redundancy;
+        const pool = field(body, "pool", "string", false);
+        if (pool !== undefined) req.pool = pool;
         return service.createLun(req);
       },
     },

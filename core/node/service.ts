@@ -10,7 +10,7 @@ import { existsSync, realpathSync, statSync } from "node:fs";
 import type { MetaStore } from "../meta/store.ts";
 import { Archive } from "../archive/archive.ts";
 import type { BlockDevice } from "../volume/block-device.ts";
-import { createLayout, growLayout } from "../volume/layout.ts";
+import { createLayout, growLayout, segmentUnitBytes } from "../volume/layout.ts";
 import { Volume, newIoCounters, type IoCounters } from "../volume/volume.ts";
 import type { ArchiveView, LunCreateRequest, LunView, TargetView } from "../control/protocol.ts";
 import { QstoraError } from "../util/errors.ts";
@@ -24,9 +24,13 @@ import type { NodeIdentity } from "./identity.ts";
 import { newToken, type TokenRecord } from "../cluster/token.ts";
 import type { Policy } from "../replica/types.ts";
 import type { UnitProvider } from "../volume/volume.ts";
-import { isPolicy, policies, type ReplicaHost } from "./replica-host.ts";
+import type { ReplicaHost } from "./replica-host.ts";
+import { subPageProvider } from "../replica/sub-page.ts";
+import { checkLayoutSizes, chooseRedundancy, layoutDefaults } from "./lun-options.ts";
+import { archivesInPool, deleteReplicaRecords, readPool } from "./replica-lifecycle.ts";
+import { defaultPoolName, type PoolDef } from "../cluster/membership.ts";
 
-export const lunDefaults = { blockBytes: 512, stripeBytes: 1 << 20, segmentBytes: 1 << 30 } as const;
+export const lunDefaults = { blockBytes: 512, ...layoutDefaults } as const;
 const targetsPerNodeMax = 4096;
 const lunsPerTargetMax = 1024;
 
@@ -83,7 +87,7 @@ export class NodeService {
       // Without replication a LUN's data lives on one node: only that node serves it.
       if (rec.nodeId !== undefined && rec.nodeId !== this.identity.nodeId) continue;
       this.luns.set(rec.uuid, rec);
-      this.volumes.set(rec.uuid, this.newVolume(rec));
+      this.volumes.set(rec.uuid, this.newVolume(rec, await readPool(this.meta, rec.pool)));
     }
     this.rebuildTargetCache();
     this.logger.info("state loaded", { archives: this.archiveRecords.size, targets: this.targets.size, luns: this.luns.size });
@@ -105,8 +109,8 @@ export class NodeService {
     }
   }
 
-  private newVolume(rec: LunRecord): Volume {
-    const units = rec.redundancy === "none" ? this.units : this.replicatedUnits(rec.redundancy);
+  private newVolume(rec: LunRecord, pool: PoolDef): Volume {
+    const units = rec.redundancy === "none" ? this.localUnits(pool) : this.replicatedUnits(rec.redundancy, pool);
     return new Volume(this.volumeSpec(rec), units, async (writeCache) => {
       try {
         await this.setLun(rec.target, rec.lun, { writeCache });
@@ -118,10 +122,22 @@ export class NodeService {
     });
   }
 
-  private replicatedUnits(policy: Policy): UnitProvider {
+  private replicatedUnits(policy: Policy, pool: PoolDef): UnitProvider {
     const host = this.replicas;
     if (host === undefined) throw new QstoraError("INTERNAL", "replicated LUN without replication");
-    return host.provider(policy);
+    // Replicated units take whole 4 KiB pages: 512-byte blocks go through a read-modify-write.
+    return subPageProvider(host.provider(policy, pool));
+  }
+
+  /** A single-copy LUN's units: this node's archives, those of its pool only. */
+  private localUnits(pool: PoolDef): UnitProvider {
+    if (pool.media.length === 0) return this.units;
+    const units = this.units;
+    const inPool = (a: Archive): boolean => {
+      const rec = this.archiveRecords.get(a.id);
+      return rec !== undefined && archivesInPool([rec], pool).length === 1;
+    };
+    return { find: (v, i) => units.find(v, i), allocate: (v, i, bytes) => units.allocate(v, i, bytes, inPool), flush: (v) => units.flush(v) };
   }
 
   /** Told when a target's LUN inventory changes (REPORTED LUNS DATA HAS CHANGED), with the device removed if any. */
@@ -338,6 +354,7 @@ export class NodeService {
       stripeBytes: rec.layout.stripeBytes,
       segmentBytes: rec.layout.segmentBytes,
       redundancy: rec.redundancy,
+      pool: rec.pool ?? defaultPoolName,
       ...(rec.redundancy === "none" ? {} : { segments: this.segmentViews(rec.uuid) }),
       writeCache: rec.writeCache,
       writtenBytes: this.units.writtenBytesOf(rec.uuid),
@@ -370,29 +387,41 @@ export class NodeService {
     return this.archiveViews().reduce((sum, a) => sum + a.freeBytes, 0);
   }
 
-  private checkSize(sizeBytes: number, blockBytes: number): void {
+  private checkSizeShape(sizeBytes: number, blockBytes: number): void {
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) throw new QstoraError("INVALID_ARGUMENT", `LUN size must be positive (got ${sizeBytes})`);
     if (sizeBytes % blockBytes !== 0) throw new QstoraError("INVALID_ARGUMENT", `LUN size must be a multiple of the block size ${blockBytes}`);
+  }
+
+  /** A single-copy LUN's size against this node's free space (thin, but never promised beyond it). */
+  private checkSize(sizeBytes: number, blockBytes: number): void {
+    this.checkSizeShape(sizeBytes, blockBytes);
     const free = this.freeBytes();
     if (sizeBytes > free) {
       throw new QstoraError("NO_SPACE", `LUN size ${formatSize(sizeBytes)} is more than the ${formatSize(free)} free in this node's archives`, "Add an archive with `qstora archive add PATH:SIZE`, or choose a smaller size.");
     }
   }
 
-  createLun(req: LunCreateRequest): Promise<LunView> {
+  createLun(req: LunCreateRequest): Promise<LunView & { redundancyReason: string }> {
     return this.serial(async () => {
       const target = req.target.trim().toLowerCase();
       if (!this.targets.has(target)) throw new QstoraError("NOT_FOUND", `no target ${req.target}`, "Create it with `qstora target create IQN`.");
       const blockBytes = req.blockBytes ?? lunDefaults.blockBytes;
       if (blockBytes !== 512 && blockBytes !== 4096) throw new QstoraError("INVALID_ARGUMENT", "block size must be 512 or 4096");
-      const stripeBytes = req.stripeBytes ?? lunDefaults.stripeBytes;
-      const segmentBytes = req.segmentBytes ?? lunDefaults.segmentBytes;
-      if (stripeBytes <= 0 || stripeBytes % 4096 !== 0) throw new QstoraError("INVALID_ARGUMENT", "stripe size must be a positive multiple of 4 KiB");
-      if (segmentBytes < stripeBytes || segmentBytes % stripeBytes !== 0) throw new QstoraError("INVALID_ARGUMENT", "segment size must be a multiple of the stripe size");
-      const redundancy = req.redundancy ?? "none";
-      if (redundancy !== "none" && !isPolicy(redundancy)) throw new QstoraError("INVALID_ARGUMENT", `redundancy must be none, ${policies.join(", ")} (got ${redundancy})`);
-      if (redundancy !== "none" && this.replicas === undefined) throw new QstoraError("INVALID_ARGUMENT", "replication is not running on this node");
-      if (redundancy === "none") this.checkSize(req.sizeBytes, blockBytes);
+      const { stripeBytes, segmentBytes } = checkLayoutSizes(req);
+      this.checkSizeShape(req.sizeBytes, blockBytes);
+      const layout = createLayout({ sizeBytes: req.sizeBytes, stripeBytes, segmentBytes });
+      const pool = await readPool(this.meta, req.pool);
+      const host = this.replicas;
+      if (host === undefined && req.redundancy !== undefined && req.redundancy !== "none") throw new QstoraError("INVALID_ARGUMENT", "replication is not running on this node");
+      const domains = host === undefined ? 1 : await host.placementDomains(pool, segmentUnitBytes(layout, 0));
+      const choice = chooseRedundancy(req.redundancy, domains, pool.name);
+      const redundancy = choice.redundancy;
+      if (redundancy === "none") {
+        this.checkSize(req.sizeBytes, blockBytes);
+        if (pool.media.length > 0 && archivesInPool([...this.archiveRecords.values()], pool).length === 0) {
+          throw new QstoraError("INVALID_ARGUMENT", `this node has no archive in pool ${pool.name} for a single-copy LUN`, "Add one with `qstora archive add PATH:SIZE --media M`, or choose another pool.");
+        }
+      }
       await this.refuseIfDraining();
       const taken = [...this.luns.values()].filter((l) => l.target === target);
       if (taken.length >= lunsPerTargetMax) throw new QstoraError("NO_SPACE", `a target has at most ${lunsPerTargetMax} LUNs`);
@@ -413,18 +442,19 @@ export class NodeService {
         name: checkLunName(req.name ?? `lun${lun}`),
         sizeBytes: req.sizeBytes,
         blockBytes,
-        layout: createLayout({ sizeBytes: req.sizeBytes, stripeBytes, segmentBytes }),
+        layout,
         redundancy,
+        ...(pool.name === defaultPoolName ? {} : { pool: pool.name }),
         writeCache: true,
         createdAt: now(),
       };
       await this.createRecord(keys.lun(uuid), rec, `LUN ${uuid}`);
       this.luns.set(uuid, rec);
-      this.volumes.set(uuid, this.newVolume(rec));
+      this.volumes.set(uuid, this.newVolume(rec, pool));
       this.rebuildTargetCache();
       this.onLunsChanged(target);
-      this.logger.info("LUN created", { target, lun, uuid, size: rec.sizeBytes });
-      return this.lunView(rec);
+      this.logger.info("LUN created", { target, lun, uuid, size: rec.sizeBytes, redundancy, pool: pool.name, why: choice.reason });
+      return { ...this.lunView(rec), redundancyReason: choice.reason };
     });
   }
 
@@ -437,14 +467,18 @@ export class NodeService {
   }
 
   private async dropLun(rec: LunRecord): Promise<void> {
-    await this.meta.delete(keys.lun(rec.uuid));
+    // A replicated LUN's record goes with its segments' placement and membership records, in one
+    // transaction: every node then drops its units of them.
+    if (rec.redundancy === "none") await this.meta.delete(keys.lun(rec.uuid));
+    else await deleteReplicaRecords(this.meta, rec.uuid, new Date());
     this.luns.delete(rec.uuid);
     const volume = this.volumes.get(rec.uuid);
     if (volume !== undefined) this.addRetired(volume.counters);
     this.volumes.delete(rec.uuid);
     this.rebuildTargetCache();
     this.onLunsChanged(rec.target, volume);
-    this.units.dropVolume(rec.uuid);
+    // A replicated LUN's units here belong to the unit driver: ReplicaHost drops them.
+    if (rec.redundancy === "none") this.units.dropVolume(rec.uuid);
   }
 
   private addRetired(c: IoCounters): void {
@@ -466,7 +500,9 @@ export class NodeService {
         throw new QstoraError("INVALID_ARGUMENT", `shrinking LUN ${rec.lun} from ${formatSize(rec.sizeBytes)} to ${formatSize(sizeBytes)} would discard data`, "qstora only grows LUNs; create a smaller LUN and copy the data instead.");
       }
       if (sizeBytes === rec.sizeBytes) return this.lunView(rec);
-      this.checkSize(sizeBytes - rec.sizeBytes, rec.blockBytes);
+      this.checkSizeShape(sizeBytes, rec.blockBytes);
+      // A replicated LUN grows thin across the cluster: its new segments are placed on first write.
+      if (rec.redundancy === "none") this.checkSize(sizeBytes - rec.sizeBytes, rec.blockBytes);
       const next: LunRecord = { ...rec, sizeBytes, layout: growLayout(rec.layout, sizeBytes) };
       await this.meta.put(keys.lun(rec.uuid), JSON.stringify(next));
       this.luns.set(rec.uuid, next);

@@ -60,6 +60,17 @@ interface Hosted {
   readonly markBuf: Uint8Array;
 }
 
+/** Whether every byte is zero; stops at the first that is not, so data costs almost nothing. */
+export function isAllZero(data: Uint8Array): boolean {
+  const words = data.byteOffset % 4 === 0 && data.length % 4 === 0 ? new Uint32Array(data.buffer, data.byteOffset, data.length / 4) : null;
+  if (words !== null) {
+    for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
+    return true;
+  }
+  for (let i = 0; i < data.length; i++) if (data[i] !== 0) return false;
+  return true;
+}
+
 function fileStem(unitId: UnitId): string {
   return encodeURIComponent(unitId);
 }
@@ -268,7 +279,10 @@ export class UnitDriver {
           const s = h.spec.store;
           assert(s !== null, "a data persist on a unit without data (arbiter)");
           assert(e.write.data.length === e.write.pages * pageBytes, "persist of partial pages");
-          const w = s.unit.write(e.write.page * pageBytes, e.write.data, e.write.seq);
+          // Zeros (an UNMAP or WRITE SAME of zeros, which the coordinator sends as a write) are
+          // deallocated instead: they read back the same, keep the write's seq for catch-up, and
+          // give the space back on every copy, each of which decides this for itself.
+          const w = isAllZero(e.write.data) ? s.unit.unmap(e.write.page * pageBytes, e.write.data.length, e.write.seq) : s.unit.write(e.write.page * pageBytes, e.write.data, e.write.seq);
           if (!w.ok) return this.fail(h, `persist: ${w.message}`);
         }
         if (e.log !== null) {

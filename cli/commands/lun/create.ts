@@ -4,6 +4,7 @@ import type { LunCreateRequest, LunView } from "../../../core/control/protocol.t
 import { checkLunName, checkLunNumber } from "../../../core/node/names.ts";
 import { formatSize, parseSize } from "../../../core/util/size.ts";
 import { QstoraError } from "../../../core/util/errors.ts";
+import { checkPoolName, defaultPoolName } from "../../../core/cluster/membership.ts";
 import { clientFrom, commonArgs, printJson } from "../_shared.ts";
 
 export function parseLunSize(text: string): number {
@@ -24,7 +25,8 @@ export default defineCommand({
     "block-size": { type: "string", description: "Logical block size: 512 (default) or 4096", valueHint: "BYTES" },
     stripe: { type: "string", description: "Stripe size, a multiple of 4K (default 1M)", valueHint: "SIZE" },
     "segment-size": { type: "string", description: "Segment size (default 1G)", valueHint: "SIZE" },
-    redundancy: { type: "string", description: "none (one copy on this node, the default) or replica:2|replica:3|replica:3-ha across the cluster", valueHint: "POLICY" },
+    redundancy: { type: "string", description: "none (one copy on this node) or replica:2|replica:3|replica:3-ha across the cluster (default: replica:3 with 3 or more fault domains, else the most the cluster allows)", valueHint: "POLICY" },
+    pool: { type: "string", description: "Storage pool whose archives take the LUN's data (default: default, every archive)", valueHint: "POOL" },
   },
   async run({ args }) {
     const req: LunCreateRequest = { target: args.target, sizeBytes: parseLunSize(args.size) };
@@ -34,8 +36,12 @@ export default defineCommand({
     if (args.stripe !== undefined) req.stripeBytes = parseSize(args.stripe, "stripe size");
     if (args["segment-size"] !== undefined) req.segmentBytes = parseSize(args["segment-size"], "segment size");
     if (args.redundancy !== undefined) req.redundancy = args.redundancy;
-    const l = await clientFrom(args).call<LunView>("POST", "/v1/luns", req);
+    if (args.pool !== undefined) req.pool = checkPoolName(args.pool);
+    const l = await clientFrom(args).call<LunView & { redundancyReason: string }>("POST", "/v1/luns", req);
     if (args.json) printJson(l);
-    else consola.success(`LUN ${l.lun} (${formatSize(l.sizeBytes)}) created on ${l.target}, redundancy ${l.redundancy === "none" ? "none (one copy on this node)" : l.redundancy}\n  ${l.url}`);
+    else {
+      const pool = l.pool === defaultPoolName ? "" : `, pool ${l.pool}`;
+      consola.success(`LUN ${l.lun} (${formatSize(l.sizeBytes)}) created on ${l.target}, redundancy ${l.redundancy === "none" ? "none (one copy on this node)" : l.redundancy}${pool}\n  ${l.redundancyReason}\n  ${l.url}`);
+    }
   },
 });
