@@ -685,18 +685,14 @@ export class IscsiConnection implements PduSink {
           this.abortTasks((_, l) => l === lun);
           // The reset's POWER ON, RESET unit attention (every nexus, this one too: SAM-5 §6.3.3)
           // tells the others why their tasks ended.
-          this.abortOtherNexuses(device, { attention: false });
-          this.options.lunStates.get(device).reset(this.nexus.id);
+          this.options.lunStates.get(device).logicalUnitReset(this.nexus.id);
         }
         break;
       }
       case TmfFunction.targetWarmReset:
       case TmfFunction.targetColdReset:
         this.abortTasks(() => true);
-        for (const device of this.target?.luns.values() ?? []) {
-          this.abortOtherNexuses(device, { attention: false });
-          this.options.lunStates.get(device).reset(this.nexus.id);
-        }
+        for (const device of this.target?.luns.values() ?? []) this.options.lunStates.get(device).logicalUnitReset(this.nexus.id);
         if ((this.target?.forwarded?.size ?? 0) > 0) {
           const resets = [...new Set(this.target?.forwarded?.values() ?? [])].map((u) => u.reset(this.forwardNexus));
           remote = Promise.all(resets).then((oks) => oks.every((ok) => ok));

@@ -20,6 +20,8 @@ export const isidBytes = 6;
 export const initiatorNameBytesMax = 223;
 /** Data-Out or Data-In of one forwarded command: the iSCSI connection's own per-command maximum. */
 export const forwardDataBytesMax = 16 << 20;
+/** The longest payload of a forwarded command's frame: data plus fixed fields and the name (the peer connections' decoder limit). */
+export const forwardFramePayloadBytesMax = forwardDataBytesMax + 4096;
 
 /**
  * forward request (all integers big-endian):

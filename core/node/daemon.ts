@@ -45,12 +45,17 @@ import type { BlockDevice } from "../volume/block-device.ts";
 import { startPeers, type Peers } from "../net/peers.ts";
 import { join } from "node:path";
 import { ReplicaHost } from "./replica-host.ts";
+import { LunForwarder } from "./lun-forwarder.ts";
+import { claimPortId } from "./port-ids.ts";
 
 /** Longest the stop waits for the heartbeat lease's revocation. */
 const heartbeatStopWaitMs = 1_000;
 
 /** How long status waits for each node's transport ping. */
 const statusPingTimeoutMs = 1000;
+
+/** How often targets, LUNs and nodes are re-read (other nodes' objects served by this portal). */
+const recordsRefreshMs = 1000;
 
 /** How often the daemon checks that the metadata store answers (for health). */
 const metaProbeIntervalMs = 5000;
@@ -117,6 +122,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
   let peers: Peers | undefined;
   /** Replicated LUNs: router, unit driver, failover (on the manager), coordinators. */
   let replicas: ReplicaHost | undefined;
+  let recordsTimer: ReturnType<typeof setInterval> | undefined;
   let stopping = false;
 
   const shutdown = async (reason: string, exitCode = 0): Promise<void> => {
@@ -125,6 +131,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     logger.info("stopping", { reason });
     control?.stop();
     clusterApi?.stop();
+    clearInterval(recordsTimer);
     // Revoking the lease shows this node down at once; a store that does not answer can't hold up the stop.
     await Promise.race([heartbeat?.stop().catch(() => undefined), Bun.sleep(heartbeatStopWaitMs)]);
     await manager?.stop();
@@ -160,6 +167,11 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     const units = service.units;
     replicas = new ReplicaHost({ meta, nodeId: identity.nodeId, stateDir: join(paths.root, "units"), archives: () => units.list(), logger: logger.child("replica") });
     service.replicas = replicas;
+    // This node's target port number (portal group tag), unique in the cluster: other nodes'
+    // LUNs are served here too, through it, forwarded to their coordinators.
+    const portId = await claimPortId(meta, identity.nodeId);
+    const forwarder = new LunForwarder({ nodeId: identity.nodeId, portId, logger: logger.child("forward") });
+    service.forwarder = forwarder;
     await service.load();
     let boot: Bootstrap | undefined;
     if (existsSync(paths.bootstrap)) {
@@ -204,7 +216,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     const lunStates = new LunStateTable(reservationPersistence(meta, reservations, logger.child("reservations")), { copyTargets });
     try {
       const ping = { idleMs: config.portal.nop_interval_s * 1000, timeoutMs: config.portal.nop_timeout_s * 1000 };
-      iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, extraPortals, registry: service, logger: logger.child("iscsi"), lunStates, ping });
+      iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, extraPortals, registry: service, logger: logger.child("iscsi"), lunStates, ping, portalGroupTag: portId, portGroups: () => forwarder.portGroups() });
     } catch (e) {
       throw bindError(e, "iSCSI portal", (e as { address?: string } | null)?.address ?? config.portal.listen);
     }
@@ -284,6 +296,15 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       throw bindError(e, "peer listener", config.peer.listen);
     }
     await replicas.start(peers);
+    forwarder.start(peers, lunStates, svc);
+    const refreshRecords = async (): Promise<void> => svc.refreshRecords().catch((e: unknown) => logger.debug("records refresh failed", { error: String(e) }));
+    await refreshRecords();
+    let refreshing = false;
+    recordsTimer = setInterval(() => {
+      if (refreshing) return;
+      refreshing = true;
+      void refreshRecords().finally(() => (refreshing = false));
+    }, recordsRefreshMs);
     // Liveness: a heartbeat each interval under a lease; every node's are read back and judged.
     const beats = startHeartbeat({
       store: metaStore,
@@ -326,6 +347,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     stopping = true;
     control?.stop();
     clusterApi?.stop();
+    clearInterval(recordsTimer);
     await heartbeat?.stop().catch(() => undefined);
     await manager?.stop();
     replicas?.stop();
