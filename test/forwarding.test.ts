@@ -72,6 +72,10 @@ describe("every node's portal serves every LUN", () => {
     a.ok("lun", "create", "--target", iqn, "--size", "32M");
     a.ok("lun", "create", "--target", iqn, "--lun", "1", "--size", "32M", "--segment-size", "8M", "--redundancy", "replica:3");
     for (const n of [b, c]) await until(`${n.dir} lists both LUNs`, () => lunsOn(n).filter((l) => l.target === iqn).length === 2);
+    // Changed only where it is coordinated: b refuses, naming a.
+    const refused = b.q("lun", "delete", "--target", iqn, "--lun", "0");
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toContain("coordinated by node fwd-a");
     for (const n of [a, b, c]) {
       const r = run(["iscsi-ls", "-s", `iscsi://${n.portal}`], { timeoutMs: 30_000 });
       expect(`${r.code} ${r.stderr}`).toBe("0 ");
@@ -84,7 +88,7 @@ describe("every node's portal serves every LUN", () => {
       expectPattern(c.url(iqn, lun), 0x30 + lun, 0, 32 * MiB);
       expectPattern(a.url(iqn, lun), 0x30 + lun, 0, 32 * MiB);
     }
-    // The single-copy LUN's data is on a's archive alone: b and c wrote nothing of their own.
+    // The single-copy LUN's data is on a's archive (b and c hold only replica:3 units).
     const written = (n: TestNode): number => n.qJson<{ archives: Array<{ writtenBytes: number }> }>("status", "--json").archives.reduce((s, x) => s + x.writtenBytes, 0);
     expect(written(a)).toBeGreaterThanOrEqual(32 * MiB);
   }, 180_000);
@@ -156,6 +160,29 @@ describe("every node's portal serves every LUN", () => {
     expect((await holder.command([0x5f, 0x00, 0, 0, 0, 0, 0, 0, 24, 0], { dataOut: key(0x11) })).status).toBe(0);
     holder.close();
     other.close();
+  }, 60_000);
+
+  test("an access list set on a is enforced by b's and c's portals within the refresh; removed, logins go again", async () => {
+    const allowed = "iqn.2026-12.org.test:allowed";
+    const loginThrough = async (n: TestNode, initiatorName: string): Promise<number> => {
+      const s = new RawScsiSession({ initiatorName, isid: [0x80, 0, 0, 0, 0, 7] });
+      const status = await s.login(n.portal, iqn);
+      s.close();
+      return status;
+    };
+    a.ok("target", "acl", "add", iqn, allowed);
+    for (const n of [b, c]) {
+      const deadline = Date.now() + 5_000;
+      while ((await loginThrough(n, "iqn.2026-12.org.test:denied")) === 0 && Date.now() < deadline) await Bun.sleep(200);
+      expect(await loginThrough(n, "iqn.2026-12.org.test:denied")).not.toBe(0);
+      expect(await loginThrough(n, allowed)).toBe(0);
+    }
+    a.ok("target", "acl", "remove", iqn, allowed);
+    for (const n of [b, c]) {
+      const deadline = Date.now() + 5_000;
+      while ((await loginThrough(n, "iqn.2026-12.org.test:denied")) !== 0 && Date.now() < deadline) await Bun.sleep(200);
+      expect(await loginThrough(n, "iqn.2026-12.org.test:denied")).toBe(0);
+    }
   }, 60_000);
 
   test("iscsi-load -V through a's portal (local) and b's (forwarded), side by side: no I/O error, no verify failure", async () => {
