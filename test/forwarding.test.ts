@@ -80,6 +80,8 @@ describe("every node's portal serves every LUN", () => {
       const r = run(["iscsi-ls", "-s", `iscsi://${n.portal}`], { timeoutMs: 30_000 });
       expect(`${r.code} ${r.stderr}`).toBe("0 ");
       expect(r.stdout).toContain(iqn);
+      // Every node's portal is a path to every target: SendTargets lists all three, each with its node's tag.
+      for (const other of [a, b, c]) expect(r.stdout).toMatch(new RegExp(`Portal:${other.portal.replaceAll(".", "\\.")},\\d+`));
     }
     for (const lun of [0, 1]) {
       const w = qemu(b.url(iqn, lun), `write -P 0x3${lun} 0 32M`, "flush");

@@ -78,6 +78,8 @@ export interface IscsiServerOptions {
   ping?: PingSettings;
   /** The cluster's target port groups (REPORT TARGET PORT GROUPS); absent: this portal group alone. */
   portGroups?: () => TargetPortGroups;
+  /** Other nodes' portals ("address:port,tag"), listed by SendTargets after this node's: every node serves every target. */
+  otherPortals?: () => readonly string[];
 }
 
 function hostPort(host: string, port: number): string {
@@ -205,7 +207,7 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
       const conn = new IscsiConnection({
         registry: options.registry,
         sessions,
-        portal: { address: hostPort(local, localPort), portalGroupTag, targetAddresses: () => targetAddresses(bound, { host: local, port: localPort }, portalGroupTag), ...(options.portGroups === undefined ? {} : { portGroups: options.portGroups }) },
+        portal: { address: hostPort(local, localPort), portalGroupTag, targetAddresses: () => [...targetAddresses(bound, { host: local, port: localPort }, portalGroupTag), ...(options.otherPortals?.() ?? [])], ...(options.portGroups === undefined ? {} : { portGroups: options.portGroups }) },
         limits,
         transport: { send: (bytes) => send(s, bytes), close: () => end(s) },
         logger,

@@ -216,7 +216,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     const lunStates = new LunStateTable(reservationPersistence(meta, reservations, logger.child("reservations")), { copyTargets });
     try {
       const ping = { idleMs: config.portal.nop_interval_s * 1000, timeoutMs: config.portal.nop_timeout_s * 1000 };
-      iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, extraPortals, registry: service, logger: logger.child("iscsi"), lunStates, ping, portalGroupTag: portId, portGroups: () => forwarder.portGroups() });
+      iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, extraPortals, registry: service, logger: logger.child("iscsi"), lunStates, ping, portalGroupTag: portId, portGroups: () => forwarder.portGroups(), otherPortals: () => forwarder.otherPortals() });
     } catch (e) {
       throw bindError(e, "iSCSI portal", (e as { address?: string } | null)?.address ?? config.portal.listen);
     }

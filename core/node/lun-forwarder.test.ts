@@ -22,7 +22,7 @@ afterAll(() => {
   peersA.close();
   peersB.close();
 });
-const record = (id: string, name: string, peer: string): NodeRecord => ({ id, name, peer, portal: "", api: "", version: "", startedAt: "" });
+const record = (id: string, name: string, peer: string): NodeRecord => ({ id, name, peer, portal: `${name}.example:3260`, api: "", version: "", startedAt: "" });
 const uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 const device = new MemoryBlockDevice({ sizeBytes: 8 << 20, uuid });
 const coordinator = new LunForwarder({ nodeId: "id-a", portId: 1, logger: silentLogger });
@@ -93,6 +93,11 @@ describe("LunForwarder", () => {
     expect(r.status).toBe(Status.good);
     const d = r.data ?? new Uint8Array();
     expect([d[4] as number, d[7] as number, d[16] as number, d[19] as number]).toEqual([0x00, 1, 0x01, 2]);
+  });
+
+  test("SendTargets' other portals: every other node's portal with its tag, not this node's", () => {
+    expect(portal.otherPortals()).toEqual(["node-a.example:3260,1"]);
+    expect(coordinator.otherPortals()).toEqual(["node-b.example:3260,2"]);
   });
 
   test("a coordinator the directory can't reach answers NOT READY, ASYMMETRIC ACCESS STATE TRANSITION", async () => {

@@ -57,6 +57,7 @@ export class LunForwarder {
   private local: LocalLuns | null = null;
   private readonly directory = new Map<string, PeerNode>();
   private groups: TargetPortGroups;
+  private portals: readonly string[] = [];
   private bytesInflight = 0;
 
   constructor(
@@ -88,6 +89,21 @@ export class LunForwarder {
     const ids = new Set<number>([this.options.portId]);
     for (const [node, id] of ports) if (this.directory.has(node) || node === this.options.nodeId) ids.add(id);
     this.groups = { relativePortIds: [...ids].sort((a, b) => a - b), optimized: this.options.portId };
+    // Other nodes' portals for SendTargets: their portal.listen (a wildcard one by the node's address).
+    const out: string[] = [];
+    for (const n of nodes) {
+      const tag = ports.get(n.id);
+      const m = /^(.*):(\d+)$/.exec(n.portal);
+      if (n.id === this.options.nodeId || tag === undefined || m === null) continue;
+      const host = m[1] === "0.0.0.0" || m[1] === "[::]" || m[1] === "" ? n.address : m[1];
+      if (host !== undefined && host !== "") out.push(`${host}:${m[2]},${tag}`);
+    }
+    this.portals = out.sort();
+  }
+
+  /** Other nodes' portals as SendTargets lists them ("address:port,tag"). */
+  otherPortals(): readonly string[] {
+    return this.portals;
   }
 
   /** The cluster's target port groups as this node (the coordinator of what runs here) reports them. */
