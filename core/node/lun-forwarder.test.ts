@@ -33,7 +33,7 @@ coordinator.setDirectory(nodes, ports);
 portal.setDirectory(nodes, ports);
 coordinator.start(peersA, new LunStateTable(), { localLun: (u) => (u === uuid ? { device, targetName: "iqn.x:t", lunNumbers: () => [0] } : undefined) });
 portal.start(peersB, new LunStateTable(), { localLun: () => undefined });
-const unit = portal.unit({ uuid, coordinator: "id-a", blockBytes: 512 });
+const unit = portal.unit({ uuid, coordinator: () => "id-a", blockBytes: 512 });
 const nexus = (n: number) => ({ initiatorName: `iqn.2026-12.org.test:i${n}`, isid: Uint8Array.from([0x80, 0, 0, 0, 0, n]), relativePortId: 2 });
 
 function cdb(bytes: number[]): Uint8Array {
@@ -101,7 +101,7 @@ describe("LunForwarder", () => {
   });
 
   test("a coordinator the directory can't reach answers NOT READY, ASYMMETRIC ACCESS STATE TRANSITION", async () => {
-    const lost = portal.unit({ uuid, coordinator: "id-z", blockBytes: 512 });
+    const lost = portal.unit({ uuid, coordinator: () => "id-z", blockBytes: 512 });
     const r = await lost.execute({ cdb: cdb([0]), nexus: nexus(1), dataOut: null, dataInBytesMax: 0 });
     expect(r).toMatchObject({ status: Status.checkCondition, sense: { key: 0x2, asc: 0x04, ascq: 0x0a } });
     expect(await lost.reset(nexus(1))).toBe(false);

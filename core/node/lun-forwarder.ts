@@ -111,15 +111,18 @@ export class LunForwarder {
     return this.groups;
   }
 
-  /** The unit through which this node's portal serves a LUN coordinated by `coordinator`. */
-  unit(lun: { uuid: string; coordinator: string; blockBytes: number }): ForwardedUnit {
-    assert(lun.coordinator !== this.options.nodeId, "a LUN coordinated here is not forwarded");
+  /**
+   * The unit through which this node's portal serves a LUN coordinated elsewhere. `coordinator`
+   * is asked at each command (a LUN's coordination can move: sessions keep their unit); when it
+   * names this node, the command still goes through the transport, to this node's own handler.
+   */
+  unit(lun: { uuid: string; coordinator: () => string; blockBytes: number }): ForwardedUnit {
     const lunId = uuidToBytes(lun.uuid);
     return {
       blockBytes: lun.blockBytes,
-      execute: (request) => this.forward(lun.coordinator, lunId, request),
-      reset: (nexus) => this.task(lun.coordinator, "lu-reset", lun.uuid, nexus),
-      nexusLost: (nexus) => void this.task(lun.coordinator, "nexus-lost", lun.uuid, nexus),
+      execute: (request) => this.forward(lun.coordinator(), lunId, request),
+      reset: (nexus) => this.task(lun.coordinator(), "lu-reset", lun.uuid, nexus),
+      nexusLost: (nexus) => void this.task(lun.coordinator(), "nexus-lost", lun.uuid, nexus),
     };
   }
 
@@ -188,15 +191,21 @@ export class LunForwarder {
     if (lun === undefined || lunStates === null) return answer(illegalRequest(Asc.logicalUnitNotSupported));
     const port = { targetName: lun.targetName, relativePortId: m.relativePortId, lunNumbers: lun.lunNumbers, portGroups: () => this.groups };
     // Data-Out is a view of the frame, valid during this call: the SCSI layer copies what it keeps
-    // past an await, as it does for an iSCSI PDU's immediate data.
+    // past an await (logical-unit.ts), as for an iSCSI PDU's immediate data.
+    const dataOut = m.dataOut;
     let result: MaybePromise<ScsiResult>;
     try {
-      result = executeCommand({ command: decodeCdb(m.cdb), device: lun.device, port, dataOut: m.dataOut, dataInBytesMax: m.dataInBytesMax, nexus: scsiNexus(m.initiatorName, m.isid, m.relativePortId), lunStates });
+      result = executeCommand({ command: decodeCdb(m.cdb), device: lun.device, port, dataOut, dataInBytesMax: m.dataInBytesMax, nexus: scsiNexus(m.initiatorName, m.isid, m.relativePortId), lunStates });
     } catch (e) {
       this.options.logger.error("forwarded command failed with an exception (a bug)", { error: String(e) });
       result = senseForErrorCode("INTERNAL");
     }
-    return result instanceof Promise ? result.then(answer, () => answer(senseForErrorCode("INTERNAL"))) : answer(result);
+    return result instanceof Promise
+      ? result.then(answer, (e: unknown) => {
+          this.options.logger.error("forwarded command failed with an exception (a bug)", { error: String(e) });
+          return answer(senseForErrorCode("INTERNAL"));
+        })
+      : answer(result);
   }
 
   private onTask(requestId: number, payload: Uint8Array, tagBytes: number): Uint8Array {

@@ -166,8 +166,16 @@ export class NodeService implements LocalLuns {
       if (entry === undefined || entry.luns.has(l.lun) || this.forwarder === undefined || l.nodeId === undefined) continue;
       let unit = this.forwardedUnits.get(l.uuid);
       if (unit === undefined) {
-        unit = this.forwarder.unit({ uuid: l.uuid, coordinator: l.nodeId, blockBytes: l.blockBytes });
-        this.forwardedUnits.set(l.uuid, unit);
+        // The coordinator as the records say at each command (sessions keep their unit while a record changes).
+        const uuid = l.uuid;
+        const last = { nodeId: l.nodeId };
+        const coordinator = (): string => {
+          const rec = this.forwardedLuns.get(uuid) ?? this.luns.get(uuid);
+          if (rec?.nodeId !== undefined) last.nodeId = rec.nodeId;
+          return last.nodeId;
+        };
+        unit = this.forwarder.unit({ uuid, coordinator, blockBytes: l.blockBytes });
+        this.forwardedUnits.set(uuid, unit);
       }
       entry.forwarded.set(l.lun, unit);
     }
