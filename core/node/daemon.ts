@@ -54,8 +54,12 @@ const heartbeatStopWaitMs = 1_000;
 /** How long status waits for each node's transport ping. */
 const statusPingTimeoutMs = 1000;
 
-/** How often targets, LUNs and nodes are re-read (other nodes' objects served by this portal). */
-const recordsRefreshMs = 1000;
+/**
+ * How often targets, LUNs, nodes and port numbers are re-read (other nodes' objects served by
+ * this portal): four range reads per node each time, on a store that replication and the
+ * heartbeats already keep busy, so not every second.
+ */
+const recordsRefreshMs = 2000;
 
 /** How often the daemon checks that the metadata store answers (for health). */
 const metaProbeIntervalMs = 5000;

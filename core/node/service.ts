@@ -184,7 +184,7 @@ export class NodeService implements LocalLuns {
 
   /**
    * Re-reads targets, LUNs, nodes and port numbers from the store (the daemon calls it every
-   * second): other nodes' targets, CHAP and access lists, and LUNs appear, change and go here
+   * 2 s): other nodes' targets, CHAP and access lists, and LUNs appear, change and go here
    * too. Only the mirror of other nodes' objects changes: this node's own LUNs change only by
    * this node's mutations (which run in the same queue, so a read never undoes one).
    */
