@@ -95,6 +95,19 @@ async function waitForMetadata(meta: MetaStore, logger: Logger): Promise<Awaited
   }
 }
 
+/** Runs `fn` again while the store answers METADATA_UNAVAILABLE (a Raft group electing), until `deadline`. */
+async function whileElecting<T>(fn: () => Promise<T>, deadline: number, logger: Logger): Promise<T> {
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(isQstoraError(e) && e.code === "METADATA_UNAVAILABLE") || Date.now() > deadline) throw e;
+      logger.info("waiting for the metadata store", { error: e.message });
+      await Bun.sleep(500);
+    }
+  }
+}
+
 export async function runDaemon(options: { dataDir: string; foreground: boolean }): Promise<void> {
   const paths = dataDirPaths(options.dataDir);
   const identity = readIdentity(paths.identity);
@@ -173,7 +186,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     service.replicas = replicas;
     // This node's target port number (portal group tag), unique in the cluster: other nodes'
     // LUNs are served here too, through it, forwarded to their coordinators.
-    const portId = await claimPortId(meta, identity.nodeId);
+    const store = meta;
+    const portId = await whileElecting(() => claimPortId(store, identity.nodeId), Date.now() + metadataStartWaitMs, logger);
     const forwarder = new LunForwarder({ nodeId: identity.nodeId, portId, logger: logger.child("forward") });
     service.forwarder = forwarder;
     await service.load();
@@ -302,8 +316,10 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     await replicas.start(peers);
     forwarder.start(peers, lunStates, svc);
     const refreshRecords = async (): Promise<void> => svc.refreshRecords().catch((e: unknown) => logger.debug("records refresh failed", { error: String(e) }));
-    await refreshRecords();
-    let refreshing = false;
+    // Not awaited: the start order and its timing (heartbeat, manager) stay what they were; the
+    // first refresh lands within a moment, and load() already read every record.
+    let refreshing = true;
+    void refreshRecords().finally(() => (refreshing = false));
     recordsTimer = setInterval(() => {
       if (refreshing) return;
       refreshing = true;
