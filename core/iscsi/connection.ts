@@ -11,13 +11,14 @@ import type { Logger } from "../util/log.ts";
 import type { BlockDevice, MaybePromise } from "../volume/block-device.ts";
 import { decodeCdb, type Command } from "../scsi/cdb.ts";
 import { executeCommand, type ScsiPort } from "../scsi/logical-unit.ts";
+import type { TargetPortGroups } from "../scsi/commands/reports.ts";
 import { UnitAttention, type LunStateTable, type Nexus, type NexusTasks } from "../scsi/lun-state.ts";
 import { decodeLun, encodeLun } from "../scsi/commands/report-luns.ts";
 import { Asc, SenseKey, Status, checkCondition, fixedSenseBytes, encodeFixedSense, senseForErrorCode, type ScsiResult } from "../scsi/sense.ts";
 import { ResponseBatch } from "./batch.ts";
 import { encodeKeys, loginStep, type ChapSecrets, loginTextBytesMax, LoginStatus, newLoginState, parseKeys, type KeyValue, type LoginFailure, type LoginState, type TargetLimits } from "./login.ts";
 import { Bhs, Flag, Op, PduDecoder, RejectReason, bhsBytes, put16, put32, reservedTag, u16, u32, type Pdu, type PduSink } from "./pdu.ts";
-import { CommandWindow, nexusKey, type SessionHandle, type SessionTable } from "./session.ts";
+import { CommandWindow, nexusKey, scsiNexus, type SessionHandle, type SessionTable } from "./session.ts";
 
 /** What the daemon provides: the targets, looked up at login (may change at any time). */
 export interface TargetRegistry {
@@ -27,7 +28,44 @@ export interface TargetRegistry {
    * The target, if `initiator` may log in to it (undefined otherwise, as if it did not exist).
    * `chap`, when set, makes the target require CHAP (see ChapSecrets in login.ts).
    */
-  lookupTarget(iqn: string, initiator?: string): { iqn: string; alias?: string; luns: Map<number, BlockDevice>; chap?: ChapSecrets } | undefined;
+  lookupTarget(iqn: string, initiator?: string): RegistryTarget | undefined;
+}
+
+/** A target as the registry hands it to a session: its local logical units and its forwarded ones. */
+export interface RegistryTarget {
+  iqn: string;
+  alias?: string;
+  /** LUNs whose logical unit runs here (this node is their coordinator). */
+  luns: Map<number, BlockDevice>;
+  /** LUNs whose logical unit runs on another node: every command goes there (a LUN number is in one map only). */
+  forwarded?: ReadonlyMap<number, ForwardedUnit>;
+  chap?: ChapSecrets;
+}
+
+/** An I_T nexus as the coordinator of a forwarded LUN rebuilds it (SAM-5 §4.6.2). */
+export interface ForwardNexus {
+  readonly initiatorName: string;
+  /** 6 bytes. */
+  readonly isid: Uint8Array;
+  /** The receiving node's target port. */
+  readonly relativePortId: number;
+}
+
+/**
+ * A LUN whose logical unit runs at its coordinator on another node (core/node/lun-forwarder.ts):
+ * the session hands each command there whole, so reservations, unit attentions and COMPARE AND
+ * WRITE's atomicity live in one place whichever portal the initiator uses. The arguments are
+ * views: an implementation reads or copies them before it returns.
+ */
+export interface ForwardedUnit {
+  /** The logical block size (to size a write's Data-Out buffer before the command runs). */
+  readonly blockBytes: number;
+  /** Runs the command at the coordinator. Always settles, within a bounded time: a retryable sense when the coordinator can't be reached. */
+  execute(request: { cdb: Uint8Array; nexus: ForwardNexus; dataOut: Uint8Array | null; dataInBytesMax: number }): Promise<ScsiResult>;
+  /** LOGICAL UNIT RESET at the coordinator (a target reset sends one per LU); false when it could not be done. */
+  reset(nexus: ForwardNexus): Promise<boolean>;
+  /** The nexus ended on this node (logout, connection loss): the coordinator forgets it. Fire and forget. */
+  nexusLost(nexus: ForwardNexus): void;
 }
 
 export interface ConnectionTransport {
@@ -45,7 +83,7 @@ export interface ConnectionOptions {
    * TargetAddress values ("host:port,tag") SendTargets lists: every portal of the group (one
    * portal's address alone when absent).
    */
-  readonly portal: { readonly address: string; readonly portalGroupTag: number; readonly targetAddresses?: () => readonly string[] };
+  readonly portal: { readonly address: string; readonly portalGroupTag: number; readonly targetAddresses?: () => readonly string[]; readonly portGroups?: () => TargetPortGroups };
   readonly limits: TargetLimits;
   readonly transport: ConnectionTransport;
   readonly logger: Logger;
@@ -87,7 +125,7 @@ const batchBytesInitial = 64 << 10;
 const batchBytesMax = 2 << 20;
 /** RFC 7143 §11.5.1: TMF function codes and §11.6.1: responses. */
 const TmfFunction = { abortTask: 1, abortTaskSet: 2, clearAca: 3, clearTaskSet: 4, logicalUnitReset: 5, targetWarmReset: 6, targetColdReset: 7, taskReassign: 8 } as const;
-const TmfResponse = { complete: 0, taskDoesNotExist: 1, lunDoesNotExist: 2, reassignmentNotSupported: 4, notSupported: 5 } as const;
+const TmfResponse = { complete: 0, taskDoesNotExist: 1, lunDoesNotExist: 2, reassignmentNotSupported: 4, notSupported: 5, rejected: 255 } as const;
 /** RFC 7143 §11.14.1 logout reason codes and §11.15.1 responses. */
 const LogoutReason = { closeSession: 0, closeConnection: 1, removeForRecovery: 2 } as const;
 const LogoutResponse = { closed: 0, recoveryNotSupported: 2 } as const;
@@ -111,6 +149,8 @@ interface WriteTask {
   readonly lunField: Uint8Array; // copied from the command PDU
   readonly lun: number;
   readonly command: Command;
+  /** The CDB's 16 bytes, copied: a forwarded command sends them whole. */
+  readonly cdb: Uint8Array;
   readonly edtl: number;
   /** Data-Out kept: the first `buffer.length` bytes (what the CDB asks for, at most EDTL). */
   readonly buffer: Uint8Array;
@@ -145,11 +185,13 @@ export class IscsiConnection implements PduSink {
   private isid = new Uint8Array(6);
   private firstLogin = true;
   private session: SessionHandle | undefined;
-  private target: { iqn: string; alias?: string; luns: Map<number, BlockDevice> } | undefined;
+  private target: RegistryTarget | undefined;
   private readonly port: ScsiPort;
   /** This session's tasks as other nexuses see them (PREEMPT AND ABORT, CLEAR TASK SET, resets). */
   private readonly nexusTasks: NexusTasks = { abortTasks: (device) => this.abortTasks((_, lun) => this.target?.luns.get(lun) === device) };
   private nexus: Nexus = { id: "", initiatorPort: "", relativePortId: 0 };
+  /** The same nexus as a forwarded LUN's coordinator rebuilds it. */
+  private forwardNexus: ForwardNexus = { initiatorName: "", isid: new Uint8Array(6), relativePortId: 0 };
   /** The target's LUN inventory version this session last reported (REPORTED LUNS DATA HAS CHANGED). */
   private inventorySeen = 0;
   private readonly writes = new Map<number, WriteTask>();
@@ -179,7 +221,8 @@ export class IscsiConnection implements PduSink {
         return self.target?.iqn ?? "";
       },
       relativePortId: options.portal.portalGroupTag,
-      lunNumbers: () => [...(self.target?.luns.keys() ?? [])].sort((a, b) => a - b),
+      lunNumbers: () => [...(self.target?.luns.keys() ?? []), ...(self.target?.forwarded?.keys() ?? [])].sort((a, b) => a - b),
+      ...(options.portal.portGroups === undefined ? {} : { portGroups: options.portal.portGroups }),
     };
   }
 
@@ -303,6 +346,7 @@ export class IscsiConnection implements PduSink {
     this.ping = null;
     if (this.session !== undefined) this.options.sessions.remove(this.session);
     if (this.nexus.id !== "") this.options.lunStates.forgetNexus(this.nexus.id, this.nexusTasks);
+    if (this.nexus.id !== "") for (const unit of new Set(this.target?.forwarded?.values() ?? [])) unit.nexusLost(this.forwardNexus);
   }
 
   // ---- output ----
@@ -452,10 +496,9 @@ export class IscsiConnection implements PduSink {
         this.target = this.options.registry.lookupTarget(targetName, this.initiatorName);
         if (this.target === undefined) return this.loginFailed(h, LoginStatus.targetRemoved, `target ${targetName} was removed during login`);
       }
-      const isidHex = Array.from(this.isid, (b) => b.toString(16).padStart(2, "0")).join("");
-      const initiatorPort = `${this.initiatorName},i,0x${isidHex}`;
       const relativePortId = this.options.portal.portalGroupTag;
-      this.nexus = { id: `${initiatorPort}|${relativePortId}`, initiatorPort, relativePortId };
+      this.nexus = scsiNexus(this.initiatorName, this.isid, relativePortId);
+      this.forwardNexus = { initiatorName: this.initiatorName, isid: this.isid, relativePortId };
       if (targetName !== undefined) this.inventorySeen = this.options.lunStates.inventoryVersion(targetName);
       this.session = { tsih, nexus: nexusKey(this.initiatorName, this.isid, targetName ?? "(discovery)"), targetName, close: (reason) => this.shutdown(reason) };
       // After add: reinstatement closes the old session first, and its close detaches its tasks.
@@ -611,6 +654,8 @@ export class IscsiConnection implements PduSink {
     const fn = (h[Bhs.flags] as number) & 0x7f;
     const lun = decodeLun(h, Bhs.lun);
     let response: number = TmfResponse.complete;
+    /** Resets of forwarded LUNs, done at their coordinators: the response waits for them. */
+    let remote: Promise<boolean> | null = null;
     switch (fn) {
       case TmfFunction.abortTask: {
         const referenced = u32(h, Bhs.referencedTaskTag);
@@ -631,22 +676,26 @@ export class IscsiConnection implements PduSink {
       }
       case TmfFunction.logicalUnitReset: {
         const device = this.target?.luns.get(lun);
-        if (device === undefined) response = TmfResponse.lunDoesNotExist;
+        const forwarded = this.target?.forwarded?.get(lun);
+        if (forwarded !== undefined) {
+          this.abortTasks((_, l) => l === lun);
+          remote = forwarded.reset(this.forwardNexus);
+        } else if (device === undefined) response = TmfResponse.lunDoesNotExist;
         else {
           this.abortTasks((_, l) => l === lun);
           // The reset's POWER ON, RESET unit attention (every nexus, this one too: SAM-5 §6.3.3)
           // tells the others why their tasks ended.
-          this.abortOtherNexuses(device, { attention: false });
-          this.options.lunStates.get(device).reset(this.nexus.id);
+          this.options.lunStates.get(device).logicalUnitReset(this.nexus.id);
         }
         break;
       }
       case TmfFunction.targetWarmReset:
       case TmfFunction.targetColdReset:
         this.abortTasks(() => true);
-        for (const device of this.target?.luns.values() ?? []) {
-          this.abortOtherNexuses(device, { attention: false });
-          this.options.lunStates.get(device).reset(this.nexus.id);
+        for (const device of this.target?.luns.values() ?? []) this.options.lunStates.get(device).logicalUnitReset(this.nexus.id);
+        if ((this.target?.forwarded?.size ?? 0) > 0) {
+          const resets = [...new Set(this.target?.forwarded?.values() ?? [])].map((u) => u.reset(this.forwardNexus));
+          remote = Promise.all(resets).then((oks) => oks.every((ok) => ok));
         }
         break;
       case TmfFunction.taskReassign:
@@ -655,9 +704,21 @@ export class IscsiConnection implements PduSink {
       default:
         response = TmfResponse.notSupported;
     }
+    const itt = u32(h, Bhs.initiatorTaskTag);
+    if (remote === null) return this.taskManagementResponse(itt, fn, response);
+    void remote
+      .catch(() => false)
+      .then((ok) => {
+        if (this.phase === "closed") return;
+        this.taskManagementResponse(itt, fn, ok ? response : TmfResponse.rejected);
+        this.scheduleFlush();
+      });
+  }
+
+  private taskManagementResponse(itt: number, fn: number, response: number): void {
     const r = this.beginPdu(Op.taskManagementResponse, Flag.final);
     r[Bhs.byte2] = response;
-    put32(r, Bhs.initiatorTaskTag, u32(h, Bhs.initiatorTaskTag));
+    put32(r, Bhs.initiatorTaskTag, itt);
     this.sequenceFields(r, true);
     this.sendPdu(null);
     // RFC 7143 §11.5.1: a cold reset also ends the connection, after the response.
@@ -674,14 +735,17 @@ export class IscsiConnection implements PduSink {
     if (this.target === undefined) return this.reject(h, RejectReason.protocolError); // discovery session
     if (this.writes.has(itt) || this.running.has(itt)) return this.reject(h, RejectReason.taskInProgress);
     const lun = decodeLun(h, Bhs.lun);
-    const command = decodeCdb(h.subarray(Bhs.cdb, Bhs.cdb + 16));
+    const cdb = h.subarray(Bhs.cdb, Bhs.cdb + 16);
+    const command = decodeCdb(cdb);
     const device = lun < 0 ? undefined : this.target.luns.get(lun);
+    const forwarded = lun < 0 || device !== undefined ? undefined : this.target.forwarded?.get(lun);
     const lunsChanged = this.reportedLunsChanged(command);
     const writing = (flags & Flag.write) !== 0;
     const immediate = pdu.data;
     if (immediate.length > edtl || (immediate.length > 0 && !writing)) return this.reject(h, RejectReason.protocolError);
     if (lunsChanged !== null) return this.answer(itt, edtl, lunsChanged);
     if (!writing || edtl === immediate.length) {
+      if (forwarded !== undefined) return this.forward(itt, edtl, cdb, forwarded, lun, writing ? immediate : null);
       return this.execute(itt, edtl, command, device, lun, writing ? immediate : null);
     }
     // More Data-Out to come: gather it (unsolicited, then R2Ts), then run.
@@ -689,7 +753,7 @@ export class IscsiConnection implements PduSink {
     if (this.writes.size + this.running.size >= tasksMax || this.writeBufferBytes + edtl > writeBufferBytesMax) {
       return this.answer(itt, edtl, { status: Status.taskSetFull });
     }
-    const keepBytes = Math.min(edtl, this.dataOutBytesWanted(command, device, edtl));
+    const keepBytes = Math.min(edtl, this.dataOutBytesWanted(command, device?.info().blockBytes ?? forwarded?.blockBytes, edtl));
     const buffer = new Uint8Array(keepBytes);
     if (immediate.length > 0) buffer.set(immediate.subarray(0, Math.min(immediate.length, keepBytes)));
     const p = this.login.params;
@@ -699,6 +763,7 @@ export class IscsiConnection implements PduSink {
       lunField: h.slice(Bhs.lun, Bhs.lun + 8),
       lun,
       command,
+      cdb: cdb.slice(),
       edtl,
       buffer,
       receivedBytes: immediate.length,
@@ -730,8 +795,8 @@ export class IscsiConnection implements PduSink {
   }
 
   /** Bytes of Data-Out the command can use (the rest of EDTL is received and dropped). */
-  private dataOutBytesWanted(command: Command, device: BlockDevice | undefined, edtl: number): number {
-    if ((command.kind === "write" || command.kind === "read") && device !== undefined) return command.blocks * device.info().blockBytes;
+  private dataOutBytesWanted(command: Command, blockBytes: number | undefined, edtl: number): number {
+    if ((command.kind === "write" || command.kind === "read") && blockBytes !== undefined) return command.blocks * blockBytes;
     return edtl;
   }
 
@@ -795,6 +860,8 @@ export class IscsiConnection implements PduSink {
     if (task.receivedBytes < task.edtl) return;
     this.dropWrite(task);
     const device = task.lun < 0 ? undefined : this.target?.luns.get(task.lun);
+    const forwarded = task.lun < 0 || device !== undefined ? undefined : this.target?.forwarded?.get(task.lun);
+    if (forwarded !== undefined) return this.forward(task.itt, task.edtl, task.cdb, forwarded, task.lun, task.buffer);
     this.execute(task.itt, task.edtl, task.command, device, task.lun, task.buffer);
   }
 
@@ -820,6 +887,23 @@ export class IscsiConnection implements PduSink {
       (r) => this.finishAsync(itt, edtl, entry, r),
       (e: unknown) => {
         this.options.logger.error("device call failed with an exception (a bug)", { error: String(e) });
+        this.finishAsync(itt, edtl, entry, senseForErrorCode("INTERNAL"));
+      },
+    );
+  }
+
+  /**
+   * Sends a command to the coordinator of its LUN. It is a task like a local device call: an
+   * abort (TMF, nexus loss) drops its answer here; the coordinator still runs it (a command
+   * already forwarded cannot be recalled, like a write already handed to the device).
+   */
+  private forward(itt: number, edtl: number, cdb: Uint8Array, unit: ForwardedUnit, lun: number, dataOut: Uint8Array | null): void {
+    const entry = { lun, aborted: false };
+    this.running.set(itt, entry);
+    unit.execute({ cdb, nexus: this.forwardNexus, dataOut, dataInBytesMax: edtl }).then(
+      (r) => this.finishAsync(itt, edtl, entry, r),
+      (e: unknown) => {
+        this.options.logger.error("forwarded command failed with an exception (a bug)", { error: String(e) });
         this.finishAsync(itt, edtl, entry, senseForErrorCode("INTERNAL"));
       },
     );

@@ -17,6 +17,7 @@ import { IscsiConnection, pingDefaults, type PingSettings, type TargetRegistry }
 import { defaultTargetLimits, type TargetLimits } from "./login.ts";
 import { SessionTable } from "./session.ts";
 import { LunStateTable } from "../scsi/lun-state.ts";
+import type { TargetPortGroups } from "../scsi/commands/reports.ts";
 
 export type { TargetRegistry } from "./connection.ts";
 
@@ -75,6 +76,10 @@ export interface IscsiServerOptions {
   lunStates?: LunStateTable;
   /** Target NOP-In pings (RFC 7143 §11.19) that find dead initiators; pingDefaults when absent. */
   ping?: PingSettings;
+  /** The cluster's target port groups (REPORT TARGET PORT GROUPS); absent: this portal group alone. */
+  portGroups?: () => TargetPortGroups;
+  /** Other nodes' portals ("address:port,tag"), listed by SendTargets after this node's: every node serves every target. */
+  otherPortals?: () => readonly string[];
 }
 
 function hostPort(host: string, port: number): string {
@@ -202,7 +207,7 @@ export async function startIscsiServer(options: IscsiServerOptions): Promise<Isc
       const conn = new IscsiConnection({
         registry: options.registry,
         sessions,
-        portal: { address: hostPort(local, localPort), portalGroupTag, targetAddresses: () => targetAddresses(bound, { host: local, port: localPort }, portalGroupTag) },
+        portal: { address: hostPort(local, localPort), portalGroupTag, targetAddresses: () => [...targetAddresses(bound, { host: local, port: localPort }, portalGroupTag), ...(options.otherPortals?.() ?? [])], ...(options.portGroups === undefined ? {} : { portGroups: options.portGroups }) },
         limits,
         transport: { send: (bytes) => send(s, bytes), close: () => end(s) },
         logger,

@@ -3,6 +3,7 @@
 // sockets, no clock. A session has exactly one connection here (MaxConnections=1), so the
 // connection drives its session directly.
 import { assert } from "../util/assert.ts";
+import type { Nexus } from "../scsi/lun-state.ts";
 
 /** RFC 1982 serial number arithmetic on 32 bits, as RFC 7143 §4.2.2.1 requires for CmdSN. */
 const serialHalf = 2 ** 31;
@@ -54,6 +55,17 @@ export class CommandWindow {
 export function nexusKey(initiatorName: string, isid: Uint8Array, targetName: string): string {
   assert(isid.length === 6, "an ISID is 6 bytes");
   return `${initiatorName.toLowerCase()}|${Array.from(isid, (b) => b.toString(16).padStart(2, "0")).join("")}|${targetName}`;
+}
+
+/**
+ * The I_T nexus of a session as the SCSI layer knows it: the initiator port name
+ * "<initiator name>,i,0x<ISID>" (RFC 7143 §4.2.7) and the target port. A forwarded LUN's
+ * coordinator rebuilds it from the same three values, so both ends name the nexus alike.
+ */
+export function scsiNexus(initiatorName: string, isid: Uint8Array, relativePortId: number): Nexus {
+  assert(isid.length === 6, "an ISID is 6 bytes");
+  const initiatorPort = `${initiatorName},i,0x${Array.from(isid, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return { id: `${initiatorPort}|${relativePortId}`, initiatorPort, relativePortId };
 }
 
 export interface SessionHandle {

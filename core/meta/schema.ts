@@ -17,6 +17,7 @@
 //   /qstora/v1/metadata/members                   the metadata store's mode and members
 //   /qstora/v1/metadata/cluster-key               the embedded group's shared peer key
 //   /qstora/v1/manager/leader                     the cluster manager, under its lease
+//   /qstora/v1/ports/<n>                          the node whose portal group tag (target port) is n
 //
 // Directories end in '/', leaves never do. Values are JSON text (documents.ts).
 import { QstoraError } from "../util/errors.ts";
@@ -73,6 +74,11 @@ export const metaKeys = {
   metadataClusterKey: `${keyRoot}metadata/cluster-key`,
   manager: `${keyRoot}manager/`,
   managerLeader: `${keyRoot}manager/leader`,
+  ports: `${keyRoot}ports/`,
+  port: (id: number) => {
+    if (!Number.isInteger(id) || id < 1 || id > 0xffff) throw new QstoraError("INVALID_ARGUMENT", `port id ${id} is not 1..65535`);
+    return `${keyRoot}ports/${id}`;
+  },
   reservations: `${keyRoot}reservations/`,
   reservation: (lunUuid: string) => leaf(`${keyRoot}reservations/`, lunUuid, "LUN uuid"),
 } as const;

@@ -13,7 +13,8 @@
 //   close() returns, and late answers are dropped.
 import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
-import { FrameDecoder, describeFrameError, frameFlags, payloadBytesMaxDefault, type Frame } from "./frame.ts";
+import { FrameDecoder, describeFrameError, frameFlags, type Frame } from "./frame.ts";
+import { forwardFramePayloadBytesMax } from "./scsi-forward.ts";
 import { decodeErrorBody, errorFrame, messageType, type Decoded, type WireErrorCode } from "./messages.ts";
 import { RequestTable, inflightRequestsMaxDefault } from "./requests.ts";
 
@@ -60,7 +61,10 @@ export const connectionLimitsDefault: ConnectionLimits = {
   // 64 requests and 64 answers of 1 MiB each can be queued without reading's being stuck.
   queuedBytesMax: 160 << 20,
   requestTimeoutMs: 5_000,
-  payloadBytesMax: payloadBytesMaxDefault,
+  // A forwarded SCSI command (scsi-forward.ts) carries up to 16 MiB of Data-Out or Data-In;
+  // replication's own frames stay within payloadBytesMaxDefault. The decoder's buffer grows only
+  // to the frames that come, so the higher ceiling costs nothing until such a frame arrives.
+  payloadBytesMax: forwardFramePayloadBytesMax,
 };
 
 /** Who is at the other end, as its certificate says. */

@@ -26,10 +26,14 @@ export const messageType = {
   replica: 4,
   /** A coordinator's request to a segment's primary, answered with the primary's reply (core/replica/transport.ts). */
   replicaClient: 5,
+  /** Task management (LU reset) or an I_T nexus's end, sent by a portal to a LUN's coordinator (scsi-forward.ts): CBOR. */
+  scsiTask: 6,
   /** Replica data to write at an offset of a segment, under an epoch and a sequence number. */
   write: 16,
   /** Bytes to read from a segment. */
   read: 17,
+  /** A SCSI command a portal forwards to the LUN's coordinator, answered with its result (scsi-forward.ts). */
+  scsiCommand: 18,
 } as const;
 export type MessageType = (typeof messageType)[keyof typeof messageType];
 
@@ -181,15 +185,15 @@ const dataStatusMax = 5;
 // u64 fields travel as two u32 halves and are numbers here: epochs, sequence numbers and byte
 // offsets stay below 2^53 (9 PB, or a write per nanosecond for 100 days), and a peer that sends
 // more is refused rather than silently rounded.
-function setU64(view: DataView, at: number, value: number): void {
+export function setU64(view: DataView, at: number, value: number): void {
   assert(Number.isSafeInteger(value) && value >= 0, "u64 field is a safe non-negative integer");
   view.setUint32(at, Math.floor(value / 2 ** 32));
   view.setUint32(at + 4, value >>> 0);
 }
-function getU64(view: DataView, at: number): number {
+export function getU64(view: DataView, at: number): number {
   return view.getUint32(at) * 2 ** 32 + view.getUint32(at + 4);
 }
-const u64Max = Number.MAX_SAFE_INTEGER;
+export const u64Max = Number.MAX_SAFE_INTEGER;
 
 export interface SegmentAddress {
   /** The volume's id, 16 bytes (a view when decoded). */

@@ -45,12 +45,21 @@ import type { BlockDevice } from "../volume/block-device.ts";
 import { startPeers, type Peers } from "../net/peers.ts";
 import { join } from "node:path";
 import { ReplicaHost } from "./replica-host.ts";
+import { LunForwarder } from "./lun-forwarder.ts";
+import { claimPortId } from "./port-ids.ts";
 
 /** Longest the stop waits for the heartbeat lease's revocation. */
 const heartbeatStopWaitMs = 1_000;
 
 /** How long status waits for each node's transport ping. */
 const statusPingTimeoutMs = 1000;
+
+/**
+ * How often targets, LUNs, nodes and port numbers are re-read (other nodes' objects served by
+ * this portal): four range reads per node each time, on a store that replication and the
+ * heartbeats already keep busy, so not every second.
+ */
+const recordsRefreshMs = 2000;
 
 /** How often the daemon checks that the metadata store answers (for health). */
 const metaProbeIntervalMs = 5000;
@@ -78,6 +87,19 @@ async function waitForMetadata(meta: MetaStore, logger: Logger): Promise<Awaited
   for (;;) {
     try {
       return await meta.get(keys.cluster);
+    } catch (e) {
+      if (!(isQstoraError(e) && e.code === "METADATA_UNAVAILABLE") || Date.now() > deadline) throw e;
+      logger.info("waiting for the metadata store", { error: e.message });
+      await Bun.sleep(500);
+    }
+  }
+}
+
+/** Runs `fn` again while the store answers METADATA_UNAVAILABLE (a Raft group electing), until `deadline`. */
+async function whileElecting<T>(fn: () => Promise<T>, deadline: number, logger: Logger): Promise<T> {
+  for (;;) {
+    try {
+      return await fn();
     } catch (e) {
       if (!(isQstoraError(e) && e.code === "METADATA_UNAVAILABLE") || Date.now() > deadline) throw e;
       logger.info("waiting for the metadata store", { error: e.message });
@@ -117,6 +139,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
   let peers: Peers | undefined;
   /** Replicated LUNs: router, unit driver, failover (on the manager), coordinators. */
   let replicas: ReplicaHost | undefined;
+  let recordsTimer: ReturnType<typeof setInterval> | undefined;
   let stopping = false;
 
   const shutdown = async (reason: string, exitCode = 0): Promise<void> => {
@@ -125,6 +148,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     logger.info("stopping", { reason });
     control?.stop();
     clusterApi?.stop();
+    clearInterval(recordsTimer);
     // Revoking the lease shows this node down at once; a store that does not answer can't hold up the stop.
     await Promise.race([heartbeat?.stop().catch(() => undefined), Bun.sleep(heartbeatStopWaitMs)]);
     await manager?.stop();
@@ -160,6 +184,12 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     const units = service.units;
     replicas = new ReplicaHost({ meta, nodeId: identity.nodeId, stateDir: join(paths.root, "units"), archives: () => units.list(), logger: logger.child("replica") });
     service.replicas = replicas;
+    // This node's target port number (portal group tag), unique in the cluster: other nodes'
+    // LUNs are served here too, through it, forwarded to their coordinators.
+    const store = meta;
+    const portId = await whileElecting(() => claimPortId(store, identity.nodeId), Date.now() + metadataStartWaitMs, logger);
+    const forwarder = new LunForwarder({ nodeId: identity.nodeId, portId, logger: logger.child("forward") });
+    service.forwarder = forwarder;
     await service.load();
     let boot: Bootstrap | undefined;
     if (existsSync(paths.bootstrap)) {
@@ -204,7 +234,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     const lunStates = new LunStateTable(reservationPersistence(meta, reservations, logger.child("reservations")), { copyTargets });
     try {
       const ping = { idleMs: config.portal.nop_interval_s * 1000, timeoutMs: config.portal.nop_timeout_s * 1000 };
-      iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, extraPortals, registry: service, logger: logger.child("iscsi"), lunStates, ping });
+      iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, extraPortals, registry: service, logger: logger.child("iscsi"), lunStates, ping, portalGroupTag: portId, portGroups: () => forwarder.portGroups(), otherPortals: () => forwarder.otherPortals() });
     } catch (e) {
       throw bindError(e, "iSCSI portal", (e as { address?: string } | null)?.address ?? config.portal.listen);
     }
@@ -286,6 +316,17 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       throw bindError(e, "peer listener", config.peer.listen);
     }
     await replicas.start(peers);
+    forwarder.start(peers, lunStates, svc);
+    const refreshRecords = async (): Promise<void> => svc.refreshRecords().catch((e: unknown) => logger.debug("records refresh failed", { error: String(e) }));
+    // Not awaited: the start order and its timing (heartbeat, manager) stay what they were; the
+    // first refresh lands within a moment, and load() already read every record.
+    let refreshing = true;
+    void refreshRecords().finally(() => (refreshing = false));
+    recordsTimer = setInterval(() => {
+      if (refreshing) return;
+      refreshing = true;
+      void refreshRecords().finally(() => (refreshing = false));
+    }, recordsRefreshMs);
     // Liveness: a heartbeat each interval under a lease; every node's are read back and judged.
     const beats = startHeartbeat({
       store: metaStore,
@@ -329,6 +370,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     stopping = true;
     control?.stop();
     clusterApi?.stop();
+    clearInterval(recordsTimer);
     await heartbeat?.stop().catch(() => undefined);
     await manager?.stop();
     replicas?.stop();

@@ -29,6 +29,9 @@ import { subPageProvider } from "../replica/sub-page.ts";
 import { checkLayoutSizes, chooseRedundancy, layoutDefaults } from "./lun-options.ts";
 import { archivesInPool, deleteReplicaRecords, readPool } from "./replica-lifecycle.ts";
 import { defaultPoolName, type PoolDef } from "../cluster/membership.ts";
+import type { ForwardedUnit } from "../iscsi/connection.ts";
+import type { LocalLuns, LunForwarder } from "./lun-forwarder.ts";
+import { readPortIds } from "./port-ids.ts";
 
 export const lunDefaults = { blockBytes: 512, ...layoutDefaults } as const;
 const targetsPerNodeMax = 4096;
@@ -38,6 +41,8 @@ export interface TargetEntry {
   iqn: string;
   alias?: string;
   luns: Map<number, BlockDevice>;
+  /** LUNs whose coordinator is another node: this portal forwards their commands there. */
+  forwarded: Map<number, ForwardedUnit>;
   chap?: ChapRecord;
 }
 
@@ -49,13 +54,17 @@ function parseRecord<T>(text: string): T {
   return JSON.parse(text) as T;
 }
 
-export class NodeService {
+export class NodeService implements LocalLuns {
   readonly units = new LocalUnits();
   private readonly archiveRecords = new Map<string, ArchiveRecord>();
   private readonly archiveErrors = new Map<string, string>();
   private readonly targets = new Map<string, TargetRecord>();
   private readonly luns = new Map<string, LunRecord>();
   private readonly volumes = new Map<string, Volume>();
+  /** LUNs coordinated by other nodes (their records, mirrored by refreshRecords), and their forwarding units. */
+  private readonly forwardedLuns = new Map<string, LunRecord>();
+  private readonly forwardedUnits = new Map<string, ForwardedUnit>();
+  private readonly nodeNames = new Map<string, string>();
   private readonly targetCache = new Map<string, TargetEntry>();
   private mutations: Promise<unknown> = Promise.resolve();
   private readonly retiredCounters: IoCounters = newIoCounters();
@@ -69,6 +78,13 @@ export class NodeService {
 
   /** Replicated LUNs' units (set by the daemon before load); absent: only single-copy LUNs. */
   replicas: ReplicaHost | undefined;
+  /** Serves other nodes' LUNs through this portal (set by the daemon before load); absent: only this node's LUNs. */
+  forwarder: LunForwarder | undefined;
+
+  /** Whether this node runs the LUN's logical unit (records without a node are everyone's, as before replication). */
+  private coordinatedHere(rec: LunRecord): boolean {
+    return rec.nodeId === undefined || rec.nodeId === this.identity.nodeId;
+  }
 
   /** Loads the node's state from the metadata store and opens its archives. */
   async load(): Promise<void> {
@@ -84,8 +100,11 @@ export class NodeService {
     }
     for (const kv of await this.meta.list(keys.luns)) {
       const rec = parseRecord<LunRecord>(kv.value);
-      // Without replication a LUN's data lives on one node: only that node serves it.
-      if (rec.nodeId !== undefined && rec.nodeId !== this.identity.nodeId) continue;
+      // The LUN's logical unit runs on its coordinator only; other nodes' portals forward to it.
+      if (!this.coordinatedHere(rec)) {
+        if (this.forwarder !== undefined) this.forwardedLuns.set(rec.uuid, rec);
+        continue;
+      }
       this.luns.set(rec.uuid, rec);
       this.volumes.set(rec.uuid, this.newVolume(rec, await readPool(this.meta, rec.pool)));
     }
@@ -150,13 +169,81 @@ export class NodeService {
   private rebuildTargetCache(): void {
     this.targetCache.clear();
     for (const t of this.targets.values()) {
-      this.targetCache.set(t.iqn, { iqn: t.iqn, ...(t.alias === undefined ? {} : { alias: t.alias }), ...(t.chap === undefined ? {} : { chap: t.chap }), luns: new Map() });
+      this.targetCache.set(t.iqn, { iqn: t.iqn, ...(t.alias === undefined ? {} : { alias: t.alias }), ...(t.chap === undefined ? {} : { chap: t.chap }), luns: new Map(), forwarded: new Map() });
     }
     for (const l of this.luns.values()) {
       const volume = this.volumes.get(l.uuid);
       const entry = this.targetCache.get(l.target);
       if (volume !== undefined && entry !== undefined) entry.luns.set(l.lun, volume);
     }
+    for (const l of this.forwardedLuns.values()) {
+      const entry = this.targetCache.get(l.target);
+      // A LUN number held here wins over a duplicate made on another node at the same moment.
+      if (entry === undefined || entry.luns.has(l.lun) || this.forwarder === undefined || l.nodeId === undefined) continue;
+      let unit = this.forwardedUnits.get(l.uuid);
+      if (unit === undefined) {
+        // The coordinator as the records say at each command (sessions keep their unit while a record changes).
+        const uuid = l.uuid;
+        const last = { nodeId: l.nodeId };
+        const coordinator = (): string => {
+          const rec = this.forwardedLuns.get(uuid) ?? this.luns.get(uuid);
+          if (rec?.nodeId !== undefined) last.nodeId = rec.nodeId;
+          return last.nodeId;
+        };
+        unit = this.forwarder.unit({ uuid, coordinator, blockBytes: l.blockBytes });
+        this.forwardedUnits.set(uuid, unit);
+      }
+      entry.forwarded.set(l.lun, unit);
+    }
+    for (const uuid of this.forwardedUnits.keys()) if (!this.forwardedLuns.has(uuid)) this.forwardedUnits.delete(uuid);
+  }
+
+  /**
+   * Re-reads targets, LUNs, nodes and port numbers from the store (the daemon calls it every
+   * 2 s): other nodes' targets, CHAP and access lists, and LUNs appear, change and go here
+   * too. Only the mirror of other nodes' objects changes: this node's own LUNs change only by
+   * this node's mutations (which run in the same queue, so a read never undoes one).
+   */
+  refreshRecords(): Promise<void> {
+    return this.serial(async () => {
+      const [targets, luns, nodes, ports] = await Promise.all([this.meta.list(keys.targets), this.meta.list(keys.luns), this.meta.list(keys.nodes), readPortIds(this.meta)]);
+      const before = this.inventory();
+      this.targets.clear();
+      for (const kv of targets) {
+        const rec = parseRecord<TargetRecord>(kv.value);
+        this.targets.set(rec.iqn, rec);
+      }
+      this.forwardedLuns.clear();
+      if (this.forwarder !== undefined) {
+        for (const kv of luns) {
+          const rec = parseRecord<LunRecord>(kv.value);
+          if (!this.coordinatedHere(rec)) this.forwardedLuns.set(rec.uuid, rec);
+        }
+      }
+      const nodeRecords = nodes.map((kv) => parseRecord<NodeRecord>(kv.value));
+      this.nodeNames.clear();
+      for (const n of nodeRecords) this.nodeNames.set(n.id, n.name);
+      this.forwarder?.setDirectory(nodeRecords, ports);
+      this.rebuildTargetCache();
+      const after = this.inventory();
+      for (const iqn of new Set([...before.keys(), ...after.keys()])) if (before.get(iqn) !== after.get(iqn)) this.onLunsChanged(iqn);
+    });
+  }
+
+  /** Each target's LUN numbers as one string (to see which inventories a refresh changed). */
+  private inventory(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const t of this.targetCache.values()) out.set(t.iqn, [...t.luns.keys(), ...t.forwarded.keys()].sort((a, b) => a - b).join(","));
+    return out;
+  }
+
+  /** LocalLuns: a LUN this node coordinates, for commands forwarded from other nodes' portals. */
+  localLun(uuid: string): ReturnType<LocalLuns["localLun"]> {
+    const rec = this.luns.get(uuid);
+    const device = this.volumes.get(uuid);
+    if (rec === undefined || device === undefined) return undefined;
+    const entry = this.targetCache.get(rec.target);
+    return { device, targetName: rec.target, lunNumbers: () => [...(entry?.luns.keys() ?? []), ...(entry?.forwarded.keys() ?? [])].sort((a, b) => a - b) };
   }
 
   /** Runs mutations one at a time. */
@@ -262,7 +349,7 @@ export class NodeService {
         ...(t.alias === undefined ? {} : { alias: t.alias }),
         chap: t.chap === undefined ? "none" : t.chap.mutualUser === undefined ? "one-way" : "mutual",
         ...(t.acl === undefined ? {} : { acl: t.acl }),
-        luns: [...this.luns.values()].filter((l) => l.target === t.iqn).map((l) => l.lun).sort((a, b) => a - b),
+        luns: [...this.luns.values(), ...this.forwardedLuns.values()].filter((l) => l.target === t.iqn).map((l) => l.lun).sort((a, b) => a - b),
         sessions: sessionsOf(t.iqn),
       }));
   }
@@ -329,6 +416,10 @@ export class NodeService {
       const iqn = iqnText.trim().toLowerCase();
       if (!this.targets.has(iqn)) throw new QstoraError("NOT_FOUND", `no target ${iqnText}`, "List them with `qstora target list`.");
       const luns = [...this.luns.values()].filter((l) => l.target === iqn);
+      const elsewhere = [...this.forwardedLuns.values()].filter((l) => l.target === iqn);
+      if (elsewhere.length > 0) {
+        throw new QstoraError("IN_USE", `target ${iqn} has ${elsewhere.length} LUN(s) coordinated by other nodes (${[...new Set(elsewhere.map((l) => this.nodeName(l.nodeId)))].join(", ")})`, "Delete those LUNs on their nodes first.");
+      }
       if (luns.length > 0 && !options.force) {
         throw new QstoraError("IN_USE", `target ${iqn} has ${luns.length} LUN(s)`, "Delete them first, or add --force to delete the target with its LUNs and their data.");
       }
@@ -372,15 +463,26 @@ export class NodeService {
   }
 
   lunViews(): LunView[] {
-    return [...this.luns.values()].sort((a, b) => a.target.localeCompare(b.target) || a.lun - b.lun).map((l) => this.lunView(l));
+    return [...this.luns.values(), ...this.forwardedLuns.values()].sort((a, b) => a.target.localeCompare(b.target) || a.lun - b.lun).map((l) => this.lunView(l));
   }
 
   private findLun(target: string, lunText: string | number): LunRecord {
     const iqn = target.trim().toLowerCase();
     const lun = checkLunNumber(lunText);
     const rec = [...this.luns.values()].find((l) => l.target === iqn && l.lun === lun);
-    if (rec === undefined) throw new QstoraError("NOT_FOUND", `target ${iqn} has no LUN ${lun}`, "List them with `qstora lun list`.");
+    if (rec === undefined) {
+      const elsewhere = [...this.forwardedLuns.values()].find((l) => l.target === iqn && l.lun === lun);
+      if (elsewhere !== undefined) {
+        const name = this.nodeName(elsewhere.nodeId);
+        throw new QstoraError("IN_USE", `LUN ${lun} of ${iqn} is coordinated by node ${name}: it is changed there`, `Run the command against node ${name} (its --api address, or on its host).`);
+      }
+      throw new QstoraError("NOT_FOUND", `target ${iqn} has no LUN ${lun}`, "List them with `qstora lun list`.");
+    }
     return rec;
+  }
+
+  private nodeName(nodeId: string | undefined): string {
+    return nodeId === undefined ? "(none)" : (this.nodeNames.get(nodeId) ?? nodeId);
   }
 
   private freeBytes(): number {
@@ -423,7 +525,8 @@ export class NodeService {
         }
       }
       await this.refuseIfDraining();
-      const taken = [...this.luns.values()].filter((l) => l.target === target);
+      // Numbers taken on other nodes too: a target's LUN numbers are one namespace across the cluster.
+      const taken = [...this.luns.values(), ...this.forwardedLuns.values()].filter((l) => l.target === target);
       if (taken.length >= lunsPerTargetMax) throw new QstoraError("NO_SPACE", `a target has at most ${lunsPerTargetMax} LUNs`);
       let lun: number;
       if (req.lun === undefined) {

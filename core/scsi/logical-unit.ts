@@ -13,7 +13,7 @@ import { reportLuns } from "./commands/report-luns.ts";
 import { compareAndWrite, getLbaStatus, orWrite, preFetch, unmap, verify, writeSame } from "./commands/block.ts";
 import { extendedCopy, receiveCopyResults } from "./commands/extended-copy.ts";
 import { checkReservation, persistentReserveIn, persistentReserveOut, release, reserve } from "./commands/persistent-reservations.ts";
-import { readDefectData, reportSupportedOpcodes, reportSupportedTmf, reportTargetPortGroups } from "./commands/reports.ts";
+import { readDefectData, reportSupportedOpcodes, reportSupportedTmf, reportTargetPortGroups, type TargetPortGroups } from "./commands/reports.ts";
 import { UnitAttention, type LunState, type LunStateTable, type Nexus } from "./lun-state.ts";
 import { cutToAllocation } from "./bytes.ts";
 import { Asc, SenseKey, Status, checkCondition, encodeSense, goodResult, illegalRequest, senseForErrorCode, type ScsiResult } from "./sense.ts";
@@ -30,6 +30,11 @@ export interface ScsiPort {
   readonly relativePortId: number;
   /** The LUNs the target exposes now, ascending (for REPORT LUNS). */
   lunNumbers(): readonly number[];
+  /**
+   * The cluster's target port groups for REPORT TARGET PORT GROUPS, this node's (the LU's
+   * coordinator: the command runs here) optimized. Absent: this port alone.
+   */
+  readonly portGroups?: () => TargetPortGroups;
 }
 
 export interface CommandRequest {
@@ -247,7 +252,7 @@ function run(request: CommandRequest, command: Command, device: BlockDevice, inf
     case "report-supported-tmf":
       return reportSupportedTmf(command);
     case "report-target-port-groups":
-      return reportTargetPortGroups(command, request.port.relativePortId);
+      return reportTargetPortGroups(command, request.port.portGroups?.() ?? { relativePortIds: [request.port.relativePortId], optimized: request.port.relativePortId });
     case "read-defect-data":
       return readDefectData(command);
     case "reserve":

@@ -181,6 +181,16 @@ export class LunState {
     return n;
   }
 
+  /**
+   * LOGICAL UNIT RESET from `requester`: the tasks of every other logged-in nexus end (their
+   * POWER ON, RESET attention tells them why), then reset(). The requester's own tasks are its
+   * transport's to end.
+   */
+  logicalUnitReset(requester: string): void {
+    for (const id of this.nexuses()) if (id !== requester) this.abortTasksOf(id, { attention: false });
+    this.reset(requester);
+  }
+
   /** Every logged-in nexus (any of them may hold tasks for this LU). */
   nexuses(): string[] {
     return [...this.nexusTasks.keys()];

@@ -61,6 +61,8 @@ export const Asc = {
   unsupportedSegmentDescriptorType: { asc: 0x26, ascq: 0x09 },
   insufficientResources: { asc: 0x55, ascq: 0x03 },
   reportedLunsDataChanged: { asc: 0x3f, ascq: 0x0e },
+  /** With NOT READY: the path's access state is changing (SPC-4 §5.15.2.6); initiators retry. A forwarded LUN's coordinator out of reach says this. */
+  asymmetricAccessStateTransition: { asc: 0x04, ascq: 0x0a },
 } as const satisfies Record<string, AdditionalSense>;
 
 export interface Sense {

@@ -11,7 +11,11 @@ import { CopyResults, Opcode, serviceActionExtendedCopyLid1 } from "../cdb.ts";
 export interface InquiryPort {
   /** The iSCSI target name (SCSI name string designators). */
   readonly targetName: string;
-  /** RELATIVE TARGET PORT IDENTIFIER: the portal group tag. */
+  /**
+   * RELATIVE TARGET PORT IDENTIFIER: the portal group tag of the node the command came in on.
+   * It names the target port group too: each node's portal group is one target port group with
+   * one target port (REPORT TARGET PORT GROUPS), so VPD 83h says which node a path goes to.
+   */
   readonly relativePortId: number;
 }
 
@@ -29,8 +33,6 @@ const hisupFormat2 = 0x12;
 const tpgsImplicit = 0x10;
 /** Byte 5 bit 3: 3PC, the LU is a copy manager (EXTENDED COPY, commands/extended-copy.ts). */
 const thirdPartyCopy = 0x08;
-/** The one target port group: active/optimized (REPORT TARGET PORT GROUPS, VPD 83h designator 5h). */
-export const targetPortGroupId = 1;
 /** Byte 7: CMDQUE, full task management model. */
 const cmdque = 0x02;
 /** SPC-4 table 151: version descriptors SAM-5, iSCSI (RFC 7143), SPC-4, SBC-3. */
@@ -162,7 +164,7 @@ function deviceIdentification(info: BlockDeviceInfo, port: InquiryPort): Uint8Ar
   const relative = new Uint8Array(4);
   putBe16(relative, 2, port.relativePortId);
   const group = new Uint8Array(4);
-  putBe16(group, 2, targetPortGroupId);
+  putBe16(group, 2, port.relativePortId); // the port's group has its id (see InquiryPort)
   const t10 = new Uint8Array(8 + 32);
   t10.set(asciiField(vendorId, 8));
   t10.set(asciiField(unitSerial(info), 32), 8);

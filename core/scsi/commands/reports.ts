@@ -4,8 +4,8 @@
 // commands core/scsi/cdb.ts decodes.
 import { CopyResults, MaintenanceIn, Opcode, cdbBytes, serviceActionExtendedCopyLid1, serviceActionGetLbaStatus, serviceActionReadCapacity16 } from "../cdb.ts";
 import { cutToAllocation, putBe16, putBe32 } from "../bytes.ts";
+import { assert } from "../../util/assert.ts";
 import { Asc, Status, illegalField, illegalRequest, type ScsiResult } from "../sense.ts";
-import { targetPortGroupId } from "./inquiry.ts";
 
 interface Supported {
   readonly opcode: number;
@@ -167,30 +167,48 @@ export function reportSupportedTmf(command: { extended: boolean; allocationBytes
   return { status: Status.good, data: cutToAllocation(out, command.allocationBytes) };
 }
 
-/** SPC-4 §6.36: ASYMMETRIC ACCESS STATE 0h active/optimized; supported states AO_SUP. */
+/** SPC-4 §6.36: ASYMMETRIC ACCESS STATE 0h active/optimized, 1h active/non-optimized; supported states AO_SUP (1h) and AN_SUP (2h). */
 const accessActiveOptimized = 0x00;
-const supportsActiveOptimized = 0x01;
+const accessActiveNonOptimized = 0x01;
+const supportsOptimized = 0x01;
+const supportsBoth = 0x03;
 /** FORMAT TYPE 001b (extended header) in byte 4, and IMPLICIT TRANSITION TIME (seconds) in byte 5. */
 const extendedHeaderFormat = 0x10;
 const implicitTransitionS = 0;
+/** Target port groups reported at most (one per node of the cluster). */
+export const targetPortGroupsMax = 1024;
 
-export function reportTargetPortGroups(command: { extended: boolean; allocationBytes: number }, relativePortId: number): ScsiResult {
+/**
+ * The cluster's target ports as the LU sees them: each node's portal group is one target port
+ * group holding one target port, both numbered by the node's portal group tag; the node running
+ * the LU's coordinator is active/optimized, every other node active/non-optimized (it forwards).
+ */
+export interface TargetPortGroups {
+  readonly relativePortIds: readonly number[];
+  readonly optimized: number;
+}
+
+export function reportTargetPortGroups(command: { extended: boolean; allocationBytes: number }, groups: TargetPortGroups): ScsiResult {
+  assert(groups.relativePortIds.length >= 1 && groups.relativePortIds.length <= targetPortGroupsMax, "target port groups 1..max");
   const headerBytes = command.extended ? 8 : 4;
-  const groupBytes = 8 + 4; // one group with one port
-  const out = new Uint8Array(headerBytes + groupBytes);
+  const groupBytes = 8 + 4; // a group with one port
+  const out = new Uint8Array(headerBytes + groupBytes * groups.relativePortIds.length);
   putBe32(out, 0, out.length - 4); // RETURN DATA LENGTH: bytes after the first four
   if (command.extended) {
     out[4] = extendedHeaderFormat;
     out[5] = implicitTransitionS;
   }
-  const at = headerBytes;
-  // PREF is left clear: libiscsi 1.19 reads the state from the wrong end of byte 0 and would
-  // see PREF as an invalid state; with one group, preference says nothing anyway.
-  out[at] = accessActiveOptimized;
-  out[at + 1] = supportsActiveOptimized;
-  putBe16(out, at + 2, targetPortGroupId);
-  out[at + 7] = 1; // TARGET PORT COUNT
-  putBe16(out, at + 8 + 2, relativePortId);
+  groups.relativePortIds.forEach((id, i) => {
+    const at = headerBytes + i * groupBytes;
+    // PREF is left clear: libiscsi 1.19 reads the state from the wrong end of byte 0 and would
+    // see PREF as an invalid state; the optimized state says which path to prefer anyway.
+    out[at] = id === groups.optimized ? accessActiveOptimized : accessActiveNonOptimized;
+    // A cluster of one node has only the optimized state to offer.
+    out[at + 1] = groups.relativePortIds.length > 1 ? supportsBoth : supportsOptimized;
+    putBe16(out, at + 2, id);
+    out[at + 7] = 1; // TARGET PORT COUNT
+    putBe16(out, at + 8 + 2, id);
+  });
   return { status: Status.good, data: cutToAllocation(out, command.allocationBytes) };
 }
 
