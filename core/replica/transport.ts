@@ -1,10 +1,11 @@
 // Carries replication messages (types.ts) between the units, coordinators and the manager of a
 // cluster over core/net, and between those hosted by the same node without the network. Two
-// exchanges on the node-to-node transport:
-// - `replica` (one-way): a batch of CBOR envelopes {from, to, msg}, each after its u32 length
-//   (big-endian), all the messages for one node that one turn of the event loop produced; the
-//   receiving node answers at once with an empty frame, and the protocol's own replies travel as
-//   messages of their own. A lost or refused batch is dropped: the state machines retransmit.
+// exchanges on the node-to-node transport, both carrying envelopes {from, to, msg} in the byte
+// layout of envelope.ts (fixed layouts for data messages, CBOR for the rest):
+// - `replica` (one-way, posted: no answer frame): a batch of envelopes, each after its u32
+//   length (big-endian), all the messages for one node that one turn of the event loop
+//   produced; the protocol's own replies travel as messages of their own. A lost or refused
+//   batch is dropped: the state machines retransmit.
 // - `replicaClient` (request/response): a coordinator's write/read/flush to a unit; the answer is
 //   the unit's reply to that request id (write-done, read-done, flush-done, rejected), or `busy`
 //   when the unit said nothing within `clientWaitMs`.
@@ -13,31 +14,30 @@
 // unit a message that parseMessage() refused.
 import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
-import type { Frame } from "../net/frame.ts";
-import { buildFrame, encodeFrame, frameFlags, payloadBytesMaxDefault } from "../net/frame.ts";
-import { decodeCbor, encodeCbor, errorFrame, messageType } from "../net/messages.ts";
+import type { Frame, FrameHead } from "../net/frame.ts";
+import { buildFrame, frameFlags, payloadBytesMaxDefault } from "../net/frame.ts";
+import { errorFrame, messageType } from "../net/messages.ts";
 import type { PeerNode, Peers } from "../net/peers.ts";
+import { decodeEnvelope, envelopeOf, type Envelope } from "./envelope.ts";
 import type { Address, ClientReply, ClientRequest, Message } from "./types.ts";
-import { parseMessage } from "./wire.ts";
 
 /** How long a node holds a coordinator's request open waiting for its unit's reply. */
 export const clientWaitMsDefault = 3_000;
 /** Coordinator requests held open at once on a node; more are answered busy at once. */
 export const clientWaitersMax = 4096;
-/** Timeout of a one-way message's (empty) answer: the transport needs one for every request. */
-const oneWayTimeoutMs = 2_000;
+/** How long a batch posted while the first connection to its node is being made waits for it. */
+const postWaitMs = 2_000;
 /** Bytes of messages waiting for one node; beyond it new ones are dropped (a peer that is gone). */
 export const outboxBytesMax = 64 << 20;
-/** Batched frames to one node awaiting their answer (below the connection's in-flight limit). */
-export const batchesInflightMax = 16;
 /** A batch's payload: under the transport's payload limit, with room for the largest single message. */
 const batchBytesMax = payloadBytesMaxDefault - 1024;
+/** Bytes before each envelope of a batch: its length. */
+const lengthBytes = 4;
 
 interface Outbox {
   node: PeerNode;
-  readonly queue: Uint8Array[];
+  readonly queue: Envelope[];
   queuedBytes: number;
-  inflight: number;
   scheduled: boolean;
 }
 
@@ -50,8 +50,6 @@ interface Waiter {
   readonly timer: ReturnType<typeof setTimeout>;
 }
 
-const emptyPayload = new Uint8Array(0);
-
 function isClientAddress(a: Address): boolean {
   return a.startsWith("client:");
 }
@@ -62,6 +60,11 @@ function isClientReply(m: Message): m is ClientReply {
 
 function isClientRequest(m: Message): m is ClientRequest {
   return m.type === "write" || m.type === "read" || m.type === "flush";
+}
+
+/** A frame whose payload is one envelope, written straight into it (one copy of any data). */
+function envelopeFrame(head: FrameHead, e: Envelope, tagBytes: number): Uint8Array {
+  return buildFrame(head, { payloadBytes: e.bytes, fill: (p) => e.write(p, 0), tagBytes, filledTailBytes: e.bytes });
 }
 
 export class ReplicaRouter {
@@ -85,7 +88,7 @@ export class ReplicaRouter {
     },
   ) {
     this.clientWaitMs = options.clientWaitMs ?? clientWaitMsDefault;
-    options.peers.handle(messageType.replica, (frame, { tagBytes }) => this.onOneWay(frame, tagBytes));
+    options.peers.handlePost(messageType.replica, (frame) => this.onPost(frame));
     options.peers.handle(messageType.replicaClient, (frame, { tagBytes }) => this.onClientFrame(frame, tagBytes));
   }
 
@@ -110,17 +113,17 @@ export class ReplicaRouter {
       if (r !== undefined) queueMicrotask(() => r(from, msg));
       return;
     }
-    const envelope = encodeCbor({ from, to, msg });
+    const envelope = envelopeOf(from, to, msg);
     let box = this.outboxes.get(node.id);
     if (box === undefined) {
-      box = { node, queue: [], queuedBytes: 0, inflight: 0, scheduled: false };
+      box = { node, queue: [], queuedBytes: 0, scheduled: false };
       this.outboxes.set(node.id, box);
     }
     box.node = node;
     // Full: drop (the state machines retransmit); growing would only hide a peer that is gone.
-    if (box.queuedBytes + envelope.length > outboxBytesMax) return;
+    if (box.queuedBytes + envelope.bytes > outboxBytesMax) return;
     box.queue.push(envelope);
-    box.queuedBytes += envelope.length;
+    box.queuedBytes += envelope.bytes;
     if (!box.scheduled) {
       box.scheduled = true;
       queueMicrotask(() => {
@@ -131,48 +134,34 @@ export class ReplicaRouter {
   }
 
   /**
-   * Sends what a node's outbox holds, as many envelopes per frame as fit, with at most
-   * `batchesInflightMax` frames awaiting their (empty) answer: the connection refuses requests
-   * beyond its own in-flight limit, and a burst of a catch-up's pages must not be cut there.
+   * Posts what a node's outbox holds, as many envelopes per frame as fit. Nothing answers a
+   * batch (the protocol's replies are messages of their own); one the connection refuses (not
+   * open, or a peer not keeping up: core/net postQueuedBytesMax) is lost and retransmitted by
+   * the state machines, so nothing here waits or grows.
    */
   private drain(box: Outbox): void {
-    while (!this.closed && box.queue.length > 0 && box.inflight < batchesInflightMax) {
-      const batch: Uint8Array[] = [];
+    while (!this.closed && box.queue.length > 0) {
+      const batch: Envelope[] = [];
       let bytes = 0;
-      while (box.queue.length > 0) {
-        const next = box.queue[0] as Uint8Array;
-        if (batch.length > 0 && bytes + 4 + next.length > batchBytesMax) break;
+      let taken = 0;
+      for (const next of box.queue) {
+        if (batch.length > 0 && bytes + lengthBytes + next.bytes > batchBytesMax) break;
         batch.push(next);
-        bytes += 4 + next.length;
-        box.queue.shift();
-        box.queuedBytes -= next.length;
+        bytes += lengthBytes + next.bytes;
+        taken++;
       }
-      box.inflight++;
+      box.queue.splice(0, taken);
+      box.queuedBytes -= bytes - lengthBytes * taken;
       const fill = (p: Uint8Array) => {
         const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
         let at = 0;
         for (const e of batch) {
-          dv.setUint32(at, e.length);
-          p.set(e, at + 4);
-          at += 4 + e.length;
+          dv.setUint32(at, e.bytes);
+          e.write(p, at + lengthBytes);
+          at += lengthBytes + e.bytes;
         }
       };
-      const done = () => {
-        box.inflight--;
-        this.drain(box);
-      };
-      let sent: Promise<unknown>;
-      try {
-        sent = this.options.peers.request(box.node, {
-          build: (requestId, tagBytes) => buildFrame({ type: messageType.replica, flags: 0, requestId }, { payloadBytes: bytes, fill, tagBytes, filledTailBytes: bytes }),
-          decode: () => ({ ok: true, value: null }),
-          responseType: messageType.replica,
-          timeoutMs: oneWayTimeoutMs,
-        });
-      } catch {
-        sent = Promise.resolve();
-      }
-      sent.then(done, done);
+      this.options.peers.post(box.node, (tagBytes) => buildFrame({ type: messageType.replica, flags: frameFlags.oneWay, requestId: 0 }, { payloadBytes: bytes, fill, tagBytes, filledTailBytes: bytes }), postWaitMs);
     }
   }
 
@@ -186,18 +175,16 @@ export class ReplicaRouter {
       const reply = await this.waitLocal(from, to, msg, Math.min(timeoutMs, this.clientWaitMs));
       return reply === null ? { ok: false, reason: "no reply in time" } : { ok: true, reply };
     }
-    const payload = encodeCbor({ from, to, msg });
+    const envelope = envelopeOf(from, to, msg);
     let out: Awaited<ReturnType<Peers["request"]>>;
     try {
       out = await this.options.peers.request<ClientReply>(node, {
-        build: (requestId, tagBytes) => encodeFrame({ type: messageType.replicaClient, flags: 0, requestId }, payload, tagBytes),
+        build: (requestId, tagBytes) => envelopeFrame({ type: messageType.replicaClient, flags: 0, requestId }, envelope, tagBytes),
         decode: (f) => {
-          const d = decodeCbor(f.payload);
-          if (!d.ok) return d;
-          const p = parseMessage(d.value);
-          if (!p.ok) return { ok: false, reason: p.reason };
-          if (!isClientReply(p.msg)) return { ok: false, reason: `a ${p.msg.type} is no answer to a client request` };
-          return { ok: true, value: p.msg };
+          const d = decodeEnvelope(f.payload);
+          if (typeof d === "string") return { ok: false, reason: d };
+          if (!isClientReply(d.msg)) return { ok: false, reason: `a ${d.msg.type} is no answer to a client request` };
+          return { ok: true, value: d.msg };
         },
         responseType: messageType.replicaClient,
         timeoutMs,
@@ -220,42 +207,34 @@ export class ReplicaRouter {
 
   // ---- receiving ----
 
-  private decodeEnvelope(bytes: Uint8Array): { from: Address; to: Address; msg: Message } | string {
-    const d = decodeCbor(bytes);
-    if (!d.ok) return d.reason;
-    const { from, to, msg } = d.value;
-    if (typeof from !== "string" || typeof to !== "string") return "envelope lacks from/to";
-    const p = parseMessage(msg);
-    if (!p.ok) return p.reason;
-    return { from, to, msg: p.msg };
-  }
-
-  private onOneWay(frame: Frame, tagBytes: number): Uint8Array {
+  private onPost(frame: Frame): void {
     const p = frame.payload;
     const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
     let at = 0;
     while (at < p.length) {
-      if (at + 4 > p.length) return errorFrame(frame.requestId, { code: "bad-message", message: "batch cut inside a length" }, tagBytes);
+      if (at + lengthBytes > p.length) return this.options.logger.warn("replication batch cut inside a length, rest dropped", { bytes: p.length });
       const len = dv.getUint32(at);
-      if (at + 4 + len > p.length) return errorFrame(frame.requestId, { code: "bad-message", message: "batch cut inside a message" }, tagBytes);
-      const e = this.decodeEnvelope(p.subarray(at + 4, at + 4 + len));
-      at += 4 + len;
+      if (at + lengthBytes + len > p.length) return this.options.logger.warn("replication batch cut inside a message, rest dropped", { bytes: p.length });
+      const e = decodeEnvelope(p.subarray(at + lengthBytes, at + lengthBytes + len));
+      at += lengthBytes + len;
       // One malformed message does not cost the others of the batch.
-      if (typeof e === "string") continue;
+      if (typeof e === "string") {
+        this.options.logger.debug("malformed replication message dropped", { reason: e });
+        continue;
+      }
       const r = this.receivers.get(e.to);
       if (r !== undefined && !this.closed) r(e.from, e.msg);
     }
-    return encodeFrame({ type: messageType.replica, flags: frameFlags.response, requestId: frame.requestId }, emptyPayload, tagBytes);
   }
 
   private async onClientFrame(frame: Frame, tagBytes: number): Promise<Uint8Array> {
     const requestId = frame.requestId;
-    const e = this.decodeEnvelope(frame.payload);
+    const e = decodeEnvelope(frame.payload);
     if (typeof e === "string") return errorFrame(requestId, { code: "bad-message", message: e }, tagBytes);
     if (!isClientAddress(e.from) || !isClientRequest(e.msg)) return errorFrame(requestId, { code: "bad-message", message: "not a client request" }, tagBytes);
     const reply = await this.waitLocal(e.from, e.to, e.msg, this.clientWaitMs);
     if (reply === null) return errorFrame(requestId, { code: "busy", message: `${e.to} gave no answer in ${this.clientWaitMs} ms` }, tagBytes);
-    return encodeFrame({ type: messageType.replicaClient, flags: frameFlags.response, requestId }, encodeCbor(reply), tagBytes);
+    return envelopeFrame({ type: messageType.replicaClient, flags: frameFlags.response, requestId }, envelopeOf(e.to, e.from, reply), tagBytes);
   }
 
   /** Hands a client request to a unit here and waits for its reply to that request id. */
