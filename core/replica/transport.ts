@@ -1,29 +1,29 @@
 // Carries replication messages (types.ts) between the units, coordinators and the manager of a
-// cluster over core/net, and between those hosted by the same node without the network. Two
-// exchanges on the node-to-node transport, both carrying envelopes {from, to, msg} in the byte
-// layout of envelope.ts (fixed layouts for data messages, CBOR for the rest):
-// - `replica` (one-way, posted: no answer frame): a batch of envelopes, each after its u32
-//   length (big-endian), all the messages for one node that one turn of the event loop
-//   produced; the protocol's own replies travel as messages of their own. A lost or refused
-//   batch is dropped: the state machines retransmit.
-// - `replicaClient` (request/response): a coordinator's write/read/flush to a unit; the answer is
-//   the unit's reply to that request id (write-done, read-done, flush-done, rejected), or `busy`
-//   when the unit said nothing within `clientWaitMs`.
+// cluster over core/net, and between those hosted by the same node without the network. One
+// exchange on the node-to-node transport, `replica`, one-way (posted: nothing answers a frame):
+// a batch of envelopes {from, to, msg} in the byte layout of envelope.ts (fixed layouts for data
+// messages, CBOR for the rest), each after its u32 length (big-endian): all the messages for one
+// node that one turn of the event loop produced. So 32 writes of one turn travel as one frame
+// to the primary's node, their 64 forwards as one frame per secondary, and so on back.
+// A lost or refused batch is dropped: the state machines retransmit.
+// A coordinator's write/read/flush is a message like the others; `request()` waits (at most its
+// timeout) for the unit's reply to that request id (write-done, read-done, flush-done, rejected),
+// which comes back as a message to the coordinator's address and is handed to the waiter.
 // It never decides anything about replication and never blocks: sends are fire-and-forget, every
-// wait has a deadline, waiting answers are bounded by `clientWaitersMax`. It must never hand a
-// unit a message that parseMessage() refused.
+// wait has a deadline, waiting requests are bounded by `clientWaitersMax`. It must never hand a
+// unit a message that envelope.ts (and so parseMessage()) refused.
 import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
-import type { Frame, FrameHead } from "../net/frame.ts";
+import type { Frame } from "../net/frame.ts";
 import { buildFrame, frameFlags, payloadBytesMaxDefault } from "../net/frame.ts";
-import { errorFrame, messageType } from "../net/messages.ts";
+import { messageType } from "../net/messages.ts";
 import type { PeerNode, Peers } from "../net/peers.ts";
 import { decodeEnvelope, envelopeOf, type Envelope } from "./envelope.ts";
 import type { Address, ClientReply, ClientRequest, Message } from "./types.ts";
 
-/** How long a node holds a coordinator's request open waiting for its unit's reply. */
+/** The longest a coordinator's request waits for its unit's reply (its own timeout may be shorter). */
 export const clientWaitMsDefault = 3_000;
-/** Coordinator requests held open at once on a node; more are answered busy at once. */
+/** Coordinator requests waiting at once on a node; more fail at once. */
 export const clientWaitersMax = 4096;
 /** How long a batch posted while the first connection to its node is being made waits for it. */
 const postWaitMs = 2_000;
@@ -58,15 +58,6 @@ function isClientReply(m: Message): m is ClientReply {
   return m.type === "write-done" || m.type === "read-done" || m.type === "flush-done" || m.type === "rejected";
 }
 
-function isClientRequest(m: Message): m is ClientRequest {
-  return m.type === "write" || m.type === "read" || m.type === "flush";
-}
-
-/** A frame whose payload is one envelope, written straight into it (one copy of any data). */
-function envelopeFrame(head: FrameHead, e: Envelope, tagBytes: number): Uint8Array {
-  return buildFrame(head, { payloadBytes: e.bytes, fill: (p) => e.write(p, 0), tagBytes, filledTailBytes: e.bytes });
-}
-
 export class ReplicaRouter {
   private readonly receivers = new Map<Address, Receiver>();
   /** Coordinator requests waiting for their unit's reply, by `${client} ${reqId}`. */
@@ -89,7 +80,6 @@ export class ReplicaRouter {
   ) {
     this.clientWaitMs = options.clientWaitMs ?? clientWaitMsDefault;
     options.peers.handlePost(messageType.replica, (frame) => this.onPost(frame));
-    options.peers.handle(messageType.replicaClient, (frame, { tagBytes }) => this.onClientFrame(frame, tagBytes));
   }
 
   /** Messages to `address` are handed to `receiver` (a unit, the manager, a coordinator) on this node. */
@@ -102,15 +92,14 @@ export class ReplicaRouter {
     this.receivers.delete(address);
   }
 
-  /** Fire-and-forget. A reply to a coordinator's request goes back on that request's response. */
+  /** Fire-and-forget. A reply to a coordinator's request goes to that request's waiter. */
   send(from: Address, to: Address, msg: Message): void {
     if (this.closed) return;
     if (isClientAddress(to) && isClientReply(msg) && this.answer(to, msg)) return;
     const node = this.options.directory(to);
     if (node === undefined || node.id === this.options.selfNodeId) {
-      const r = this.receivers.get(to);
       // Delivered on a later turn: a step's effects are carried out before the receiver steps.
-      if (r !== undefined) queueMicrotask(() => r(from, msg));
+      queueMicrotask(() => this.deliver(from, to, msg));
       return;
     }
     const envelope = envelopeOf(from, to, msg);
@@ -165,35 +154,36 @@ export class ReplicaRouter {
     }
   }
 
-  /** A coordinator's request to the unit `to`, answered by the unit's reply or a failure. */
-  async request(from: Address, to: Address, msg: ClientRequest, timeoutMs: number): Promise<ClientOutcome> {
+  /**
+   * A coordinator's request to the unit `to`, answered by the unit's reply to its request id,
+   * or a failure when none came within `timeoutMs` (at most clientWaitMs).
+   */
+  request(from: Address, to: Address, msg: ClientRequest, timeoutMs: number): Promise<ClientOutcome> {
     assert(isClientAddress(from), "a client request comes from a client address");
-    if (this.closed) return { ok: false, reason: "closed" };
-    const node = this.options.directory(to);
-    if (node === undefined) return { ok: false, reason: `no node known for ${to}` };
-    if (node.id === this.options.selfNodeId) {
-      const reply = await this.waitLocal(from, to, msg, Math.min(timeoutMs, this.clientWaitMs));
-      return reply === null ? { ok: false, reason: "no reply in time" } : { ok: true, reply };
-    }
-    const envelope = envelopeOf(from, to, msg);
-    let out: Awaited<ReturnType<Peers["request"]>>;
-    try {
-      out = await this.options.peers.request<ClientReply>(node, {
-        build: (requestId, tagBytes) => envelopeFrame({ type: messageType.replicaClient, flags: 0, requestId }, envelope, tagBytes),
-        decode: (f) => {
-          const d = decodeEnvelope(f.payload);
-          if (typeof d === "string") return { ok: false, reason: d };
-          if (!isClientReply(d.msg)) return { ok: false, reason: `a ${d.msg.type} is no answer to a client request` };
-          return { ok: true, value: d.msg };
-        },
-        responseType: messageType.replicaClient,
-        timeoutMs,
-      });
-    } catch (e) {
-      return { ok: false, reason: e instanceof Error ? e.message : String(e) };
-    }
-    if (out.ok) return { ok: true, reply: out.value as ClientReply };
-    return { ok: false, reason: out.reason === "remote-error" ? `${out.code}: ${out.message}` : `${out.reason}: ${out.message}` };
+    if (this.closed) return Promise.resolve({ ok: false, reason: "closed" });
+    if (this.options.directory(to) === undefined && !this.receivers.has(to)) return Promise.resolve({ ok: false, reason: `no node known for ${to}` });
+    if (this.waiterCount >= clientWaitersMax) return Promise.resolve({ ok: false, reason: `${clientWaitersMax} requests already waiting` });
+    const waitMs = Math.min(timeoutMs, this.clientWaitMs);
+    const key = `${from} ${msg.reqId}`;
+    const reply = new Promise<ClientReply | null>((resolve) => {
+      const timer = setTimeout(() => {
+        const list = this.waiters.get(key);
+        if (list === undefined) return;
+        const i = list.findIndex((w) => w.timer === timer);
+        if (i >= 0) {
+          list.splice(i, 1);
+          this.waiterCount--;
+        }
+        if (list.length === 0) this.waiters.delete(key);
+        resolve(null);
+      }, waitMs);
+      const list = this.waiters.get(key) ?? [];
+      list.push({ resolve, timer });
+      this.waiters.set(key, list);
+      this.waiterCount++;
+    });
+    this.send(from, to, msg);
+    return reply.then((r) => (r === null ? { ok: false, reason: `no reply from ${to} within ${waitMs} ms` } : { ok: true, reply: r }));
   }
 
   close(): void {
@@ -222,45 +212,16 @@ export class ReplicaRouter {
         this.options.logger.debug("malformed replication message dropped", { reason: e });
         continue;
       }
-      const r = this.receivers.get(e.to);
-      if (r !== undefined && !this.closed) r(e.from, e.msg);
+      this.deliver(e.from, e.to, e.msg);
     }
   }
 
-  private async onClientFrame(frame: Frame, tagBytes: number): Promise<Uint8Array> {
-    const requestId = frame.requestId;
-    const e = decodeEnvelope(frame.payload);
-    if (typeof e === "string") return errorFrame(requestId, { code: "bad-message", message: e }, tagBytes);
-    if (!isClientAddress(e.from) || !isClientRequest(e.msg)) return errorFrame(requestId, { code: "bad-message", message: "not a client request" }, tagBytes);
-    const reply = await this.waitLocal(e.from, e.to, e.msg, this.clientWaitMs);
-    if (reply === null) return errorFrame(requestId, { code: "busy", message: `${e.to} gave no answer in ${this.clientWaitMs} ms` }, tagBytes);
-    return envelopeFrame({ type: messageType.replicaClient, flags: frameFlags.response, requestId }, envelopeOf(e.to, e.from, reply), tagBytes);
-  }
-
-  /** Hands a client request to a unit here and waits for its reply to that request id. */
-  private waitLocal(from: Address, to: Address, msg: ClientRequest, waitMs: number): Promise<ClientReply | null> {
-    const r = this.receivers.get(to);
-    if (r === undefined || this.closed) return Promise.resolve(null);
-    if (this.waiterCount >= clientWaitersMax) return Promise.resolve(null);
-    const key = `${from} ${msg.reqId}`;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        const list = this.waiters.get(key);
-        if (list === undefined) return;
-        const i = list.findIndex((w) => w.timer === timer);
-        if (i >= 0) {
-          list.splice(i, 1);
-          this.waiterCount--;
-        }
-        if (list.length === 0) this.waiters.delete(key);
-        resolve(null);
-      }, waitMs);
-      const list = this.waiters.get(key) ?? [];
-      list.push({ resolve, timer });
-      this.waiters.set(key, list);
-      this.waiterCount++;
-      r(from, msg);
-    });
+  /** A message for an address of this node: a coordinator's reply to its waiter, the rest to its receiver. */
+  private deliver(from: Address, to: Address, msg: Message): void {
+    if (this.closed) return;
+    // A reply nobody waits for any more (it came after its timeout) is dropped.
+    if (isClientAddress(to) && isClientReply(msg)) return void this.answer(to, msg);
+    this.receivers.get(to)?.(from, msg);
   }
 
   /** A unit's reply to a waiting client request: true if one was waiting for it. */
