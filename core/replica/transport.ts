@@ -33,12 +33,21 @@ export const outboxBytesMax = 64 << 20;
 const batchBytesMax = payloadBytesMaxDefault - 1024;
 /** Bytes before each envelope of a batch: its length. */
 const lengthBytes = 4;
+/**
+ * Unsent bytes on a node's connection beyond which batches wait in the outbox (drained again
+ * after `sendAheadRetryMs`) instead of being posted: a slow peer then delays messages rather
+ * than losing them to core/net's postQueuedBytesMax, which would cost a retransmission each.
+ */
+export const sendAheadBytesMax = 8 << 20;
+const sendAheadRetryMs = 1;
 
 interface Outbox {
   node: PeerNode;
   readonly queue: Envelope[];
   queuedBytes: number;
   scheduled: boolean;
+  /** A drain is due after a pause: the connection had sendAheadBytesMax unsent. */
+  waiting: boolean;
 }
 
 export type Receiver = (from: Address, msg: Message) => void;
@@ -105,7 +114,7 @@ export class ReplicaRouter {
     const envelope = envelopeOf(from, to, msg);
     let box = this.outboxes.get(node.id);
     if (box === undefined) {
-      box = { node, queue: [], queuedBytes: 0, scheduled: false };
+      box = { node, queue: [], queuedBytes: 0, scheduled: false, waiting: false };
       this.outboxes.set(node.id, box);
     }
     box.node = node;
@@ -113,7 +122,7 @@ export class ReplicaRouter {
     if (box.queuedBytes + envelope.bytes > outboxBytesMax) return;
     box.queue.push(envelope);
     box.queuedBytes += envelope.bytes;
-    if (!box.scheduled) {
+    if (!box.scheduled && !box.waiting) {
       box.scheduled = true;
       queueMicrotask(() => {
         box.scheduled = false;
@@ -126,10 +135,19 @@ export class ReplicaRouter {
    * Posts what a node's outbox holds, as many envelopes per frame as fit. Nothing answers a
    * batch (the protocol's replies are messages of their own); one the connection refuses (not
    * open, or a peer not keeping up: core/net postQueuedBytesMax) is lost and retransmitted by
-   * the state machines, so nothing here waits or grows.
+   * the state machines. While the connection has more than sendAheadBytesMax unsent, batches
+   * wait in the outbox (bounded by outboxBytesMax), so a slow peer is pushed back on first.
    */
   private drain(box: Outbox): void {
     while (!this.closed && box.queue.length > 0) {
+      if (this.unsentBytes(box.node) > sendAheadBytesMax) {
+        box.waiting = true;
+        setTimeout(() => {
+          box.waiting = false;
+          this.drain(box);
+        }, sendAheadRetryMs);
+        return;
+      }
       const batch: Envelope[] = [];
       let bytes = 0;
       let taken = 0;
@@ -150,7 +168,20 @@ export class ReplicaRouter {
           at += lengthBytes + e.bytes;
         }
       };
-      this.options.peers.post(box.node, (tagBytes) => buildFrame({ type: messageType.replica, flags: frameFlags.oneWay, requestId: 0 }, { payloadBytes: bytes, fill, tagBytes, filledTailBytes: bytes }), postWaitMs);
+      try {
+        this.options.peers.post(box.node, (tagBytes) => buildFrame({ type: messageType.replica, flags: frameFlags.oneWay, requestId: 0 }, { payloadBytes: bytes, fill, tagBytes, filledTailBytes: bytes }), postWaitMs);
+      } catch {
+        // Peers closed under us (shutdown) or full of clients: the batch is lost like any other.
+      }
+    }
+  }
+
+  /** Bytes waiting for the socket on the connection to a node (0 when there is none). */
+  private unsentBytes(node: PeerNode): number {
+    try {
+      return this.options.peers.client(node).connection?.queued ?? 0;
+    } catch {
+      return 0; // closed Peers: the post below fails the same way and is dropped
     }
   }
 
