@@ -6,7 +6,8 @@
 # coordinators of the replicated one live there); the replicated LUN's segments are placed on
 # first write over the three archives, primaries spread over the nodes.
 #   bash bench/replica.sh [peer-bench options, e.g. -t 5 -r 1 -w randwrite4k,qd1write4k]
-# Environment: SEGMENT (segment size of the replicated LUN, default 256M), ONLY=replica|single
+# Environment: SIZE (of both LUNs, default 2G; peer-bench works on the first GiB at most),
+# SEGMENT (segment size of the replicated LUN, default 256M), ONLY=replica|single
 # (measure one LUN only), KEEP=1 (print the URLs and wait for Enter before tearing down, for
 # profiling by hand). Every daemon it started is stopped on exit, however it exits.
 set -euo pipefail
@@ -20,6 +21,7 @@ base=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))
 last=$((RANDOM % 240 + 1))
 ADDR_A=$base.$last ADDR_B=$base.$((last + 1)) ADDR_C=$base.$((last + 2))
 IQN=iqn.2026-11.org.qstora:bench-replica
+SIZE=${SIZE:-2G}
 SEGMENT=${SEGMENT:-256M}
 cleanup() {
   for n in c b a; do [ -d "$DIR/$n" ] && "$Q" stop --data-dir "$DIR/$n" >/dev/null 2>&1 || true; done
@@ -34,8 +36,8 @@ token=$("$Q" token create --ttl 1h --data-dir "$DIR/a")
 "$Q" join "$ADDR_A" --token "$token" --archive "$DIR/b.img:4G" --address "$ADDR_B" --name bench-b --data-dir "$DIR/b" >/dev/null
 "$Q" join "$ADDR_A" --token "$token" --archive "$DIR/c.img:4G" --address "$ADDR_C" --name bench-c --data-dir "$DIR/c" >/dev/null
 "$Q" target create $IQN --data-dir "$DIR/a" >/dev/null
-"$Q" lun create --target $IQN --lun 0 --size 2G --segment-size "$SEGMENT" --redundancy replica:3 --data-dir "$DIR/a" >/dev/null
-"$Q" lun create --target $IQN --lun 1 --size 2G --data-dir "$DIR/a" >/dev/null
+"$Q" lun create --target $IQN --lun 0 --size "$SIZE" --segment-size "$SEGMENT" --redundancy replica:3 --data-dir "$DIR/a" >/dev/null
+"$Q" lun create --target $IQN --lun 1 --size "$SIZE" --data-dir "$DIR/a" >/dev/null
 REPLICA=iscsi://$ADDR_A:3260/$IQN/0
 SINGLE=iscsi://$ADDR_A:3260/$IQN/1
 echo "bench/replica.sh: nodes $ADDR_A $ADDR_B $ADDR_C; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
