@@ -5,7 +5,8 @@ import { describe, expect, test } from "bun:test";
 import { X509Certificate } from "node:crypto";
 import { newKeyPair, signNodeCertificate } from "../cluster/ca.ts";
 import { silentLogger } from "../util/log.ts";
-import { PeerConnection, connectionLimitsDefault, type Handler, type RequestSpec, type Wire } from "./connection.ts";
+import { PeerConnection, connectionLimitsDefault, postQueuedBytesMax, type Handler, type RequestSpec, type Wire } from "./connection.ts";
+import { encodeFrame, frameFlags } from "./frame.ts";
 import { dataStatus, decodeWriteResponse, messageType, uuidToBytes, writeRequestFrame, writeResponseFrame, decodeWriteRequest } from "./messages.ts";
 import { judgePeerCertificate } from "./peer.ts";
 import { testCluster, testNodeTls } from "./test-certs.ts";
@@ -107,6 +108,32 @@ describe("PeerConnection", () => {
     expect(await a.request(writeSpec(2, 10))).toMatchObject({ ok: false, reason: "disconnected" });
     expect(b.isOpen).toBe(true);
     expect(bWire.taken.length).toBe(0);
+  });
+
+  test("a post reaches the peer's post handler in order with requests, and nothing answers it; refused once closed or past postQueuedBytesMax", async () => {
+    const aWire = new FakeWire(1 << 20);
+    const bWire = new FakeWire(1 << 20);
+    const got: number[] = [];
+    const a = new PeerConnection({ wire: aWire, peer: { name: "b", address: "b:1" }, handlers: new Map(), logger: silentLogger });
+    const b = new PeerConnection({ wire: bWire, peer: { name: "a", address: "a:1" }, handlers: new Map(), postHandlers: new Map([[messageType.replica, (f) => void got.push(f.payload[0] as number)]]), logger: silentLogger });
+    const post = (n: number) => (tagBytes: number) => encodeFrame({ type: messageType.replica, flags: frameFlags.oneWay, requestId: 0 }, new Uint8Array([n]), tagBytes);
+    expect(a.post(post(1))).toBe(true);
+    expect(a.post(post(2))).toBe(true);
+    await Promise.resolve();
+    for (const c of aWire.taken.splice(0)) b.receive(c);
+    expect(got).toEqual([1, 2]);
+    await Promise.resolve();
+    expect(bWire.writes).toBe(0);
+    expect(b.isOpen).toBe(true);
+    // A wire that takes nothing: posts queue up to the limit, then are refused (not the connection cut).
+    aWire.takeMax = 0;
+    const big = (tagBytes: number) => encodeFrame({ type: messageType.replica, flags: frameFlags.oneWay, requestId: 0 }, new Uint8Array(1 << 20), tagBytes);
+    let accepted = 0;
+    while (a.post(big) && accepted < 100) accepted++;
+    expect(accepted).toBe(postQueuedBytesMax / (1 << 20)); // each frame a little over 1 MiB
+    expect(a.isOpen).toBe(true);
+    a.closed("test");
+    expect(a.post(post(3))).toBe(false);
   });
 
   test("a corrupt byte from the peer closes the connection", async () => {

@@ -82,6 +82,19 @@ export interface PeerInfo {
  */
 export type Handler = (frame: Frame, context: { peer: PeerInfo; tagBytes: number }) => Uint8Array | Promise<Uint8Array>;
 export type Handlers = ReadonlyMap<number, Handler>;
+/**
+ * Takes one one-way frame (a post). Like a Handler it must read `frame` before it returns (the
+ * payload is a view of a buffer that is reused); nothing is sent back, whatever happens.
+ */
+export type PostHandler = (frame: Frame, context: { peer: PeerInfo }) => void;
+export type PostHandlers = ReadonlyMap<number, PostHandler>;
+
+/**
+ * Unsent bytes beyond which a post is refused (returns false): a peer that does not keep up
+ * loses one-way messages, which their senders retransmit, instead of filling memory until the
+ * connection is cut at queuedBytesMax.
+ */
+export const postQueuedBytesMax = 32 << 20;
 
 export type RequestFailure =
   | { ok: false; reason: "busy" | "timeout" | "disconnected" | "bad-response"; message: string }
@@ -107,6 +120,7 @@ export class PeerConnection {
   private readonly wire: Wire;
   private readonly limits: ConnectionLimits;
   private readonly handlers: Handlers;
+  private readonly postHandlers: PostHandlers;
   private readonly auth: FrameAuth | null;
   private readonly logger: Logger;
   private readonly decoder: FrameDecoder;
@@ -123,10 +137,11 @@ export class PeerConnection {
   private ended = false;
   private readonly onEnd: (reason: string) => void;
 
-  constructor(options: { wire: Wire; peer: PeerInfo; handlers: Handlers; logger: Logger; limits?: ConnectionLimits; auth?: FrameAuth | null; onEnd?: (reason: string) => void }) {
+  constructor(options: { wire: Wire; peer: PeerInfo; handlers: Handlers; postHandlers?: PostHandlers; logger: Logger; limits?: ConnectionLimits; auth?: FrameAuth | null; onEnd?: (reason: string) => void }) {
     this.wire = options.wire;
     this.peer = options.peer;
     this.handlers = options.handlers;
+    this.postHandlers = options.postHandlers ?? new Map();
     this.logger = options.logger;
     this.limits = options.limits ?? connectionLimitsDefault;
     this.auth = options.auth ?? null;
@@ -177,6 +192,17 @@ export class PeerConnection {
       this.send(frame);
       this.armTimer(begun.deadlineMs);
     });
+  }
+
+  /**
+   * Sends a one-way frame, built with requestId 0 and `frameFlags.oneWay`, that nothing answers.
+   * False when it was not sent: the connection is closed or more than `postQueuedBytesMax` bytes
+   * wait for the socket. Ordered with requests and answers (one queue).
+   */
+  post(build: (tagBytes: number) => Uint8Array): boolean {
+    if (this.ended || this.queued > postQueuedBytesMax) return false;
+    this.send(build(this.tagBytes));
+    return !this.ended;
   }
 
   /** Bytes from the socket. */
@@ -293,6 +319,18 @@ export class PeerConnection {
   private onFrame(f: Frame): void {
     if (this.ended) return;
     if (this.auth !== null && !this.auth.verify(f)) return this.close("a frame failed its authentication tag");
+    if ((f.flags & frameFlags.oneWay) !== 0) {
+      // Nothing is ever sent back for a post, not even for an unknown type or a failure: the
+      // sender does not wait, and its state machine retransmits what mattered.
+      const post = this.postHandlers.get(f.type);
+      if (post === undefined) return this.logger.debug("one-way frame of a type without a handler, dropped", { peer: this.peer.name, type: f.type });
+      try {
+        post(f, { peer: this.peer });
+      } catch (e) {
+        this.logger.warn("peer one-way handler failed", { peer: this.peer.name, type: f.type, error: e instanceof Error ? e.message : String(e) });
+      }
+      return;
+    }
     if ((f.flags & frameFlags.response) !== 0) {
       // An id not in flight is an answer that came after its timeout: dropped.
       this.table.settle(f.requestId)?.finish({ frame: f });

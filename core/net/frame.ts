@@ -25,8 +25,14 @@ const offsets = { magic: 0, version: 4, type: 5, flags: 6, requestId: 8, payload
 export const frameFlags = {
   /** The frame answers the request with the same requestId. */
   response: 0x0001,
+  /**
+   * A one-way frame (a post): nothing answers it, its requestId is 0. Replication batches are
+   * posts, their replies are messages of their own: an empty answer per batch cost a frame each
+   * way, a seal, a verify and a system call for nothing.
+   */
+  oneWay: 0x0002,
 } as const;
-const knownFlags = frameFlags.response;
+const knownFlags = frameFlags.response | frameFlags.oneWay;
 
 /**
  * The largest payload a decoder accepts unless told otherwise: a 1 MiB data write with its

@@ -22,9 +22,9 @@ export const messageType = {
   error: 2,
   /** The first frame each way on a MAC-authenticated connection (frame-auth.ts), untagged. */
   hello: 3,
-  /** A replication message (core/replica/types.ts) one-way between units and the manager: CBOR envelope, empty answer. */
+  /** Replication messages (core/replica/types.ts), a batch of envelopes (core/replica/envelope.ts), posted one-way. */
   replica: 4,
-  /** A coordinator's request to a segment's primary, answered with the primary's reply (core/replica/transport.ts). */
+  /** Reserved: was a coordinator's request to a primary as a request/response; those are replica messages now. */
   replicaClient: 5,
   /** Task management (LU reset) or an I_T nexus's end, sent by a portal to a LUN's coordinator (scsi-forward.ts): CBOR. */
   scsiTask: 6,

@@ -28,7 +28,7 @@ import type { Logger } from "../util/log.ts";
 import { backoffDelayMs, peerBackoffDefault, type BackoffPolicy } from "./backoff.ts";
 import { seededRandom01 } from "../util/rng.ts";
 import { pingRequest } from "./ping.ts";
-import { PeerConnection, connectionLimitsDefault, type ConnectionLimits, type FrameAuth, type Handlers, type PeerInfo, type RequestOutcome, type RequestSpec } from "./connection.ts";
+import { PeerConnection, connectionLimitsDefault, type ConnectionLimits, type FrameAuth, type Handlers, type PeerInfo, type PostHandlers, type RequestOutcome, type RequestSpec } from "./connection.ts";
 import { FrameDecoder, frameFlags } from "./frame.ts";
 import { decodeHello, deriveSessionKeys, helloNonceBytes, helloPayloadBytesMax, macAlgorithmDefault, macFrameAuth, type Hello, type MacAlgorithm } from "./frame-auth.ts";
 import { controlFrame, messageType } from "./messages.ts";
@@ -133,6 +133,8 @@ export interface PeerServerOptions {
   port: number;
   tls: PeerTls;
   handlers: Handlers;
+  /** One-way frames peers may post here, by message type. */
+  postHandlers?: PostHandlers;
   logger: Logger;
   limits?: ConnectionLimits;
   transport?: PeerTransport;
@@ -155,7 +157,7 @@ export function startPeerServer(options: PeerServerOptions): PeerServer {
     s.setNoDelay(true);
     s.setKeepAlive(true, keepAliveDelayMs);
     const peer: PeerInfo = { name, address: hostPort(s.remoteAddress, s.remotePort) };
-    const conn = new PeerConnection({ wire: wireOf(s), peer, handlers: options.handlers, logger, limits: options.limits ?? connectionLimitsDefault, auth });
+    const conn = new PeerConnection({ wire: wireOf(s), peer, handlers: options.handlers, ...(options.postHandlers === undefined ? {} : { postHandlers: options.postHandlers }), logger, limits: options.limits ?? connectionLimitsDefault, auth });
     s.data.conn = conn;
     logger.debug("peer connected", { peer: name, from: peer.address });
     return conn;
@@ -253,6 +255,8 @@ export interface PeerClientOptions {
   self?: string;
   /** Requests the server may send this node (usually none). */
   handlers?: Handlers;
+  /** One-way frames the server may post to this node. */
+  postHandlers?: PostHandlers;
   logger: Logger;
   limits?: ConnectionLimits;
   backoff?: BackoffPolicy;
@@ -334,6 +338,26 @@ export class PeerClient {
     return this.send(spec, timeoutMs);
   }
 
+  /**
+   * Posts a one-way frame (PeerConnection.post). While the first connection is being made it
+   * waits for it (bounded like requests, at most `timeoutMs`); while waiting to reconnect, or
+   * when the connection refuses it, the frame is dropped: one-way senders retransmit.
+   */
+  post(build: (tagBytes: number) => Uint8Array, timeoutMs: number): void {
+    if (this.stateNow === "open" && this.conn !== null) {
+      this.conn.post(build);
+      return;
+    }
+    if (this.stateNow !== "connecting" || this.openWaiters.size >= this.limits.inflightRequestsMax) return;
+    const done = (): void => {
+      clearTimeout(timer);
+      this.openWaiters.delete(done);
+      if (this.stateNow === "open") this.conn?.post(build);
+    };
+    const timer = setTimeout(done, timeoutMs);
+    this.openWaiters.add(done);
+  }
+
   private send<T>(spec: RequestSpec<T>, timeoutMs: number): Promise<RequestOutcome<T>> {
     const conn = this.conn;
     if (this.stateNow !== "open" || conn === null) return Promise.resolve({ ok: false, reason: "disconnected", message: `no connection to ${this.address}${this.lastErrorText === "" ? "" : `: ${this.lastErrorText}`}` });
@@ -408,6 +432,7 @@ export class PeerClient {
         wire: wireOf(s),
         peer: { name, address: client.address },
         handlers: options.handlers ?? new Map(),
+        ...(options.postHandlers === undefined ? {} : { postHandlers: options.postHandlers }),
         logger: options.logger,
         limits: client.limits,
         auth,

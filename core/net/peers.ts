@@ -4,7 +4,7 @@
 // { id, name, address }: where those come from (the metadata store) is the caller's business.
 import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
-import type { Handler, RequestOutcome, RequestSpec } from "./connection.ts";
+import type { Handler, PostHandler, RequestOutcome, RequestSpec } from "./connection.ts";
 import { messageType } from "./messages.ts";
 import { PeerClient, startPeerServer, type PeerServer, type PeerTls, type PeerTransport } from "./peer.ts";
 import { pingHandler, pingRequest } from "./ping.ts";
@@ -26,6 +26,13 @@ export interface Peers {
   readonly address: string;
   /** Registers the handler of a message type (one per type), for requests peers send here. */
   handle(type: number, handler: Handler): void;
+  /** Registers the handler of a one-way message type (one per type), for frames peers post here. */
+  handlePost(type: number, handler: PostHandler): void;
+  /**
+   * Posts a one-way frame to a node (PeerClient.post): nothing answers it, and it may be lost
+   * (no connection, a peer that does not keep up); the caller's protocol retransmits.
+   */
+  post(node: PeerNode, build: (tagBytes: number) => Uint8Array, timeoutMs: number): void;
   /** Sends a request to a node, connecting first if needed. */
   request<T>(node: PeerNode, spec: RequestSpec<T>): Promise<RequestOutcome<T>>;
   /** Round trip to a node's listener and back. */
@@ -45,7 +52,8 @@ function splitHostPort(address: string): { host: string; port: number } {
 
 export function startPeers(options: { host: string; port: number; tls: PeerTls; self: { nodeId: string; name: string }; logger: Logger; transport?: PeerTransport }): Peers {
   const handlers = new Map<number, Handler>([[messageType.ping, pingHandler(options.self)]]);
-  const server: PeerServer = startPeerServer({ host: options.host, port: options.port, tls: options.tls, handlers, logger: options.logger, ...(options.transport === undefined ? {} : { transport: options.transport }) });
+  const postHandlers = new Map<number, PostHandler>();
+  const server: PeerServer = startPeerServer({ host: options.host, port: options.port, tls: options.tls, handlers, postHandlers, logger: options.logger, ...(options.transport === undefined ? {} : { transport: options.transport }) });
   const clients = new Map<string, { client: PeerClient; name: string }>();
   let closed = false;
 
@@ -56,7 +64,7 @@ export function startPeers(options: { host: string; port: number; tls: PeerTls; 
     existing?.client.close();
     if (existing === undefined && clients.size >= peerClientsMax) throw new Error(`more than ${peerClientsMax} peer nodes`);
     const { host, port } = splitHostPort(node.address);
-    const c = new PeerClient({ host, port, tls: options.tls, expectName: node.name, self: options.self.nodeId, handlers, logger: options.logger, ...(options.transport === undefined ? {} : { transport: options.transport }) });
+    const c = new PeerClient({ host, port, tls: options.tls, expectName: node.name, self: options.self.nodeId, handlers, postHandlers, logger: options.logger, ...(options.transport === undefined ? {} : { transport: options.transport }) });
     clients.set(node.id, { client: c, name: node.name });
     return c;
   };
@@ -67,6 +75,11 @@ export function startPeers(options: { host: string; port: number; tls: PeerTls; 
       assert(!handlers.has(type), `message type ${type} has a handler already`);
       handlers.set(type, handler);
     },
+    handlePost(type, handler) {
+      assert(!postHandlers.has(type), `one-way message type ${type} has a handler already`);
+      postHandlers.set(type, handler);
+    },
+    post: (node, build, timeoutMs) => client(node).post(build, timeoutMs),
     request: (node, spec) => client(node).request(spec),
     async ping(node, timeoutMs) {
       const c = client(node);

@@ -1,44 +1,53 @@
 // Carries replication messages (types.ts) between the units, coordinators and the manager of a
-// cluster over core/net, and between those hosted by the same node without the network. Two
-// exchanges on the node-to-node transport:
-// - `replica` (one-way): a batch of CBOR envelopes {from, to, msg}, each after its u32 length
-//   (big-endian), all the messages for one node that one turn of the event loop produced; the
-//   receiving node answers at once with an empty frame, and the protocol's own replies travel as
-//   messages of their own. A lost or refused batch is dropped: the state machines retransmit.
-// - `replicaClient` (request/response): a coordinator's write/read/flush to a unit; the answer is
-//   the unit's reply to that request id (write-done, read-done, flush-done, rejected), or `busy`
-//   when the unit said nothing within `clientWaitMs`.
+// cluster over core/net, and between those hosted by the same node without the network. One
+// exchange on the node-to-node transport, `replica`, one-way (posted: nothing answers a frame):
+// a batch of envelopes {from, to, msg} in the byte layout of envelope.ts (fixed layouts for data
+// messages, CBOR for the rest), each after its u32 length (big-endian): all the messages for one
+// node that one turn of the event loop produced. So 32 writes of one turn travel as one frame
+// to the primary's node, their 64 forwards as one frame per secondary, and so on back.
+// A lost or refused batch is dropped: the state machines retransmit.
+// A coordinator's write/read/flush is a message like the others; `request()` waits (at most its
+// timeout) for the unit's reply to that request id (write-done, read-done, flush-done, rejected),
+// which comes back as a message to the coordinator's address and is handed to the waiter.
 // It never decides anything about replication and never blocks: sends are fire-and-forget, every
-// wait has a deadline, waiting answers are bounded by `clientWaitersMax`. It must never hand a
-// unit a message that parseMessage() refused.
+// wait has a deadline, waiting requests are bounded by `clientWaitersMax`. It must never hand a
+// unit a message that envelope.ts (and so parseMessage()) refused.
 import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
 import type { Frame } from "../net/frame.ts";
-import { buildFrame, encodeFrame, frameFlags, payloadBytesMaxDefault } from "../net/frame.ts";
-import { decodeCbor, encodeCbor, errorFrame, messageType } from "../net/messages.ts";
+import { buildFrame, frameFlags, payloadBytesMaxDefault } from "../net/frame.ts";
+import { messageType } from "../net/messages.ts";
 import type { PeerNode, Peers } from "../net/peers.ts";
+import { decodeEnvelope, envelopeOf, type Envelope } from "./envelope.ts";
 import type { Address, ClientReply, ClientRequest, Message } from "./types.ts";
-import { parseMessage } from "./wire.ts";
 
-/** How long a node holds a coordinator's request open waiting for its unit's reply. */
+/** The longest a coordinator's request waits for its unit's reply (its own timeout may be shorter). */
 export const clientWaitMsDefault = 3_000;
-/** Coordinator requests held open at once on a node; more are answered busy at once. */
+/** Coordinator requests waiting at once on a node; more fail at once. */
 export const clientWaitersMax = 4096;
-/** Timeout of a one-way message's (empty) answer: the transport needs one for every request. */
-const oneWayTimeoutMs = 2_000;
+/** How long a batch posted while the first connection to its node is being made waits for it. */
+const postWaitMs = 2_000;
 /** Bytes of messages waiting for one node; beyond it new ones are dropped (a peer that is gone). */
 export const outboxBytesMax = 64 << 20;
-/** Batched frames to one node awaiting their answer (below the connection's in-flight limit). */
-export const batchesInflightMax = 16;
 /** A batch's payload: under the transport's payload limit, with room for the largest single message. */
 const batchBytesMax = payloadBytesMaxDefault - 1024;
+/** Bytes before each envelope of a batch: its length. */
+const lengthBytes = 4;
+/**
+ * Unsent bytes on a node's connection beyond which batches wait in the outbox (drained again
+ * after `sendAheadRetryMs`) instead of being posted: a slow peer then delays messages rather
+ * than losing them to core/net's postQueuedBytesMax, which would cost a retransmission each.
+ */
+export const sendAheadBytesMax = 8 << 20;
+const sendAheadRetryMs = 1;
 
 interface Outbox {
   node: PeerNode;
-  readonly queue: Uint8Array[];
+  readonly queue: Envelope[];
   queuedBytes: number;
-  inflight: number;
   scheduled: boolean;
+  /** A drain is due after a pause: the connection had sendAheadBytesMax unsent. */
+  waiting: boolean;
 }
 
 export type Receiver = (from: Address, msg: Message) => void;
@@ -50,18 +59,12 @@ interface Waiter {
   readonly timer: ReturnType<typeof setTimeout>;
 }
 
-const emptyPayload = new Uint8Array(0);
-
 function isClientAddress(a: Address): boolean {
   return a.startsWith("client:");
 }
 
 function isClientReply(m: Message): m is ClientReply {
   return m.type === "write-done" || m.type === "read-done" || m.type === "flush-done" || m.type === "rejected";
-}
-
-function isClientRequest(m: Message): m is ClientRequest {
-  return m.type === "write" || m.type === "read" || m.type === "flush";
 }
 
 export class ReplicaRouter {
@@ -85,8 +88,7 @@ export class ReplicaRouter {
     },
   ) {
     this.clientWaitMs = options.clientWaitMs ?? clientWaitMsDefault;
-    options.peers.handle(messageType.replica, (frame, { tagBytes }) => this.onOneWay(frame, tagBytes));
-    options.peers.handle(messageType.replicaClient, (frame, { tagBytes }) => this.onClientFrame(frame, tagBytes));
+    options.peers.handlePost(messageType.replica, (frame) => this.onPost(frame));
   }
 
   /** Messages to `address` are handed to `receiver` (a unit, the manager, a coordinator) on this node. */
@@ -99,29 +101,28 @@ export class ReplicaRouter {
     this.receivers.delete(address);
   }
 
-  /** Fire-and-forget. A reply to a coordinator's request goes back on that request's response. */
+  /** Fire-and-forget. A reply to a coordinator's request goes to that request's waiter. */
   send(from: Address, to: Address, msg: Message): void {
     if (this.closed) return;
     if (isClientAddress(to) && isClientReply(msg) && this.answer(to, msg)) return;
     const node = this.options.directory(to);
     if (node === undefined || node.id === this.options.selfNodeId) {
-      const r = this.receivers.get(to);
       // Delivered on a later turn: a step's effects are carried out before the receiver steps.
-      if (r !== undefined) queueMicrotask(() => r(from, msg));
+      queueMicrotask(() => this.deliver(from, to, msg));
       return;
     }
-    const envelope = encodeCbor({ from, to, msg });
+    const envelope = envelopeOf(from, to, msg);
     let box = this.outboxes.get(node.id);
     if (box === undefined) {
-      box = { node, queue: [], queuedBytes: 0, inflight: 0, scheduled: false };
+      box = { node, queue: [], queuedBytes: 0, scheduled: false, waiting: false };
       this.outboxes.set(node.id, box);
     }
     box.node = node;
     // Full: drop (the state machines retransmit); growing would only hide a peer that is gone.
-    if (box.queuedBytes + envelope.length > outboxBytesMax) return;
+    if (box.queuedBytes + envelope.bytes > outboxBytesMax) return;
     box.queue.push(envelope);
-    box.queuedBytes += envelope.length;
-    if (!box.scheduled) {
+    box.queuedBytes += envelope.bytes;
+    if (!box.scheduled && !box.waiting) {
       box.scheduled = true;
       queueMicrotask(() => {
         box.scheduled = false;
@@ -131,140 +132,71 @@ export class ReplicaRouter {
   }
 
   /**
-   * Sends what a node's outbox holds, as many envelopes per frame as fit, with at most
-   * `batchesInflightMax` frames awaiting their (empty) answer: the connection refuses requests
-   * beyond its own in-flight limit, and a burst of a catch-up's pages must not be cut there.
+   * Posts what a node's outbox holds, as many envelopes per frame as fit. Nothing answers a
+   * batch (the protocol's replies are messages of their own); one the connection refuses (not
+   * open, or a peer not keeping up: core/net postQueuedBytesMax) is lost and retransmitted by
+   * the state machines. While the connection has more than sendAheadBytesMax unsent, batches
+   * wait in the outbox (bounded by outboxBytesMax), so a slow peer is pushed back on first.
    */
   private drain(box: Outbox): void {
-    while (!this.closed && box.queue.length > 0 && box.inflight < batchesInflightMax) {
-      const batch: Uint8Array[] = [];
-      let bytes = 0;
-      while (box.queue.length > 0) {
-        const next = box.queue[0] as Uint8Array;
-        if (batch.length > 0 && bytes + 4 + next.length > batchBytesMax) break;
-        batch.push(next);
-        bytes += 4 + next.length;
-        box.queue.shift();
-        box.queuedBytes -= next.length;
+    while (!this.closed && box.queue.length > 0) {
+      if (this.unsentBytes(box.node) > sendAheadBytesMax) {
+        box.waiting = true;
+        setTimeout(() => {
+          box.waiting = false;
+          this.drain(box);
+        }, sendAheadRetryMs);
+        return;
       }
-      box.inflight++;
+      const batch: Envelope[] = [];
+      let bytes = 0;
+      let taken = 0;
+      for (const next of box.queue) {
+        if (batch.length > 0 && bytes + lengthBytes + next.bytes > batchBytesMax) break;
+        batch.push(next);
+        bytes += lengthBytes + next.bytes;
+        taken++;
+      }
+      box.queue.splice(0, taken);
+      box.queuedBytes -= bytes - lengthBytes * taken;
       const fill = (p: Uint8Array) => {
         const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
         let at = 0;
         for (const e of batch) {
-          dv.setUint32(at, e.length);
-          p.set(e, at + 4);
-          at += 4 + e.length;
+          dv.setUint32(at, e.bytes);
+          e.write(p, at + lengthBytes);
+          at += lengthBytes + e.bytes;
         }
       };
-      const done = () => {
-        box.inflight--;
-        this.drain(box);
-      };
-      let sent: Promise<unknown>;
       try {
-        sent = this.options.peers.request(box.node, {
-          build: (requestId, tagBytes) => buildFrame({ type: messageType.replica, flags: 0, requestId }, { payloadBytes: bytes, fill, tagBytes, filledTailBytes: bytes }),
-          decode: () => ({ ok: true, value: null }),
-          responseType: messageType.replica,
-          timeoutMs: oneWayTimeoutMs,
-        });
+        this.options.peers.post(box.node, (tagBytes) => buildFrame({ type: messageType.replica, flags: frameFlags.oneWay, requestId: 0 }, { payloadBytes: bytes, fill, tagBytes, filledTailBytes: bytes }), postWaitMs);
       } catch {
-        sent = Promise.resolve();
+        // Peers closed under us (shutdown) or full of clients: the batch is lost like any other.
       }
-      sent.then(done, done);
     }
   }
 
-  /** A coordinator's request to the unit `to`, answered by the unit's reply or a failure. */
-  async request(from: Address, to: Address, msg: ClientRequest, timeoutMs: number): Promise<ClientOutcome> {
-    assert(isClientAddress(from), "a client request comes from a client address");
-    if (this.closed) return { ok: false, reason: "closed" };
-    const node = this.options.directory(to);
-    if (node === undefined) return { ok: false, reason: `no node known for ${to}` };
-    if (node.id === this.options.selfNodeId) {
-      const reply = await this.waitLocal(from, to, msg, Math.min(timeoutMs, this.clientWaitMs));
-      return reply === null ? { ok: false, reason: "no reply in time" } : { ok: true, reply };
-    }
-    const payload = encodeCbor({ from, to, msg });
-    let out: Awaited<ReturnType<Peers["request"]>>;
+  /** Bytes waiting for the socket on the connection to a node (0 when there is none). */
+  private unsentBytes(node: PeerNode): number {
     try {
-      out = await this.options.peers.request<ClientReply>(node, {
-        build: (requestId, tagBytes) => encodeFrame({ type: messageType.replicaClient, flags: 0, requestId }, payload, tagBytes),
-        decode: (f) => {
-          const d = decodeCbor(f.payload);
-          if (!d.ok) return d;
-          const p = parseMessage(d.value);
-          if (!p.ok) return { ok: false, reason: p.reason };
-          if (!isClientReply(p.msg)) return { ok: false, reason: `a ${p.msg.type} is no answer to a client request` };
-          return { ok: true, value: p.msg };
-        },
-        responseType: messageType.replicaClient,
-        timeoutMs,
-      });
-    } catch (e) {
-      return { ok: false, reason: e instanceof Error ? e.message : String(e) };
+      return this.options.peers.client(node).connection?.queued ?? 0;
+    } catch {
+      return 0; // closed Peers: the post below fails the same way and is dropped
     }
-    if (out.ok) return { ok: true, reply: out.value as ClientReply };
-    return { ok: false, reason: out.reason === "remote-error" ? `${out.code}: ${out.message}` : `${out.reason}: ${out.message}` };
   }
 
-  close(): void {
-    this.closed = true;
-    for (const list of this.waiters.values()) for (const w of list) w.resolve(null);
-    this.waiters.clear();
-    this.waiterCount = 0;
-    this.receivers.clear();
-    this.outboxes.clear();
-  }
-
-  // ---- receiving ----
-
-  private decodeEnvelope(bytes: Uint8Array): { from: Address; to: Address; msg: Message } | string {
-    const d = decodeCbor(bytes);
-    if (!d.ok) return d.reason;
-    const { from, to, msg } = d.value;
-    if (typeof from !== "string" || typeof to !== "string") return "envelope lacks from/to";
-    const p = parseMessage(msg);
-    if (!p.ok) return p.reason;
-    return { from, to, msg: p.msg };
-  }
-
-  private onOneWay(frame: Frame, tagBytes: number): Uint8Array {
-    const p = frame.payload;
-    const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
-    let at = 0;
-    while (at < p.length) {
-      if (at + 4 > p.length) return errorFrame(frame.requestId, { code: "bad-message", message: "batch cut inside a length" }, tagBytes);
-      const len = dv.getUint32(at);
-      if (at + 4 + len > p.length) return errorFrame(frame.requestId, { code: "bad-message", message: "batch cut inside a message" }, tagBytes);
-      const e = this.decodeEnvelope(p.subarray(at + 4, at + 4 + len));
-      at += 4 + len;
-      // One malformed message does not cost the others of the batch.
-      if (typeof e === "string") continue;
-      const r = this.receivers.get(e.to);
-      if (r !== undefined && !this.closed) r(e.from, e.msg);
-    }
-    return encodeFrame({ type: messageType.replica, flags: frameFlags.response, requestId: frame.requestId }, emptyPayload, tagBytes);
-  }
-
-  private async onClientFrame(frame: Frame, tagBytes: number): Promise<Uint8Array> {
-    const requestId = frame.requestId;
-    const e = this.decodeEnvelope(frame.payload);
-    if (typeof e === "string") return errorFrame(requestId, { code: "bad-message", message: e }, tagBytes);
-    if (!isClientAddress(e.from) || !isClientRequest(e.msg)) return errorFrame(requestId, { code: "bad-message", message: "not a client request" }, tagBytes);
-    const reply = await this.waitLocal(e.from, e.to, e.msg, this.clientWaitMs);
-    if (reply === null) return errorFrame(requestId, { code: "busy", message: `${e.to} gave no answer in ${this.clientWaitMs} ms` }, tagBytes);
-    return encodeFrame({ type: messageType.replicaClient, flags: frameFlags.response, requestId }, encodeCbor(reply), tagBytes);
-  }
-
-  /** Hands a client request to a unit here and waits for its reply to that request id. */
-  private waitLocal(from: Address, to: Address, msg: ClientRequest, waitMs: number): Promise<ClientReply | null> {
-    const r = this.receivers.get(to);
-    if (r === undefined || this.closed) return Promise.resolve(null);
-    if (this.waiterCount >= clientWaitersMax) return Promise.resolve(null);
+  /**
+   * A coordinator's request to the unit `to`, answered by the unit's reply to its request id,
+   * or a failure when none came within `timeoutMs` (at most clientWaitMs).
+   */
+  request(from: Address, to: Address, msg: ClientRequest, timeoutMs: number): Promise<ClientOutcome> {
+    assert(isClientAddress(from), "a client request comes from a client address");
+    if (this.closed) return Promise.resolve({ ok: false, reason: "closed" });
+    if (this.options.directory(to) === undefined && !this.receivers.has(to)) return Promise.resolve({ ok: false, reason: `no node known for ${to}` });
+    if (this.waiterCount >= clientWaitersMax) return Promise.resolve({ ok: false, reason: `${clientWaitersMax} requests already waiting` });
+    const waitMs = Math.min(timeoutMs, this.clientWaitMs);
     const key = `${from} ${msg.reqId}`;
-    return new Promise((resolve) => {
+    const reply = new Promise<ClientReply | null>((resolve) => {
       const timer = setTimeout(() => {
         const list = this.waiters.get(key);
         if (list === undefined) return;
@@ -280,8 +212,47 @@ export class ReplicaRouter {
       list.push({ resolve, timer });
       this.waiters.set(key, list);
       this.waiterCount++;
-      r(from, msg);
     });
+    this.send(from, to, msg);
+    return reply.then((r) => (r === null ? { ok: false, reason: `no reply from ${to} within ${waitMs} ms` } : { ok: true, reply: r }));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const list of this.waiters.values()) for (const w of list) w.resolve(null);
+    this.waiters.clear();
+    this.waiterCount = 0;
+    this.receivers.clear();
+    this.outboxes.clear();
+  }
+
+  // ---- receiving ----
+
+  private onPost(frame: Frame): void {
+    const p = frame.payload;
+    const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
+    let at = 0;
+    while (at < p.length) {
+      if (at + lengthBytes > p.length) return this.options.logger.warn("replication batch cut inside a length, rest dropped", { bytes: p.length });
+      const len = dv.getUint32(at);
+      if (at + lengthBytes + len > p.length) return this.options.logger.warn("replication batch cut inside a message, rest dropped", { bytes: p.length });
+      const e = decodeEnvelope(p.subarray(at + lengthBytes, at + lengthBytes + len));
+      at += lengthBytes + len;
+      // One malformed message does not cost the others of the batch.
+      if (typeof e === "string") {
+        this.options.logger.debug("malformed replication message dropped", { reason: e });
+        continue;
+      }
+      this.deliver(e.from, e.to, e.msg);
+    }
+  }
+
+  /** A message for an address of this node: a coordinator's reply to its waiter, the rest to its receiver. */
+  private deliver(from: Address, to: Address, msg: Message): void {
+    if (this.closed) return;
+    // A reply nobody waits for any more (it came after its timeout) is dropped.
+    if (isClientAddress(to) && isClientReply(msg)) return void this.answer(to, msg);
+    this.receivers.get(to)?.(from, msg);
   }
 
   /** A unit's reply to a waiting client request: true if one was waiting for it. */

@@ -2,6 +2,7 @@ import { expect, test } from "bun:test";
 import { Decoder } from "cbor-x/decode";
 import { Encoder } from "cbor-x/encode";
 import type { Membership, Message, UnitReport } from "./types.ts";
+import { decodeEnvelope, encodeEnvelope } from "./envelope.ts";
 import { parseMessage } from "./wire.ts";
 
 // The options core/net uses for control messages: plain maps, byte strings copied.
@@ -59,4 +60,44 @@ test("parseMessage() refuses unknown types, missing or mistyped fields and bad m
 
 test("parseMessage() drops fields it does not know (a newer sender's)", () => {
   expect(parseMessage({ type: "forward-ack", epoch: 2, lsn: 3, extra: "x" })).toEqual({ ok: true, msg: { type: "forward-ack", epoch: 2, lsn: 3 } });
+});
+
+test("decodeEnvelope() gives back every message type encodeEnvelope() wrote, with its addresses, data copied", () => {
+  for (const msg of every) {
+    const bytes = encodeEnvelope("u1", "client:n0/lun0 é", msg);
+    const d = decodeEnvelope(bytes);
+    expect(d).toEqual({ from: "u1", to: "client:n0/lun0 é", msg });
+    if (typeof d !== "string" && "data" in d.msg) expect(d.msg.data.buffer).not.toBe(bytes.buffer);
+    if (typeof d !== "string") expect(parseMessage(d.msg)).toEqual({ ok: true, msg });
+  }
+});
+
+test("decodeEnvelope() returns a reason, never throws, for every envelope cut short or with any byte flipped", () => {
+  for (const msg of every) {
+    const bytes = encodeEnvelope("u1", "u2", msg);
+    for (let n = 0; n < bytes.length; n++) {
+      const cut = decodeEnvelope(bytes.subarray(0, n));
+      // A data message cut inside its data is still one (shorter data); anything cut before is refused.
+      if (typeof cut !== "string") expect("data" in cut.msg).toBe(true);
+    }
+    for (let i = 0; i < bytes.length; i++) {
+      const bad = bytes.slice();
+      bad[i] = (bad[i] as number) ^ 0xff;
+      const d = decodeEnvelope(bad);
+      if (typeof d !== "string") expect(parseMessage(d.msg).ok).toBe(true);
+    }
+  }
+});
+
+test("decodeEnvelope() refuses an unknown kind, a fraction where a whole number goes, and bytes after a fixed layout", () => {
+  const ack = encodeEnvelope("u1", "u2", { type: "forward-ack", epoch: 3, lsn: 7 });
+  const unknown = ack.slice();
+  unknown[0] = 200;
+  expect(decodeEnvelope(unknown)).toBe("unknown envelope kind 200");
+  const fraction = ack.slice();
+  new DataView(fraction.buffer).setFloat64(ack.length - 8, 7.5);
+  expect(decodeEnvelope(fraction)).toBe("forward-ack: field lsn is not a whole number");
+  const longer = new Uint8Array(ack.length + 1);
+  longer.set(ack);
+  expect(decodeEnvelope(longer)).toBe("forward-ack: bytes after its fields");
 });
