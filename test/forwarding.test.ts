@@ -6,25 +6,11 @@
 // retryable sense through b while a is down.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { TestNode, qstoraBin, run, spawnLoad } from "./helpers/node.ts";
+import { TestNode, run, spawnLoad } from "./helpers/node.ts";
 import { RawScsiSession } from "./helpers/raw-scsi.ts";
+import { MiB, expectPattern, formCluster, qemu } from "./helpers/replica.ts";
 
 const iqn = "iqn.2026-12.org.qstora:forwarded";
-const MiB = 1 << 20;
-
-function qemu(url: string, ...cmds: string[]): { code: number; out: string } {
-  const r = run(["qemu-io", "-f", "raw", ...cmds.flatMap((c) => ["-c", c]), url], { timeoutMs: 120_000 });
-  return { code: r.code, out: `${r.stdout}${r.stderr}` };
-}
-
-function expectPattern(url: string, pattern: number, offset: number, length: number): void {
-  const r = qemu(url, `read -P 0x${pattern.toString(16)} ${offset} ${length}`);
-  if (r.code !== 0) console.log(r.out);
-  expect(r.out).not.toContain("Pattern verification failed");
-  expect(r.out).not.toContain("error");
-  expect(r.code).toBe(0);
-}
-
 /** The designator lines of VPD 83h as iscsi-inq prints them. */
 function vpd83(url: string): string {
   // iscsi-inq reads the page code as a decimal integer: 131 is 83h.
@@ -56,12 +42,7 @@ describe("every node's portal serves every LUN", () => {
   const c = new TestNode("qstora-fwd-c-");
   const lunsOn = (n: TestNode): Array<{ target: string; lun: number }> => n.qJson<Array<{ target: string; lun: number }>>("lun", "list");
   beforeAll(() => {
-    expect(a.init([`${a.dir}/a1.img:256M`], [], "fwd-a").code).toBe(0);
-    const token = a.ok("token", "create", "--ttl", "1h").stdout.trim();
-    for (const [n, name] of [[b, "fwd-b"], [c, "fwd-c"]] as const) {
-      const r = run([qstoraBin, "join", a.address, "--token", token, "--archive", `${n.dir}/a1.img:256M`, "--address", n.address, "--name", name, "--data-dir", n.dataDir]);
-      expect(`${r.code} ${r.stderr}`).toBe("0 ");
-    }
+    formCluster([{ node: a, name: "fwd-a" }, { node: b, name: "fwd-b" }, { node: c, name: "fwd-c" }]);
   }, 60_000);
   afterAll(() => {
     for (const n of [c, b, a]) n.cleanup();
@@ -84,7 +65,7 @@ describe("every node's portal serves every LUN", () => {
       for (const other of [a, b, c]) expect(r.stdout).toMatch(new RegExp(`Portal:${other.portal.replaceAll(".", "\\.")},\\d+`));
     }
     for (const lun of [0, 1]) {
-      const w = qemu(b.url(iqn, lun), `write -P 0x3${lun} 0 32M`, "flush");
+      const w = qemu(b.url(iqn, lun), [`write -P 0x3${lun} 0 32M`, "flush"]);
       expect(w.out).not.toContain("error");
       expect(w.code).toBe(0);
       expectPattern(c.url(iqn, lun), 0x30 + lun, 0, 32 * MiB);
@@ -240,7 +221,7 @@ describe("every node's portal serves every LUN", () => {
     console.log(`a restarted: commands through b went through again ${Date.now() - back} ms after its start returned`);
     expect(ok).toBe(true);
     s.close();
-    expect(qemu(b.url(iqn, 0), "write -P 0x61 0 4M", "flush").code).toBe(0);
+    expect(qemu(b.url(iqn, 0), ["write -P 0x61 0 4M", "flush"]).code).toBe(0);
     expectPattern(a.url(iqn, 0), 0x61, 0, 4 * MiB);
   }, 240_000);
 });

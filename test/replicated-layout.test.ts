@@ -10,25 +10,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { TestNode, qstoraBin, run } from "./helpers/node.ts";
+import { TestNode, run } from "./helpers/node.ts";
+import { MiB, formCluster, qemu, type LunView as ReplicaLunView, type SegmentView } from "./helpers/replica.ts";
 
-interface SegmentView {
-  index: number;
-  units: string[];
-  state: string;
-  epoch: number;
-  primary: string | null;
-  inactive: string[];
-  reason: string | null;
-}
-interface LunView {
-  target: string;
-  lun: number;
+interface LunView extends ReplicaLunView {
   sizeBytes: number;
-  redundancy: string;
   pool: string;
   redundancyReason?: string;
-  segments?: SegmentView[];
 }
 interface ArchiveView {
   id: string;
@@ -44,15 +32,8 @@ interface Status {
 }
 
 const iqn = "iqn.2026-11.org.qstora:layout";
-const MiB = 1 << 20;
-
-function qemu(url: string, ...cmds: string[]): { code: number; out: string } {
-  const r = run(["qemu-io", "-f", "raw", ...cmds.flatMap((c) => ["-c", c]), url], { timeoutMs: 120_000 });
-  return { code: r.code, out: `${r.stdout}${r.stderr}` };
-}
-
 function expectIo(url: string, ...cmds: string[]): void {
-  const r = qemu(url, ...cmds);
+  const r = qemu(url, cmds);
   expect(r.out).not.toContain("Pattern verification failed");
   expect(r.out).not.toContain("error");
   expect(r.code).toBe(0);
@@ -88,13 +69,7 @@ describe("replicated LUN layout, defaults, lifecycle and health on three daemons
   const archiveOf = (n: TestNode): ArchiveView[] => n.qJson<ArchiveView[]>("archive", "list");
 
   beforeAll(() => {
-    expect(a.init([`${a.dir}/a1.img:192M`], [], "lay-a").code).toBe(0);
-    const token = a.ok("token", "create", "--ttl", "1h").stdout.trim();
-    for (const [n, name] of [[b, "lay-b"], [c, "lay-c"]] as const) {
-      const r = run([qstoraBin, "join", a.address, "--token", token, "--archive", `${n.dir}/a1.img:256M`, "--address", n.address, "--name", name, "--data-dir", n.dataDir]);
-      expect(`${r.code} ${r.stderr}`).toBe("0 ");
-    }
-    for (const n of a.qJson<Array<{ id: string; name: string }>>("node", "list")) byId.set(n.id, n.name === "lay-a" ? a : n.name === "lay-b" ? b : c);
+    for (const [id, n] of formCluster([{ node: a, name: "lay-a", archiveSize: "192M" }, { node: b, name: "lay-b" }, { node: c, name: "lay-c" }])) byId.set(id, n);
     a.ok("target", "create", iqn);
     for (const n of all) freeAtStart.set(n, new Map(archiveOf(n).map((x) => [x.id, x.freeBytes])));
   }, 90_000);

@@ -31,15 +31,16 @@ export const MiB = 1 << 20;
  * Forms a cluster: the first node inits (one archive of `archiveSize`, default 256M, and
  * `initArgs`, e.g. --etcd URL), every other joins it. Returns the nodes by node id.
  */
-export function formCluster(nodes: Array<{ node: TestNode; name: string }>, options: { archiveSize?: string; initArgs?: string[] } = {}): Map<string, TestNode> {
-  const archiveSize = options.archiveSize ?? "256M";
+export function formCluster(nodes: Array<{ node: TestNode; name: string; archiveSize?: string }>, options: { archiveSize?: string; initArgs?: string[] } = {}): Map<string, TestNode> {
+  const sizeOf = (n: { archiveSize?: string }): string => n.archiveSize ?? options.archiveSize ?? "256M";
   const [first, ...rest] = nodes;
   if (first === undefined) throw new Error("a cluster needs a node");
-  const init = first.node.init([`${first.node.dir}/a1.img:${archiveSize}`], options.initArgs ?? [], first.name);
+  const init = first.node.init([`${first.node.dir}/a1.img:${sizeOf(first)}`], options.initArgs ?? [], first.name);
   if (init.code !== 0) throw new Error(`init failed: ${init.stderr}${init.stdout}`);
   const token = first.node.ok("token", "create", "--ttl", "1h").stdout.trim();
-  for (const { node, name } of rest) {
-    const r = run([...node.wrap, qstoraBin, "join", first.node.address, "--token", token, "--archive", `${node.dir}/a1.img:${archiveSize}`, "--address", node.address, "--name", name, "--data-dir", node.dataDir]);
+  for (const n of rest) {
+    const { node, name } = n;
+    const r = run([...node.wrap, qstoraBin, "join", first.node.address, "--token", token, "--archive", `${node.dir}/a1.img:${sizeOf(n)}`, "--address", node.address, "--name", name, "--data-dir", node.dataDir]);
     if (r.code !== 0) throw new Error(`join of ${name} failed: ${r.stderr}${r.stdout}`);
   }
   const byName = new Map(nodes.map((n) => [n.name, n.node]));
