@@ -47,9 +47,22 @@ function sleep(ms: number): Promise<void> {
 
 type Build = (epoch: number, reqId: number, completeBelow: number) => ClientRequest;
 
+/**
+ * The first request id of a coordinator started now. A primary drops, as a late duplicate, any
+ * request whose id is below the floor its client last declared (`completeBelow`), and it knows a
+ * coordinator only by its address, which a restarted coordinator keeps: ids that started again
+ * at 1 were all dropped, silently, until the primary's unit restarted. Starting at the clock in
+ * microseconds puts a new incarnation above every id of the last one as long as that one issued
+ * fewer than a thousand requests per millisecond of its life (a segment's coordinator does ~100)
+ * and the clock did not step back across the restart. A float64 on the wire: exact to 2^53.
+ */
+export function firstRequestId(nowMs: number): number {
+  return Math.floor(nowMs) * 1000;
+}
+
 export class ReplicatedSegment {
   private membership: Membership | null = null;
-  private nextReqId = 1;
+  private nextReqId: number;
   private readonly outstanding = new Set<number>();
   private inflight = 0;
   private readonly queue: Array<() => void> = [];
@@ -65,10 +78,14 @@ export class ReplicatedSegment {
       /** This coordinator's address: "client:<node>/<lun>"; unique in the cluster. */
       client: Address;
       limits?: Partial<CoordinatorLimits>;
+      /** Its first request id (firstRequestId of its start time by default). */
+      firstReqId?: number;
     },
   ) {
     assert(options.client.startsWith("client:"), "a coordinator's address starts with client:");
     this.limits = { ...coordinatorLimitsDefault, ...options.limits };
+    this.nextReqId = options.firstReqId ?? firstRequestId(Date.now());
+    assert(Number.isSafeInteger(this.nextReqId) && this.nextReqId > 0);
   }
 
   /** The membership this coordinator last acted on (null until it read one). */

@@ -117,6 +117,16 @@ describe("replication drivers on loopback with real archives", () => {
     }
   }, 60_000);
 
+  test("a coordinator started again at the same address (its node restarted) is served: its request ids start above the last incarnation's", async () => {
+    const address = `client:test/${r3.segment}/restarted`;
+    const acked = new Map<number, number>();
+    await writeMany(c.coordinator(r3.segment, undefined, address), 400, 50, acked);
+    await Bun.sleep(2);
+    const again = c.coordinator(r3.segment, { requestTimeoutMs: 2_000, opTimeoutMs: 5_000 }, address);
+    await writeMany(again, 450, 50, acked);
+    await expectReadsBack(again, acked);
+  }, 60_000);
+
   test("a Volume over the two replicated segments: a write striped over both reads back, and a flush reaches every copy", async () => {
     const segs = [c.coordinator(r3.segment), c.coordinator(r2.segment)];
     const provider: UnitProvider = {

@@ -174,8 +174,10 @@ export class TestReplicaCluster {
     return this.nodes[i] as TestNode;
   }
 
-  coordinator(segment: string, limits?: Partial<CoordinatorLimits>): ReplicatedSegment {
-    const c = new ReplicatedSegment({ router: this.client.router, store: this.store, segment, client: `client:test/${segment}/${this.coordinators.length}`, ...(limits === undefined ? {} : { limits }) });
+  /** A coordinator of `segment`; `address` to start one again in place of an earlier one. */
+  coordinator(segment: string, limits?: Partial<CoordinatorLimits>, address?: string): ReplicatedSegment {
+    const client = address ?? `client:test/${segment}/${this.coordinators.length}`;
+    const c = new ReplicatedSegment({ router: this.client.router, store: this.store, segment, client, ...(limits === undefined ? {} : { limits }) });
     this.coordinators.push(c);
     return c;
   }
