@@ -8,7 +8,8 @@ import { assert } from "../util/assert.ts";
 import type { MetaStore } from "../meta/store.ts";
 import type { Membership, RecordOutcome } from "./types.ts";
 import { sameMembership } from "./types.ts";
-import { parseMessage } from "./wire.ts";
+import { isMembership } from "./wire.ts";
+import { parseJson } from "../util/json.ts";
 
 export interface MembershipStore {
   load(segment: string): Promise<Membership | null>;
@@ -23,15 +24,8 @@ export function membershipKey(segment: string): string {
 }
 
 function decodeRecord(value: string): Membership | null {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(value);
-  } catch {
-    return null;
-  }
-  // Reuse the wire check: a membership message carrying the record.
-  const p = parseMessage({ type: "membership", epoch: 0, membership: raw });
-  return p.ok && p.msg.type === "membership" ? p.msg.membership : null;
+  const raw = parseJson(value);
+  return isMembership(raw) ? raw : null;
 }
 
 export class MetaMembershipStore implements MembershipStore {

@@ -29,7 +29,8 @@ import type { MembershipStore } from "./record-store.ts";
 import type { ReplicaRouter } from "./transport.ts";
 import type { LogMark, Message, Recovered, UnitEffect, UnitId, UnitInput, UnitMeta, UnitReport } from "./types.ts";
 import { defaultUnitConfig, initUnit, reportOf, stepUnit, type UnitConfig, type UnitState } from "./unit.ts";
-import { parseMessage } from "./wire.ts";
+import { isMembership } from "./wire.ts";
+import { parseJson } from "../util/json.ts";
 
 /** How often units are ticked (the contract asks for ~20 ms). */
 export const tickMsDefault = 20;
@@ -90,19 +91,12 @@ function decodeMark(buf: Uint8Array): LogMark | null {
 }
 
 function decodeMeta(text: string): UnitMeta | null {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    return null;
-  }
+  const raw = parseJson(text);
   if (typeof raw !== "object" || raw === null) return null;
   const r = raw as Record<string, unknown>;
   if (typeof r.fence !== "number" || typeof r.proposed !== "number") return null;
-  if (r.membership === null) return { membership: null, fence: r.fence, proposed: r.proposed };
-  const p = parseMessage({ type: "membership", epoch: 0, membership: r.membership });
-  if (!p.ok || p.msg.type !== "membership") return null;
-  return { membership: p.msg.membership, fence: r.fence, proposed: r.proposed };
+  if (r.membership !== null && !isMembership(r.membership)) return null;
+  return { membership: r.membership, fence: r.fence, proposed: r.proposed };
 }
 
 /** Writes a small file so that it is whole and durable when this returns, old or new, never torn. */

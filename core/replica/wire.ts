@@ -43,7 +43,8 @@ const isLsn = (v: unknown): v is number => typeof v === "number" && Number.isSaf
 const isStr = (v: unknown): v is string => typeof v === "string" && v.length > 0 && v.length <= 256;
 const isMap = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 
-function isMembership(v: unknown): v is Membership {
+/** Whether a decoded value is a well-formed membership record (as every message carrying one checks). */
+export function isMembership(v: unknown): v is Membership {
   if (!isMap(v)) return false;
   const ids = (x: unknown) => Array.isArray(x) && x.length <= 8 && x.every(isStr);
   return (
