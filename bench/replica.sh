@@ -37,7 +37,7 @@ token=$("$Q" token create --ttl 1h --data-dir "$DIR/a")
 "$Q" join "$ADDR_A" --token "$token" --archive "$DIR/c.img:4G" --address "$ADDR_C" --name bench-c --data-dir "$DIR/c" >/dev/null
 "$Q" target create $IQN --data-dir "$DIR/a" >/dev/null
 "$Q" lun create --target $IQN --lun 0 --size "$SIZE" --segment-size "$SEGMENT" --redundancy replica:3 --data-dir "$DIR/a" >/dev/null
-"$Q" lun create --target $IQN --lun 1 --size "$SIZE" --data-dir "$DIR/a" >/dev/null
+"$Q" lun create --target $IQN --lun 1 --size "$SIZE" --redundancy none --data-dir "$DIR/a" >/dev/null
 REPLICA=iscsi://$ADDR_A:3260/$IQN/0
 SINGLE=iscsi://$ADDR_A:3260/$IQN/1
 # Place every segment of the replicated LUN before peer-bench prefills it: placement on first

@@ -71,6 +71,17 @@ test("placeSegment() makes the node with the fewest primaries the primary", () =
   expect(r.units[0]).toMatchObject({ role: "primary", node: "b" });
 });
 
+test("placeSegment() makes the coordinator's copy the primary when one of the chosen copies is on its node", () => {
+  const c = cluster([node("a", { primaries: 9 }), node("b", { primaries: 2 }), node("c", { primaries: 4 })], [archive("a1", "a"), archive("b1", "b", 10), archive("c1", "c", 20)]);
+  const r = placeSegment(c, { redundancy: "replica:3", unitBytes: GiB, primaryOn: "c" });
+  if (!r.ok) throw new Error(r.reason);
+  expect(r.units[0]).toMatchObject({ role: "primary", node: "c" });
+  // Not among the chosen copies (replica:2 takes the two emptiest): the rule of the fewest primaries.
+  const two = placeSegment(c, { redundancy: "replica:2", unitBytes: GiB, primaryOn: "c" });
+  if (!two.ok) throw new Error(two.reason);
+  expect(two.units.filter((u) => u.role !== "arbiter").map((u) => u.node)).toEqual(["b", "a"]);
+});
+
 test("placeSegment() repeated keeps used space and primaries balanced across nodes", () => {
   const nodes = ["a", "b", "c", "d", "e"].map((id) => ({ ...node(id) }));
   const archives = nodes.map((n) => archive(`${n.id}1`, n.id));

@@ -4,7 +4,12 @@
 // - the units of one segment sit in different fault domains: node groups, or, on a cluster of
 //   one node, different archives;
 // - among the allowed archives, the emptiest (by used fraction once the unit is added) wins, so
-//   used space stays balanced; the primary goes to the chosen node with the fewest primaries;
+//   used space stays balanced; the primary goes to the node that will coordinate the segment
+//   (the LUN's coordinator, `primaryOn`) when one of the chosen copies is there, otherwise to the
+//   chosen node with the fewest primaries. A coordinator-local primary saves a network round
+//   trip on every read and write (docs/PERFORMANCE.md) and costs no availability: the segment
+//   needs its coordinator's node anyway. Primaries stay balanced across the cluster as far as
+//   LUNs' coordinators are;
 // - replica:2's arbiter (votes, stores no data) goes to a third fault domain;
 // - draining nodes, offline archives and archives without room are never chosen.
 // It never reads the store, never allocates space: the caller records the placement.
@@ -99,7 +104,7 @@ export function checkRedundancy(r: Redundancy, faultDomains: number): { ok: true
 }
 
 /** Place the units of one segment. Deterministic: equal candidates are taken by id order. */
-export function placeSegment(cluster: PlacementCluster, opts: { redundancy: Redundancy; unitBytes: number }): PlacementResult {
+export function placeSegment(cluster: PlacementCluster, opts: { redundancy: Redundancy; unitBytes: number; primaryOn?: string }): PlacementResult {
   assert(opts.unitBytes > 0, "placeSegment: unit size");
   const copies = dataCopiesOf(opts.redundancy);
   const usedDomains = new Set<string>();
@@ -113,9 +118,11 @@ export function placeSegment(cluster: PlacementCluster, opts: { redundancy: Redu
     picked.push(a);
     usedDomains.add(faultDomainOf(cluster, a));
   }
-  // The primary: the chosen copy whose node holds the fewest primaries; then the emptiest.
+  // The primary: a chosen copy on the coordinator's node, else the one whose node holds the
+  // fewest primaries; then the emptiest.
+  const local = (a: PlacementArchive) => (a.node === opts.primaryOn ? 0 : 1);
   const primaryOf = (a: PlacementArchive) => cluster.nodes.find((n) => n.id === a.node)?.primaries ?? 0;
-  const order = [...picked].sort((x, y) => primaryOf(x) - primaryOf(y) || fill(x, opts.unitBytes) - fill(y, opts.unitBytes) || x.id.localeCompare(y.id));
+  const order = [...picked].sort((x, y) => local(x) - local(y) || primaryOf(x) - primaryOf(y) || fill(x, opts.unitBytes) - fill(y, opts.unitBytes) || x.id.localeCompare(y.id));
   const units: UnitPlacement[] = order.map((a, i) => ({ role: i === 0 ? "primary" : "secondary", node: a.node, archive: a.id, faultDomain: faultDomainOf(cluster, a) }));
   if (opts.redundancy === "replica:2") {
     let arb = emptiest(cluster, arbiterBytes, usedDomains);

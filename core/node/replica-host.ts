@@ -397,7 +397,7 @@ export class ReplicaHost {
     const { meta } = this.options;
     const key = metaKeys.segment(volumeId, index);
     const segment = segmentIdOf(volumeId, index);
-    const placed = placeSegment(await this.placementCluster(pool), { redundancy: policy, unitBytes: sizeBytes });
+    const placed = placeSegment(await this.placementCluster(pool), { redundancy: policy, unitBytes: sizeBytes, primaryOn: this.options.nodeId });
     if (!placed.ok) return { ok: false, code: "NO_SPACE", message: placed.reason };
     let data = 0;
     const units = placed.units.map((u) => ({ unitId: u.role === "arbiter" ? `${segment}/arb` : `${segment}/u${data++}`, node: u.node, archive: u.archive, role: u.role }));
