@@ -10,6 +10,7 @@
 import { assert } from "../util/assert.ts";
 import { QstoraError } from "../util/errors.ts";
 import { silentLogger, type Logger } from "../util/log.ts";
+import { HttpsClient, type ClientTls } from "./https-client.ts";
 import {
   checkKey,
   checkPrefix,
@@ -43,11 +44,8 @@ export interface EtcdClientOptions {
 }
 
 /** TLS material of a metadata client: the CA that signs the servers and our client certificate. */
-export interface MetaTls {
-  readonly caPem: string;
-  readonly certPem: string;
-  readonly keyPem: string;
-}
+/** The node's certificate and key, and the cluster CA that the store's certificate must be of. */
+export type MetaTls = ClientTls;
 
 export const requestTimeoutMsDefault = 3_000;
 /** A metadata request answered in more than this is a sick store; beyond it, waiting helps nobody. */
@@ -280,10 +278,13 @@ export class EtcdClient implements MetaStore {
   private flavorPending: Promise<MetaFlavor> | undefined;
   private readonly watches = new Set<WatchLoop>();
   private closed = false;
+  /** Kept-open connections for https endpoints (fetch would open one per request). */
+  private readonly https: HttpsClient | undefined;
 
   constructor(endpointsOrOptions: readonly string[] | EtcdClientOptions) {
     const options: EtcdClientOptions = isEndpointList(endpointsOrOptions) ? { endpoints: endpointsOrOptions } : endpointsOrOptions;
     this.tls = options.tls;
+    this.https = options.tls === undefined ? undefined : new HttpsClient(options.tls);
     this.endpoints = checkEndpoints(options.endpoints, options.tls);
     this.requestTimeoutMs = options.requestTimeoutMs ?? requestTimeoutMsDefault;
     assert(this.requestTimeoutMs > 0 && this.requestTimeoutMs <= requestTimeoutMsMax, `request timeout ${this.requestTimeoutMs} ms is out of range`);
@@ -386,6 +387,7 @@ export class EtcdClient implements MetaStore {
   async close(): Promise<void> {
     this.closed = true;
     for (const w of [...this.watches]) w.cancel();
+    this.https?.close();
   }
 
   /** The server's kind, asked once (a failed detection is asked again next time). */
@@ -507,6 +509,11 @@ export class EtcdClient implements MetaStore {
   }
 
   private async attempt(endpoint: string, path: string, payload: string, timeoutMs = this.requestTimeoutMs): Promise<string> {
+    if (this.https !== undefined && endpoint.startsWith("https:")) {
+      const a = await this.https.post(`${endpoint}${path}`, payload, { timeoutMs, contentType: "application/json", bodyBytesMax: responseBytesMax });
+      if (a.status !== 200) throw new HttpStatusError(a.status, a.body);
+      return a.body;
+    }
     const tls = this.tlsOptions();
     const res = await fetch(`${endpoint}${path}`, {
       method: "POST",
