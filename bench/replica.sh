@@ -9,11 +9,12 @@
 # Environment: SIZE (of both LUNs, default 2G; peer-bench works on the first GiB at most),
 # SEGMENT (segment size of the replicated LUN, default 256M), ONLY=replica|single
 # (measure one LUN only), KEEP=1 (print the URLs and wait for Enter before tearing down, for
-# profiling by hand). Every daemon it started is stopped on exit, however it exits.
+# profiling by hand), QSTORA (the executable, default dist/qstora: to compare two builds). Every
+# daemon it started is stopped on exit, however it exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x dist/qstora ] || node_modules/.bin/bun pkg/build.ts
-Q="$PWD/dist/qstora"
+Q="${QSTORA:-$PWD/dist/qstora}"
 TOOLS=../shared/tools
 [ -f "$TOOLS/peer-bench.sh" ] || TOOLS=/work/shared/tools
 DIR=$(mktemp -d /tmp/qstora-bench-replica.XXXXXX)

@@ -1,15 +1,19 @@
 // Micro-benchmark: 4 KiB writes through coordinator -> primary -> two secondaries (replica:3,
 // three in-process nodes with their own archives and Peers on loopback) beside the same writes
 // into one local archive unit, in one run: queue-depth-1 latency and queue-depth-32 IOPS.
-//   node_modules/.bin/bun core/replica/replication.bench.ts [seconds per phase, default 3]
+//   node_modules/.bin/bun core/replica/replication.bench.ts [seconds per phase, default 3] [--remote]
+// The coordinator runs on the primary's node, as the daemon places it (placement.ts); --remote
+// puts it on a node of its own, one more network round trip per write.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Archive } from "../archive/archive.ts";
 import { pageBytes } from "../archive/format.ts";
+import { ReplicatedSegment } from "./coordinator.ts";
 import { TestReplicaCluster, testClusterId, testVolumeId, type SegmentPlan } from "./test-cluster.ts";
 
-const seconds = Number(process.argv[2] ?? 3);
+const seconds = Number(process.argv.slice(2).find((a) => !a.startsWith("--")) ?? 3);
+const remote = process.argv.includes("--remote");
 const segmentBytes = 16 << 20;
 const pages = segmentBytes / pageBytes;
 const plan: SegmentPlan = { segment: "bench/s0", index: 0, policy: "replica:3", dataNodes: [0, 1, 2], arbiterNode: null, sizeBytes: segmentBytes };
@@ -61,7 +65,9 @@ const localWrite: Write = (o) => {
 };
 
 const cluster = new TestReplicaCluster(3, [plan]);
-const seg = cluster.coordinator(plan.segment);
+const primaryNode = cluster.nodes[0]?.running;
+if (primaryNode === null || primaryNode === undefined) throw new Error("node 0 not running");
+const seg = remote ? cluster.coordinator(plan.segment) : new ReplicatedSegment({ router: primaryNode.router, store: cluster.store, segment: plan.segment, client: `client:n0/${plan.segment}` });
 const replWrite: Write = async (o) => {
   const r = await seg.write(o, data);
   if (!r.ok) throw new Error(r.message);
@@ -77,7 +83,8 @@ const r1 = await qd1(replWrite);
 const l32 = await qd32(localWrite);
 const r32 = await qd32(replWrite);
 const f = (n: number) => n.toFixed(0).padStart(9);
-console.log(`4 KiB random writes, ${seconds} s per phase          local archive   replica:3 (loopback)   ratio`);
+console.log(`4 KiB random writes, ${seconds} s per phase, coordinator ${remote ? "on a node of its own" : "on the primary's node"}`);
+console.log(`                                          local archive   replica:3 (loopback)   ratio`);
 console.log(`QD1 latency median (µs)                        ${f(l1.medianUs)}   ${f(r1.medianUs)}              ${(r1.medianUs / l1.medianUs).toFixed(1)}x`);
 console.log(`QD1 latency p99 (µs)                           ${f(l1.p99Us)}   ${f(r1.p99Us)}              ${(r1.p99Us / l1.p99Us).toFixed(1)}x`);
 console.log(`QD32 IOPS                                      ${f(l32)}   ${f(r32)}              ${(r32 / l32).toFixed(2)}x`);

@@ -1,7 +1,8 @@
 // The unit driver's contract on a real archive, with a router that records what is sent: a
 // probe's fence is durable in the unit's meta file before the reply leaves, a write's pages and
-// log marker are on the archive before its acknowledgement is sent, and a restarted driver
-// recovers the fence, the log marker and the pages' sequence numbers.
+// log marker are on the archive before its acknowledgement is sent (a batch of forwards gets one
+// marker write and one cumulative ack), and a restarted driver recovers the fence, the log
+// marker and the pages' sequence numbers.
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -65,6 +66,33 @@ describe("UnitDriver", () => {
     expect(seen).toEqual(["ack 1 with page seq 1", "reply with fence on disk 2"]);
     const back = unit.read(3 * pageBytes, pageBytes);
     expect(back.ok && back.value[0]).toBe(7);
+    d.stop();
+  });
+
+  test("forwards of one batch: each on the archive, the marker written once, one ack (the last, cumulative) sent after it", async () => {
+    const other = archive.createUnit({ volumeId: testVolumeId, segmentIndex: 1, sizeBytes: 1 << 20 });
+    if (!other.ok) throw new Error(other.message);
+    const u2 = other.value;
+    store.records.set("s2", { ...m, segment: "s2", secondaries: ["batch", "other"] });
+    const acks: string[] = [];
+    const markFile = join(stateDir, "batch.mark");
+    const f = fakeRouter((_to, msg) => {
+      if (msg.type !== "forward-ack") return;
+      const mark = new DataView(readFileSync(markFile).buffer);
+      acks.push(`ack ${msg.lsn} with marker at ${mark.getFloat64(8)} and page 9 seq ${u2.pageSeq(9)}`);
+    });
+    const d = new UnitDriver({ router: f.router, store, stateDir, logger: silentLogger });
+    d.host({ unitId: "batch", segment: "s2", store: { archive, unit: u2 } });
+    await until(() => d.report("batch")?.epoch === 1);
+    // One frame's worth, delivered in one turn (as the router does with a batch).
+    for (let lsn = 1; lsn <= 8; lsn++) f.deliver("batch", "p", { type: "forward", epoch: 1, lsn, page: lsn + 1, pages: 1, data: new Uint8Array(pageBytes).fill(lsn), commitLsn: 0 });
+    await until(() => acks.length > 0);
+    await Bun.sleep(20);
+    expect(acks).toEqual(["ack 8 with marker at 8 and page 9 seq 8"]);
+    for (let lsn = 1; lsn <= 8; lsn++) {
+      const r = u2.read((lsn + 1) * pageBytes, pageBytes);
+      expect(r.ok && r.value[0]).toBe(lsn);
+    }
     d.stop();
   });
 

@@ -13,7 +13,12 @@
 // - "persist", "read", "flush" run synchronously, one after the other, in the order emitted, so a
 //   read sees every persist emitted before it; each is answered by exactly one input. A persist
 //   writes the pages (with their seq) before the log marker; both reach the page cache, which
-//   survives the death of the process; "flush" fdatasyncs the archive and the marker;
+//   survives the death of the process; "flush" fdatasyncs the archive and the marker. The marker
+//   of a batch of inputs is written once, the newest, when the batch is done (before a flush
+//   when one comes first): nothing a step sends leaves the process before then (sends go out
+//   on a later microtask, replies to coordinators resolve promises), so no other process can
+//   learn of a persist whose marker is not written, and a crash inside the batch is the same
+//   as one between a page write and its marker, which recovery handles;
 // - "record" and "fetch-membership" go to the store asynchronously; "unknown" is reported when the
 //   store fails (the unit retries); a unit steps one input at a time, never re-entrantly.
 // It never decides anything a state machine decides, and never acknowledges on a unit's behalf.
@@ -59,6 +64,12 @@ interface Hosted {
   readonly metaPath: string;
   readonly markFd: number;
   readonly markBuf: Uint8Array;
+  /** The newest marker persisted in this batch and not yet written. */
+  markDue: LogMark | null;
+  /** A pump is queued (messages arrived). */
+  pumpDue: boolean;
+  /** The newest forward-ack of this batch per primary, sent when the batch is done. */
+  readonly acksDue: Map<string, Message>;
 }
 
 /** Whether every byte is zero; stops at the first that is not, so data costs almost nothing. */
@@ -170,10 +181,12 @@ export class UnitDriver {
     }
     const recovered: Recovered = { meta, log, pageSeqs };
     const init = initUnit({ self: spec.unitId, segment: spec.segment, cfg: this.cfg }, recovered, this.now());
-    const h: Hosted = { spec, state: init.state, inbox: [], stepping: true, alive: true, metaPath, markFd, markBuf };
+    const h: Hosted = { spec, state: init.state, inbox: [], stepping: true, alive: true, metaPath, markFd, markBuf, markDue: null, pumpDue: false, acksDue: new Map() };
     this.units.set(spec.unitId, h);
     this.options.router.attach(spec.unitId, (from, msg) => this.deliver(h, from, msg));
     this.carry(h, init.effects);
+    this.writeMark(h);
+    this.sendAcks(h);
     h.stepping = false;
     this.pump(h);
   }
@@ -210,11 +223,20 @@ export class UnitDriver {
 
   // ---- feeding ----
 
+  /**
+   * Messages are stepped on a microtask, so that all those of one frame (a batch of forwards,
+   * of acks) are stepped together and their log marker written once.
+   */
   private deliver(h: Hosted, from: string, msg: Message): void {
     if (!h.alive) return;
     if (h.inbox.length >= unitInboxMax) return;
     h.inbox.push({ kind: "message", from, msg });
-    this.pump(h);
+    if (h.pumpDue) return;
+    h.pumpDue = true;
+    queueMicrotask(() => {
+      h.pumpDue = false;
+      this.pump(h);
+    });
   }
 
   private enqueue(h: Hosted, input: UnitInput): void {
@@ -237,8 +259,34 @@ export class UnitDriver {
         h.state = r.state;
         this.carry(h, r.effects);
       }
+      this.writeMark(h);
+      this.sendAcks(h);
     } finally {
       h.stepping = false;
+    }
+  }
+
+  /**
+   * A secondary acknowledges every forward it persisted, cumulatively (`lsn`: all up to it): of
+   * a batch of forwards only the last ack says anything, so only that one is sent, after the
+   * batch's marker. For the protocol the others were lost, which it is built to bear.
+   */
+  private sendAcks(h: Hosted): void {
+    if (h.acksDue.size === 0 || !h.alive) return;
+    for (const [to, msg] of h.acksDue) this.options.router.send(h.spec.unitId, to, msg);
+    h.acksDue.clear();
+  }
+
+  /** Writes the marker persisted last in this batch, if any (see the ordering contract). */
+  private writeMark(h: Hosted): void {
+    const mark = h.markDue;
+    if (mark === null || !h.alive) return;
+    h.markDue = null;
+    encodeMark(h.markBuf, mark);
+    try {
+      writeSync(h.markFd, h.markBuf, 0, markBytes, 0);
+    } catch (err) {
+      this.fail(h, `log marker: ${String(err)}`);
     }
   }
 
@@ -258,9 +306,18 @@ export class UnitDriver {
 
   private carryOne(h: Hosted, e: UnitEffect): void {
     switch (e.kind) {
-      case "send":
+      case "send": {
+        if (e.msg.type === "forward-ack") {
+          const held = h.acksDue.get(e.to);
+          if (held === undefined || (held.type === "forward-ack" && (held.epoch !== e.msg.epoch || held.lsn <= e.msg.lsn))) {
+            if (held !== undefined && held.type === "forward-ack" && held.epoch !== e.msg.epoch) this.options.router.send(h.spec.unitId, e.to, held);
+            h.acksDue.set(e.to, e.msg);
+          }
+          return;
+        }
         this.options.router.send(h.spec.unitId, e.to, e.msg);
         return;
+      }
       case "persist-meta":
         try {
           writeDurable(this.options.stateDir, h.metaPath, JSON.stringify(e.meta));
@@ -279,14 +336,7 @@ export class UnitDriver {
           const w = isAllZero(e.write.data) ? s.unit.unmap(e.write.page * pageBytes, e.write.data.length, e.write.seq) : s.unit.write(e.write.page * pageBytes, e.write.data, e.write.seq);
           if (!w.ok) return this.fail(h, `persist: ${w.message}`);
         }
-        if (e.log !== null) {
-          encodeMark(h.markBuf, e.log);
-          try {
-            writeSync(h.markFd, h.markBuf, 0, markBytes, 0);
-          } catch (err) {
-            return this.fail(h, `log marker: ${String(err)}`);
-          }
-        }
+        if (e.log !== null) h.markDue = e.log;
         h.inbox.push({ kind: "persisted", token: e.token });
         return;
       }
@@ -299,6 +349,8 @@ export class UnitDriver {
         return;
       }
       case "flush": {
+        this.writeMark(h);
+        if (!h.alive) return;
         if (h.spec.store !== null) {
           const f = h.spec.store.archive.flush();
           if (!f.ok) return this.fail(h, `flush: ${f.message}`);
