@@ -3,12 +3,12 @@
 // written through b's portal and read back through c's and a's (QEMU), identified alike by every
 // portal (VPD 83h through libiscsi's iscsi-inq), reserved through one portal and in conflict
 // through another (raw iSCSI sessions), loaded with iscsi-load -V through b, and answered with a
-// retryable sense through b while a is down.
+// retryable sense through b while a is down, when the primaries stay on a (COORDINATOR_DOWN).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TestNode, run, spawnLoad } from "./helpers/node.ts";
 import { RawScsiSession } from "./helpers/raw-scsi.ts";
-import { MiB, expectPattern, formCluster, qemu } from "./helpers/replica.ts";
+import { MiB, expectPattern, formCluster, nodeOfPrimary, qemu, segmentsOf } from "./helpers/replica.ts";
 
 const iqn = "iqn.2026-12.org.qstora:forwarded";
 /** The designator lines of VPD 83h as iscsi-inq prints them. */
@@ -41,8 +41,9 @@ describe("every node's portal serves every LUN", () => {
   const b = new TestNode("qstora-fwd-b-");
   const c = new TestNode("qstora-fwd-c-");
   const lunsOn = (n: TestNode): Array<{ target: string; lun: number }> => n.qJson<Array<{ target: string; lun: number }>>("lun", "list");
+  let byId = new Map<string, TestNode>();
   beforeAll(() => {
-    formCluster([{ node: a, name: "fwd-a" }, { node: b, name: "fwd-b" }, { node: c, name: "fwd-c" }]);
+    byId = formCluster([{ node: a, name: "fwd-a" }, { node: b, name: "fwd-b" }, { node: c, name: "fwd-c" }]);
   }, 60_000);
   afterAll(() => {
     for (const n of [c, b, a]) n.cleanup();
@@ -195,6 +196,10 @@ describe("every node's portal serves every LUN", () => {
     const s = new RawScsiSession({ initiatorName: "iqn.2026-12.org.test:down", isid: [0x80, 0, 0, 0, 0, 3] });
     expect(await s.login(b.portal, iqn)).toBe(0);
     for (let i = 0; i < 3 && (await s.command([0, 0, 0, 0, 0, 0])).status !== 0; i++);
+    // The LUN was created on a: the primary of every segment is there too (placement.ts).
+    const placed = segmentsOf(a, iqn, 0);
+    expect(placed.length).toBeGreaterThan(0);
+    expect(placed.every((x) => byId.get(nodeOfPrimary(x)) === a)).toBe(true);
     a.kill9();
     const started = Date.now();
     const r = await s.command([0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0], { dataInBytes: 4096, timeoutMs: 60_000 });
@@ -203,6 +208,15 @@ describe("every node's portal serves every LUN", () => {
     expect(r.status).toBe(0x02);
     expect(r.sense).toEqual({ key: 0x2, asc: 0x04, ascq: 0x0a });
     expect(tookMs).toBeLessThan(25_000);
+    // Nothing can serve the LUN without a: the manager keeps its primaries there (no failover
+    // to b or c, which would leave every request a network round trip longer after a's return).
+    // (The manager may have been a: a new one is elected first, then waits its failover delay.)
+    const held = () => b.qJson<{ health: { checks: Array<{ code: string; detail: string[] }> } }>("status").health.checks.find((x) => x.code === "SEGMENT_UNAVAILABLE");
+    await until("SEGMENT_UNAVAILABLE on b", () => held() !== undefined, 30_000);
+    const down = held();
+    console.log(`with a down ${Date.now() - started} ms: ${down?.detail[0] ?? "no SEGMENT_UNAVAILABLE"}`);
+    expect(down?.detail.every((d) => d.includes("coordinator node fwd-a"))).toBe(true);
+    expect(segmentsOf(b, iqn, 0).every((x) => byId.get(nodeOfPrimary(x)) === a)).toBe(true);
     a.ok("start");
     // b's transport reconnects to a with its backoff (at most 10 s between tries): until then the
     // same retryable answer; then commands go through again (0.2 s after a's start returned, seen
@@ -222,5 +236,9 @@ describe("every node's portal serves every LUN", () => {
     s.close();
     expect(qemu(b.url(iqn, 0), ["write -P 0x61 0 4M", "flush"]).code).toBe(0);
     expectPattern(a.url(iqn, 0), 0x61, 0, 4 * MiB);
-  }, 120_000);
+    // a's restarted units got a new epoch, and kept the primaries.
+    const after = segmentsOf(a, iqn, 0);
+    expect(after.every((x) => byId.get(nodeOfPrimary(x)) === a)).toBe(true);
+    expect(after.some((x) => x.epoch > 1)).toBe(true);
+  }, 150_000);
 });

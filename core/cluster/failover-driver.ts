@@ -17,6 +17,8 @@ import { managerAddress } from "../replica/types.ts";
 import { defaultManagerConfig, initManager, segmentStatus, stepManager, type ManagerConfig, type ManagerEffect, type ManagerInput, type ManagerState, type SegmentStatus } from "./failover.ts";
 
 export const managerTickMsDefault = 20;
+/** How often the holds are asked for (a primary is failed over after seconds of silence). */
+export const holdCheckMs = 250;
 
 export class FailoverDriver {
   private state: ManagerState;
@@ -24,6 +26,9 @@ export class FailoverDriver {
   private stepping = false;
   private stopped = false;
   private readonly timer: ReturnType<typeof setInterval>;
+  /** The hold reasons last fed, by segment. */
+  private readonly holds = new Map<string, string | null>();
+  private holdsCheckedAt = -Infinity;
 
   constructor(
     private readonly options: {
@@ -33,6 +38,8 @@ export class FailoverDriver {
       segments: readonly string[];
       cfg?: ManagerConfig;
       tickMs?: number;
+      /** Whether a silent primary of a segment must not be replaced now, and why (the "hold" input); asked every `holdCheckMs`. */
+      holdReason?: (segment: string) => string | null;
     },
   ) {
     assert(options.segments.length > 0, "a manager watches at least one segment");
@@ -42,7 +49,23 @@ export class FailoverDriver {
     this.stepping = true;
     this.carry(init.effects);
     this.stepping = false;
-    this.timer = setInterval(() => this.enqueue({ kind: "tick" }), options.tickMs ?? managerTickMsDefault);
+    this.timer = setInterval(() => {
+      this.checkHolds();
+      this.enqueue({ kind: "tick" });
+    }, options.tickMs ?? managerTickMsDefault);
+  }
+
+  private checkHolds(): void {
+    const ask = this.options.holdReason;
+    const now = performance.now();
+    if (ask === undefined || now - this.holdsCheckedAt < holdCheckMs) return;
+    this.holdsCheckedAt = now;
+    for (const segment of this.options.segments) {
+      const reason = ask(segment);
+      if (reason === (this.holds.get(segment) ?? null)) continue;
+      this.holds.set(segment, reason);
+      this.enqueue({ kind: "hold", segment, reason });
+    }
   }
 
   status(segment: string): SegmentStatus {

@@ -96,3 +96,56 @@ test("the manager does not fence anything when no answering unit could replace t
   expect(s.state).toBe("unavailable");
   expect(s.reason?.waitingFor).toEqual(["p"]);
 });
+
+test("a hold keeps a silent primary in place (COORDINATOR_DOWN, nothing fenced); lifted, the failover runs; a restarted primary is re-elected even while held", () => {
+  const m = record();
+  const cfg = { failoverAfterMs: 1000, probeTimeoutMs: 100, retryMs: 100, pushEveryMs: 100 };
+  let { state: st } = initManager(["s"], 0, cfg);
+  st = stepManager(st, { kind: "membership-loaded", membership: m }, 0).state;
+  st = stepManager(st, { kind: "hold", segment: "s", reason: "coordinator node n1 is down" }, 0).state;
+  const beat = (u: string, t: number, over: Partial<UnitReport> = {}) => (st = stepManager(st, { kind: "message", from: u, msg: { type: "heartbeat", epoch: 7, report: report(u, 3, { fence: 0, ...over }) } }, t).state);
+  const effects: ManagerEffect[] = [];
+  for (let t = 100; t <= 4000; t += 100) {
+    beat("a", t);
+    beat("b", t);
+    const r = stepManager(st, { kind: "tick" }, t);
+    st = r.state;
+    effects.push(...r.effects);
+  }
+  expect(effects.some((e) => e.kind === "send" && e.msg.type === "probe")).toBe(false);
+  expect(segmentStatus(st, "s")).toMatchObject({ state: "unavailable", primary: "p", reason: { code: "COORDINATOR_DOWN", message: "coordinator node n1 is down", waitingFor: ["p"] } });
+  // The primary's node returns, restarted: its unit asks for a new epoch, which is not held.
+  beat("p", 4100, { needsEpoch: true });
+  let probe: ManagerEffect | undefined;
+  for (let t = 4100; t <= 5000 && probe === undefined; t += 100) {
+    beat("p", t, { needsEpoch: true });
+    const r = stepManager(st, { kind: "tick" }, t);
+    st = r.state;
+    probe = r.effects.find((e) => e.kind === "send" && e.msg.type === "probe");
+  }
+  if (probe?.kind !== "send" || probe.msg.type !== "probe") throw new Error("no probe for the restarted primary");
+  const round = probe.msg.round;
+  // Equal logs: the election keeps the primary where it was (on the coordinator's node).
+  for (const u of ["p", "a", "b"]) st = stepManager(st, { kind: "message", from: u, msg: { type: "probe-reply", epoch: 7, round, report: report(u, 3, { needsEpoch: u === "p" }) } }, 5100).state;
+  const rec = stepManager(st, { kind: "tick" }, 5300).effects.find((e) => e.kind === "record");
+  expect(rec?.kind === "record" && rec.membership.primary).toBe("p");
+});
+
+test("a hold lifted while the primary is still silent lets the failover run", () => {
+  const cfg = { failoverAfterMs: 1000, probeTimeoutMs: 100, retryMs: 100, pushEveryMs: 100 };
+  let { state: st } = initManager(["s"], 0, cfg);
+  st = stepManager(st, { kind: "membership-loaded", membership: record() }, 0).state;
+  st = stepManager(st, { kind: "hold", segment: "s", reason: "held" }, 0).state;
+  let probed = false;
+  for (let t = 100; t <= 6000 && !probed; t += 100) {
+    if (t === 3000) st = stepManager(st, { kind: "hold", segment: "s", reason: null }, t).state;
+    for (const u of ["a", "b"]) st = stepManager(st, { kind: "message", from: u, msg: { type: "heartbeat", epoch: 7, report: report(u, 3, { fence: 0 }) } }, t).state;
+    const r = stepManager(st, { kind: "tick" }, t);
+    st = r.state;
+    if (r.effects.some((e) => e.kind === "send" && e.msg.type === "probe")) {
+      probed = true;
+      expect(t).toBeGreaterThanOrEqual(3000);
+    }
+  }
+  expect(probed).toBe(true);
+});

@@ -27,9 +27,14 @@ export interface ManagerConfig {
 
 export const defaultManagerConfig: ManagerConfig = { failoverAfterMs: 3000, probeTimeoutMs: 500, retryMs: 500, pushEveryMs: 500 };
 
-/** Why a segment can't be served; `qstora status` shows `message`. Stable `code` for scripts. */
+/**
+ * Why a segment can't be served; `qstora status` shows `message`. Stable `code` for scripts:
+ * NO_COMPLETE_COPY (no answering unit holds every acknowledged write) or COORDINATOR_DOWN (the
+ * primary's node is its LUN's coordinator's and that node is down: nothing could serve the
+ * segment anyway, so its primary is kept there for the node's return; see "hold" below).
+ */
 export interface Unavailable {
-  readonly code: "NO_COMPLETE_COPY";
+  readonly code: "NO_COMPLETE_COPY" | "COORDINATOR_DOWN";
   readonly segment: string;
   readonly message: string;
   /** Units whose return would let the segment serve again. */
@@ -114,6 +119,8 @@ interface Watch {
   notServingSince: number | null;
   unavailable: Unavailable | null;
   readonly pushedAt: Map<UnitId, number>;
+  /** Failover of a silent primary held, and why (a "hold" input); null: not held. */
+  held: string | null;
 }
 
 export interface ManagerState {
@@ -134,6 +141,15 @@ export type ManagerInput =
   | { readonly kind: "message"; readonly from: Address; readonly msg: Message }
   | ({ readonly kind: "record-done"; readonly token: number } & RecordOutcome)
   | { readonly kind: "membership-loaded"; readonly membership: Membership }
+  /**
+   * The driver's judgement that a silent primary should not be replaced now, with the reason
+   * status shows (null lifts it): its node is the coordinator's of its LUN and that node is
+   * down, so no initiator reaches the segment until the node returns, and a failover would
+   * only move the primary off the coordinator's node for good (nothing moves it back). Holding
+   * never risks an acknowledged write; a primary that comes back restarted still gets its new
+   * epoch (needsEpoch is not held), and the election prefers it on equal logs.
+   */
+  | { readonly kind: "hold"; readonly segment: string; readonly reason: string | null }
   | { readonly kind: "tick" };
 
 export interface ManagerStep {
@@ -145,7 +161,7 @@ export function initManager(segments: readonly string[], now: number, cfg: Manag
   const st: ManagerState = { cfg, startedAt: now, segments: new Map(), nextRound: 1, nextToken: 1, tokens: new Map() };
   const effects: ManagerEffect[] = [];
   for (const s of segments) {
-    st.segments.set(s, { record: null, recordAt: now, lastFetchAt: now, heard: new Map(), phase: { kind: "idle", nextTryAt: now }, notServingSince: null, unavailable: null, pushedAt: new Map() });
+    st.segments.set(s, { record: null, recordAt: now, lastFetchAt: now, heard: new Map(), phase: { kind: "idle", nextTryAt: now }, notServingSince: null, unavailable: null, pushedAt: new Map(), held: null });
     effects.push({ kind: "fetch-membership", segment: s });
   }
   return { state: st, effects };
@@ -179,6 +195,11 @@ export function stepManager(st: ManagerState, input: ManagerInput, now: number):
     case "membership-loaded": {
       const w = st.segments.get(input.membership.segment);
       if (w !== undefined) learn(w, input.membership, now);
+      break;
+    }
+    case "hold": {
+      const w = st.segments.get(input.segment);
+      if (w !== undefined) w.held = input.reason;
       break;
     }
     case "tick":
@@ -309,6 +330,10 @@ function tickSegment(st: ManagerState, segment: string, w: Watch, now: number, e
   const notServing = w.notServingSince !== null && now - w.notServingSince > st.cfg.failoverAfterMs;
   if (!silent && !needsEpoch && !notServing) {
     w.unavailable = null;
+    return;
+  }
+  if (w.held !== null && !needsEpoch) {
+    w.unavailable = { code: "COORDINATOR_DOWN", segment, message: w.held, waitingFor: [m.primary] };
     return;
   }
   // Probing fences the units; don't fence a primary that may still be serving (silent to us

@@ -79,7 +79,8 @@ function unitName(s: SegmentFact, unit: string): string {
 
 /**
  * SEGMENT_UNAVAILABLE: the manager found no unit that holds every acknowledged write among those
- * that answer, so the segment stays unavailable (never served from a copy that may lack a write).
+ * that answer, so the segment stays unavailable (never served from a copy that may lack a write),
+ * or it keeps the primary on its LUN's coordinator node while that node is down (COORDINATOR_DOWN).
  * SEGMENT_DEGRADED: units recorded inactive (they missed writes), or a failover in progress.
  */
 export function segmentChecks(segments: readonly SegmentFact[]): HealthCheck[] {
@@ -89,7 +90,7 @@ export function segmentChecks(segments: readonly SegmentFact[]): HealthCheck[] {
     checks.push({
       code: "SEGMENT_UNAVAILABLE",
       severity: "HEALTH_ERR",
-      summary: `${unavailable.length} replicated segment(s) unavailable: their I/O waits for a unit that holds every acknowledged write`,
+      summary: `${unavailable.length} replicated segment(s) unavailable: their I/O waits for a unit that holds every acknowledged write, or for their LUN's coordinator node`,
       detail: unavailable.map((s) => `${segmentName(s)}: ${withoutSegment(s, s.reason?.message ?? "no complete copy answers")}${s.reason === null || s.reason.waitingFor.length === 0 ? "" : ` (waiting for ${s.reason.waitingFor.map((u) => unitName(s, u)).join(", ")})`}`),
     });
   }

@@ -164,6 +164,11 @@ export class ClusterState {
     this.liveness = observeHeartbeats(this.liveness, beats, nowMs);
   }
 
+  /** How long `nodeId`'s heartbeat has not changed, as last read (null: never seen). */
+  silentMs(nodeId: string, nowMs: number): number | null {
+    return heartbeatAgeMs(this.liveness, nodeId, nowMs);
+  }
+
   /** Reads the heartbeats now, so that an answer is not an interval old. */
   async refresh(): Promise<void> {
     try {

@@ -44,7 +44,7 @@ import { LunStateTable, type CopyTargetResolver } from "../scsi/lun-state.ts";
 import type { BlockDevice } from "../volume/block-device.ts";
 import { startPeers, type Peers } from "../net/peers.ts";
 import { join } from "node:path";
-import { ReplicaHost } from "./replica-host.ts";
+import { holdAfterMsDefault, ReplicaHost } from "./replica-host.ts";
 import { LunForwarder } from "./lun-forwarder.ts";
 import { claimPortId } from "./port-ids.ts";
 
@@ -139,6 +139,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
   let peers: Peers | undefined;
   /** Replicated LUNs: router, unit driver, failover (on the manager), coordinators. */
   let replicas: ReplicaHost | undefined;
+  /** Heartbeat ages as the cluster view (made once the store is open) last folded them. */
+  const livenessView: { silentMs: (nodeId: string) => number | null } = { silentMs: () => null };
   let recordsTimer: ReturnType<typeof setInterval> | undefined;
   let stopping = false;
 
@@ -182,7 +184,16 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     }
     service = new NodeService(meta, identity, config.portal.listen, logger.child("node"));
     const units = service.units;
-    replicas = new ReplicaHost({ meta, nodeId: identity.nodeId, stateDir: join(paths.root, "units"), archives: () => units.list(), logger: logger.child("replica") });
+    replicas = new ReplicaHost({
+      meta,
+      nodeId: identity.nodeId,
+      stateDir: join(paths.root, "units"),
+      archives: () => units.list(),
+      logger: logger.child("replica"),
+      // The cluster view (made below) folds every node's heartbeats each interval.
+      nodeSilentMs: (nodeId) => livenessView.silentMs(nodeId),
+      holdAfterMs: Math.max(holdAfterMsDefault, Math.round(1.5 * config.health.heartbeat_interval_ms)),
+    });
     service.replicas = replicas;
     // This node's target port number (portal group tag), unique in the cluster: other nodes'
     // LUNs are served here too, through it, forwarded to their coordinators.
@@ -262,6 +273,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     };
     // The cluster view: liveness of every node (from the heartbeats) and the records around it.
     const clusterState = new ClusterState(metaStore, identity, config, () => svc.archiveViews(), () => metaStore.view(), () => readManager(metaStore), transportView);
+    livenessView.silentMs = (nodeId) => clusterState.silentMs(nodeId, Date.now());
     // `qstora start` waits for "running": then the other nodes can see this one.
     let ready = false;
     const status = async (): Promise<StatusView> => {

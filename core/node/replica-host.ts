@@ -56,10 +56,28 @@ export interface PlacementRecord {
   sizeBytes: number;
   policy: Policy;
   units: Array<{ unitId: string; node: string; archive: string; role: UnitPlacementRole }>;
+  /** The node that placed it: its LUN's coordinator (records before 2026-12-01 lack it). */
+  coordinator?: string;
+}
+
+/**
+ * Why the failover of a segment's silent primary is held (FailoverDriver's `holdReason`), or
+ * null: held while the primary's node is the segment's coordinator's and that node has not
+ * heartbeated for `holdAfterMs` (`silentMs` Infinity: no heartbeat at all; null: not a member).
+ * Pure.
+ */
+export function coordinatorHold(o: { placement: PlacementRecord | undefined; primaryNode: string | undefined; coordinatorName: string; silentMs: number | null; holdAfterMs: number }): string | null {
+  const c = o.placement?.coordinator;
+  if (c === undefined || o.primaryNode !== c || o.silentMs === null || o.silentMs < o.holdAfterMs) return null;
+  const since = Number.isFinite(o.silentMs) ? `has not heartbeated for ${Math.round(o.silentMs / 100) / 10} s` : "has no live heartbeat";
+  return `segment ${o.placement?.segment}: its LUN's coordinator node ${o.coordinatorName}, which holds the primary, ${since}; no portal can serve the LUN without it, so the primary waits there for its return`;
 }
 
 const notStarted: IoResult<never> = { ok: false, code: "METADATA_UNAVAILABLE", message: "replication is starting" };
 const notYet: SegmentStore = { read: () => notStarted, write: () => notStarted, unmap: () => notStarted };
+
+/** See coordinatorHold: 1.5 heartbeat intervals of the default, under the manager's 3 s failover delay. */
+export const holdAfterMsDefault = 1_500;
 
 export function segmentIdOf(volumeId: string, index: number): string {
   return `${volumeId}/${index}`;
@@ -104,6 +122,10 @@ export class ReplicaHost {
       /** This node's archives (open). */
       archives: () => Archive[];
       logger: Logger;
+      /** How long a node's heartbeat has not changed, as this node saw it (null: never seen). */
+      nodeSilentMs?: (nodeId: string) => number | null;
+      /** A coordinator's node silent this long holds its primaries' failover (coordinatorHold). */
+      holdAfterMs?: number;
     },
   ) {
     this.store = new MetaMembershipStore(options.meta);
@@ -179,6 +201,8 @@ export class ReplicaHost {
       const m = JSON.parse(kv.value) as Membership;
       this.recorded.set(m.segment, m);
     }
+    // Rebuilt: a removed node's record is gone (nothing is held for it, coordinatorHold).
+    this.nodes.clear();
     for (const kv of nodes) {
       const n = JSON.parse(kv.value) as NodeRecord;
       this.nodes.set(n.id, n);
@@ -333,8 +357,20 @@ export class ReplicaHost {
     }
     if (this.failover !== null && key === this.failoverSegments) return;
     this.failover?.stop();
-    this.failover = new FailoverDriver({ router: this.router, store: this.store, segments });
+    this.failover = new FailoverDriver({ router: this.router, store: this.store, segments, holdReason: (segment) => this.holdReason(segment) });
     this.failoverSegments = key;
+  }
+
+  private holdReason(segment: string): string | null {
+    const silentMs = this.options.nodeSilentMs;
+    const p = this.placements.get(segment);
+    const m = this.recorded.get(segment);
+    if (silentMs === undefined || p?.coordinator === undefined || m === undefined) return null;
+    // No heartbeat at all (its lease ran out, after down_after_ms) is as silent as can be while
+    // the node is still a member; a removed node holds nothing (its copies take over).
+    const node = this.nodes.get(p.coordinator);
+    const silent = silentMs(p.coordinator) ?? (node === undefined ? null : Infinity);
+    return coordinatorHold({ placement: p, primaryNode: this.unitNode.get(m.primary), coordinatorName: node?.name ?? p.coordinator, silentMs: silent, holdAfterMs: this.options.holdAfterMs ?? holdAfterMsDefault });
   }
 
   /**
@@ -401,7 +437,7 @@ export class ReplicaHost {
     if (!placed.ok) return { ok: false, code: "NO_SPACE", message: placed.reason };
     let data = 0;
     const units = placed.units.map((u) => ({ unitId: u.role === "arbiter" ? `${segment}/arb` : `${segment}/u${data++}`, node: u.node, archive: u.archive, role: u.role }));
-    const rec: PlacementRecord = { segment, volumeId, index, sizeBytes, policy, units };
+    const rec: PlacementRecord = { segment, volumeId, index, sizeBytes, policy, units, coordinator: this.options.nodeId };
     const r = await meta.txn({ compare: [{ key, target: "VERSION", result: "EQUAL", value: 0 }], success: [{ put: { key, value: JSON.stringify(rec) } }], failure: [{ range: { key } }] });
     let chosen = rec;
     if (!r.succeeded) {
