@@ -1,7 +1,8 @@
 // Replicated LUNs across real daemons (issue 5): three nodes on loopback, a replica:3 LUN created
 // on node a (its coordinators live there, its portal serves it), segments placed on first write
-// over the three nodes' archives; a node killed under writes and restarted; the node holding a
-// segment's primary killed: the manager fails over and every written block reads back.
+// over the three nodes' archives, primaries on a; a node killed under writes and restarted; the
+// node holding a segment's primary (one placed while a was drained) killed: the manager fails
+// over and every written block reads back.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TestNode, qstoraBin, run, spawnLoad } from "./helpers/node.ts";
@@ -44,8 +45,8 @@ describe("a replica:3 LUN on three daemons", () => {
       const nodes = new Set(s.units.map((u) => u.split("@")[1]));
       expect(nodes.size).toBe(3);
     }
-    // Primaries are spread over the nodes.
-    expect(new Set(segs.map((s) => nodeOfRole(s, "primary"))).size).toBeGreaterThan(1);
+    // Each primary is on a, the LUN's coordinator (placement.ts: a copy is there).
+    expect(segs.every((s) => names.get(nodeOfRole(s, "primary")) === a)).toBe(true);
   }, 120_000);
 
   test("a node killed under writes: writes go on, read back; restarted, it serves again", async () => {
@@ -69,39 +70,40 @@ describe("a replica:3 LUN on three daemons", () => {
     expect(segments().map((s) => s.inactive)).toEqual([[], [], [], []]);
   }, 180_000);
 
-  test("the node of a segment's primary killed: the manager fails over, every written block reads back", async () => {
-    // A segment whose primary is not on a (a holds the coordinators and the portal).
-    let victim: TestNode | undefined;
-    let seg: SegmentView | undefined;
-    for (let i = 0; i < 40 && victim === undefined; i++) {
-      seg = segments().find((s) => s.primary !== null && names.get(nodeOfPrimary(s)) !== a);
-      victim = seg === undefined ? undefined : names.get(nodeOfPrimary(seg));
-      if (victim === undefined) await Bun.sleep(500);
-    }
-    expect(victim).toBeDefined();
-    const s0 = seg as SegmentView;
-    const before = s0.epoch;
-    const at = s0.index * 8 * MiB;
-    expect(qemu(a.url(iqn), [`write -P 0x44 ${at} 8M`, "flush"]).code).toBe(0);
+  test("the node of a segment's primary killed (placed while a was drained, so on b or c): the manager fails over, every written block reads back", async () => {
+    // A LUN coordinated by a whose segments were placed while a took nothing new: their
+    // primaries are on b or c, which can then die while the coordinator lives.
+    const iqnF = "iqn.2026-11.org.qstora:replicated-failover";
+    a.ok("target", "create", iqnF);
+    a.ok("lun", "create", "--target", iqnF, "--size", "16M", "--segment-size", "8M", "--stripe", "1M", "--redundancy", "replica:2");
+    a.ok("node", "drain", "repl-a");
+    expect(qemu(a.url(iqnF), ["write -P 0x44 0 16M", "flush"]).code).toBe(0);
+    a.ok("node", "drain", "repl-a", "--undo");
+    const segsF = (): SegmentView[] => a.qJson<Array<LunView & { target: string }>>("lun", "list").find((l) => l.target === iqnF)?.segments ?? [];
+    const s0 = segsF()[0];
+    expect(s0).toBeDefined();
+    const victim = names.get(nodeOfPrimary(s0 as SegmentView));
+    expect(victim === b || victim === c).toBe(true);
+    const before = (s0 as SegmentView).epoch;
     (victim as TestNode).kill9();
     const started = Date.now();
-    const w = qemu(a.url(iqn), [`write -P 0x55 ${at} 4M`]);
+    const w = qemu(a.url(iqnF), ["write -P 0x55 0 4M"]);
     const pauseMs = Date.now() - started;
     expect(w.out).not.toContain("error");
     expect(w.code).toBe(0);
-    expectPattern(a.url(iqn), 0x55, at, 4 * MiB);
-    expectPattern(a.url(iqn), 0x44, at + 4 * MiB, 4 * MiB);
+    expectPattern(a.url(iqnF), 0x55, 0, 4 * MiB);
+    expectPattern(a.url(iqnF), 0x44, 4 * MiB, 12 * MiB);
     let after: SegmentView | undefined;
     for (let i = 0; i < 40; i++) {
-      after = segments().find((s) => s.index === s0.index);
-      if (after !== undefined && after.epoch > before && after.primary !== s0.primary) break;
+      after = segsF().find((s) => s.index === (s0 as SegmentView).index);
+      if (after !== undefined && after.epoch > before && after.primary !== (s0 as SegmentView).primary) break;
       await Bun.sleep(500);
     }
     expect(after?.epoch).toBeGreaterThan(before);
-    expect(after?.primary).not.toBe(s0.primary);
+    expect(after?.primary).not.toBe((s0 as SegmentView).primary);
     console.log(`failover: the first write after the kill took ${pauseMs} ms`);
     (victim as TestNode).ok("start");
-    expectPattern(a.url(iqn), 0x55, at, 4 * MiB);
+    expectPattern(a.url(iqnF), 0x55, 0, 4 * MiB);
   }, 180_000);
 
   test("replica:2 gets an arbiter on the third node; an unknown policy is refused; no --redundancy is replica:3 on three fault domains", () => {
