@@ -1,18 +1,9 @@
 // The few ASN.1 DER encodings an X.509 certificate needs (ITU-T X.690 §8, §10): lengths, tags,
 // INTEGER, OID, strings, times and constructed types. Pure; writes bytes, never parses.
 import { assert } from "../util/assert.ts";
+import { concatBytes } from "../util/bytes.ts";
 
 export type Der = Uint8Array;
-
-function concat(parts: Der[]): Der {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** X.690 §8.1.3: short form below 128, else long form with the fewest length octets. */
 function length(n: number): Der {
@@ -24,11 +15,11 @@ function length(n: number): Der {
 }
 
 export function tlv(tag: number, content: Der): Der {
-  return concat([new Uint8Array([tag]), length(content.length), content]);
+  return concatBytes([new Uint8Array([tag]), length(content.length), content]);
 }
 
-export const sequence = (...items: Der[]): Der => tlv(0x30, concat(items));
-export const set = (...items: Der[]): Der => tlv(0x31, concat(items));
+export const sequence = (...items: Der[]): Der => tlv(0x30, concatBytes(items));
+export const set = (...items: Der[]): Der => tlv(0x31, concatBytes(items));
 /** [n] EXPLICIT: a constructed context-specific tag around one element. */
 export const explicit = (n: number, item: Der): Der => tlv(0xa0 | n, item);
 export const bool = (v: boolean): Der => tlv(0x01, new Uint8Array([v ? 0xff : 0x00]));
@@ -40,11 +31,11 @@ export function integer(magnitude: Der): Der {
   let start = 0;
   while (start < magnitude.length - 1 && magnitude[start] === 0) start++;
   const m = magnitude.subarray(start);
-  return tlv(0x02, ((m[0] as number) & 0x80) !== 0 ? concat([new Uint8Array([0]), m]) : m);
+  return tlv(0x02, ((m[0] as number) & 0x80) !== 0 ? concatBytes([new Uint8Array([0]), m]) : m);
 }
 
 export function bitString(bytes: Der, unusedBits = 0): Der {
-  return tlv(0x03, concat([new Uint8Array([unusedBits]), bytes]));
+  return tlv(0x03, concatBytes([new Uint8Array([unusedBits]), bytes]));
 }
 
 export function oid(dotted: string): Der {

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClusterCa, newKeyPair, signNodeCertificate, type ClusterCa } from "../cluster/ca.ts";
+import { createClusterCa } from "../cluster/ca.ts";
+import { testNodeTls } from "../net/test-certs.ts";
 import { AnswerParser, HttpsClient } from "./https-client.ts";
 import { startEmbeddedMeta, type EmbeddedMeta } from "./embedded.ts";
 import { EtcdClient } from "./etcd-client.ts";
@@ -42,15 +43,10 @@ describe("AnswerParser", () => {
   });
 });
 
-function nodeCert(ca: ClusterCa, address: string): { certPem: string; keyPem: string } {
-  const keys = newKeyPair();
-  return { keyPem: keys.privateKeyPem, certPem: signNodeCertificate(ca, { nodeName: "n", publicKeyPem: keys.publicKey.export({ type: "spki", format: "pem" }).toString(), altNames: [address] }) };
-}
-
 describe("HttpsClient through the metadata gate to antietcd", () => {
   const host = `127.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}.9`;
   const ca = createClusterCa("https-client-test");
-  const server = nodeCert(ca, host);
+  const server = testNodeTls(ca, "gate", host);
   const dir = mkdtempSync(join(tmpdir(), "qstora-https-"));
   let store: EmbeddedMeta;
   let gate: TlsGate;
@@ -86,7 +82,7 @@ describe("HttpsClient through the metadata gate to antietcd", () => {
   });
 
   test("fifty metadata requests reuse one connection", async () => {
-    const client = new EtcdClient({ endpoints: [gate.url], tls: { caPem: ca.certPem, ...nodeCert(ca, "127.0.0.1") }, flavor: "antietcd" });
+    const client = new EtcdClient({ endpoints: [gate.url], tls: testNodeTls(ca, "client", "127.0.0.1"), flavor: "antietcd" });
     const before = backendConnections;
     for (let i = 0; i < 25; i++) await client.put(`/qstora/h/k${i}`, `v${i}`);
     for (let i = 0; i < 25; i++) expect((await client.get(`/qstora/h/k${i}`))?.value).toBe(`v${i}`);
@@ -96,7 +92,7 @@ describe("HttpsClient through the metadata gate to antietcd", () => {
 
   test("refuses a server whose certificate is of another cluster, saying nothing was sent", async () => {
     const other = createClusterCa("other");
-    const client = new HttpsClient({ caPem: other.certPem, ...nodeCert(other, "127.0.0.1") });
+    const client = new HttpsClient(testNodeTls(other, "client", "127.0.0.1"));
     const err = await client.post(`${gate.url}/v3/kv/range`, "{}", { timeoutMs: 3000, contentType: "application/json", bodyBytesMax: 1024 }).then(
       () => null,
       (e: Error & { code?: string }) => e,
@@ -106,7 +102,7 @@ describe("HttpsClient through the metadata gate to antietcd", () => {
   });
 
   test("a connection refused is reported as never sent", async () => {
-    const client = new HttpsClient({ caPem: ca.certPem, ...nodeCert(ca, "127.0.0.1") });
+    const client = new HttpsClient(testNodeTls(ca, "client", "127.0.0.1"));
     const err = await client.post(`https://${host}:1/x`, "{}", { timeoutMs: 3000, contentType: "application/json", bodyBytesMax: 1024 }).then(
       () => null,
       (e: Error & { code?: string }) => e,

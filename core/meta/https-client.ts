@@ -18,6 +18,7 @@
 import { X509Certificate } from "node:crypto";
 import type { Socket } from "bun";
 import { assert } from "../util/assert.ts";
+import { concatBytes } from "../util/bytes.ts";
 import { certificateSignedBy } from "./tls-gate.ts";
 
 export interface ClientTls {
@@ -70,7 +71,7 @@ export class AnswerParser {
   push(chunk: Uint8Array): { answer: HttpAnswer; keepAlive: boolean } | string | null {
     assert(!this.done, "bytes after a whole answer");
     if (this.status === 0) {
-      this.head = concat(this.head, chunk);
+      this.head = concatBytes([this.head, chunk]);
       const end = indexOfCrlfCrlf(this.head);
       if (end < 0) return this.head.length > headerBytesMax ? "answer headers too long" : null;
       const bad = this.parseHead(new TextDecoder().decode(this.head.subarray(0, end)));
@@ -111,7 +112,7 @@ export class AnswerParser {
 
   private finish(): { answer: HttpAnswer; keepAlive: boolean } {
     this.done = true;
-    const all = concat(...this.body);
+    const all = concatBytes(this.body);
     return { answer: { status: this.status, body: new TextDecoder().decode(all) }, keepAlive: this.keepAlive };
   }
 
@@ -128,7 +129,7 @@ export class AnswerParser {
   }
 
   private pushChunked(chunk: Uint8Array): { answer: HttpAnswer; keepAlive: boolean } | string | null {
-    this.buffered = concat(this.buffered, chunk);
+    this.buffered = concatBytes([this.buffered, chunk]);
     for (;;) {
       const lineEnd = indexOfCrlf(this.buffered);
       if (lineEnd < 0) return this.buffered.length > 64 ? "bad chunk size line" : null;
@@ -152,19 +153,6 @@ export class AnswerParser {
     if (this.status !== 0 && !this.chunked && this.length === null && !this.done) return this.finish();
     return null;
   }
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0] as Uint8Array;
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function indexOfCrlf(b: Uint8Array): number {
