@@ -253,7 +253,7 @@ function errorDetail(e: unknown): string {
 /** True when the request cannot have reached the server (safe to send again elsewhere). */
 function neverSent(e: unknown): boolean {
   const code = e instanceof Error ? (e as Error & { code?: unknown }).code : undefined;
-  return code === "ConnectionRefused" || code === "ECONNREFUSED" || code === "FailedToOpenSocket" || code === "EHOSTUNREACH";
+  return code === "ConnectionRefused" || code === "ECONNREFUSED" || code === "FailedToOpenSocket" || code === "EHOSTUNREACH" || code === "ConnectTimeout";
 }
 
 function checkEndpoints(endpoints: readonly string[], tls: MetaTls | undefined): string[] {

@@ -101,6 +101,20 @@ describe("HttpsClient through the metadata gate to antietcd", () => {
     client.close();
   });
 
+  test("a server that accepts and never completes the handshake: the request fails within its timeout, as never sent", async () => {
+    const mute = Bun.listen({ hostname: host, port: 0, socket: { data: () => undefined } });
+    const client = new HttpsClient(testNodeTls(ca, "client", "127.0.0.1"));
+    const t0 = performance.now();
+    const err = await client.post(`https://${host}:${mute.port}/x`, "{}", { timeoutMs: 500, contentType: "application/json", bodyBytesMax: 1024 }).then(
+      () => null,
+      (e: Error & { code?: string }) => e,
+    );
+    expect(err?.code).toBe("ConnectionRefused");
+    expect(performance.now() - t0).toBeLessThan(2_000);
+    client.close();
+    mute.stop(true);
+  });
+
   test("a connection refused is reported as never sent", async () => {
     const client = new HttpsClient(testNodeTls(ca, "client", "127.0.0.1"));
     const err = await client.post(`https://${host}:1/x`, "{}", { timeoutMs: 3000, contentType: "application/json", bodyBytesMax: 1024 }).then(

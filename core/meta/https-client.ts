@@ -13,8 +13,8 @@
 // Bun's server (antietcd) was seen keeping idle connections past 12 s, Go's (etcd) has no idle
 // limit by default, so a request is not sent on a connection the server is closing; if one is,
 // it fails like any lost connection (a transaction's outcome is then unknown, as with fetch).
-// An error carries `code` "ConnectionRefused" when
-// the request cannot have been sent (connect failed), as fetch's do.
+// An error carries `code` "ConnectionRefused" (as fetch's do) or "ConnectTimeout" when the
+// request cannot have been sent: the connection or its handshake failed or took too long.
 import { X509Certificate } from "node:crypto";
 import type { Socket } from "bun";
 import { assert } from "../util/assert.ts";
@@ -296,8 +296,10 @@ export class HttpsClient {
       data.ready = (ok, why) => resolve({ ok, why });
     });
     let socket: Socket<ConnData>;
+    let connectTimer: ReturnType<typeof setTimeout> | undefined;
+    let gaveUp = false;
     try {
-      socket = await Bun.connect<ConnData>({
+      const connecting = Bun.connect<ConnData>({
         hostname,
         port,
         data,
@@ -314,7 +316,19 @@ export class HttpsClient {
           error: (s) => this.onClose(s),
         },
       });
+      // A peer that drops the SYN (a cut link) would hold the request for the kernel's minutes.
+      const timedOut = new Promise<never>((_, reject) => {
+        connectTimer = setTimeout(() => {
+          gaveUp = true;
+          reject(new RequestError(`no connection to ${hostname}:${port} within ${timeoutMs} ms`, "ConnectTimeout"));
+        }, timeoutMs);
+      });
+      connecting.then((late) => (gaveUp ? late.end() : undefined)).catch(() => undefined);
+      socket = await Promise.race([connecting, timedOut]);
+      clearTimeout(connectTimer);
     } catch (e) {
+      clearTimeout(connectTimer);
+      if (e instanceof RequestError) throw e;
       const code = (e as { code?: string } | null)?.code ?? "ConnectionRefused";
       throw new RequestError(`cannot connect to ${hostname}:${port}: ${e instanceof Error ? e.message : String(e)}`, code === "ECONNREFUSED" ? "ConnectionRefused" : code);
     }
