@@ -177,6 +177,8 @@ interface ConnData {
   closed: boolean;
   /** Called once the TLS handshake and the certificate check are done (or failed). */
   ready: ((ok: boolean, why: string) => void) | null;
+  /** The rest of a request the socket did not take yet. */
+  unsent: Uint8Array | null;
 }
 
 export class HttpsClient {
@@ -215,9 +217,9 @@ export class HttpsClient {
         },
       };
       const bytes = Buffer.concat([Buffer.from(head), payload]);
-      const n = conn.socket.write(bytes);
-      // Metadata requests are small; a socket that does not take one whole is not healthy.
-      if (n !== bytes.length) this.fail(conn.socket, new RequestError(`the connection to ${key} took ${n} of ${bytes.length} bytes`, "ECONNRESET"));
+      const n = Math.max(0, conn.socket.write(bytes));
+      // What the socket did not take goes out as it drains (a large value under back-pressure).
+      data.unsent = n < bytes.length ? bytes.subarray(n) : null;
     }).finally(() => {
       if (!data.closed && data.exchange === null && data.parser === null) this.putIdle(key, conn);
     });
@@ -254,6 +256,7 @@ export class HttpsClient {
     const ex = d.exchange;
     d.exchange = null;
     d.parser = null;
+    d.unsent = null;
     d.closed = true;
     socket.end();
     ex?.reject(e);
@@ -290,7 +293,7 @@ export class HttpsClient {
   }
 
   private async connect(hostname: string, port: number, timeoutMs: number): Promise<Conn> {
-    const data: ConnData = { exchange: null, parser: null, conn: null, closed: false, ready: null };
+    const data: ConnData = { exchange: null, parser: null, conn: null, closed: false, ready: null, unsent: null };
     const ca = this.ca;
     const ready = new Promise<{ ok: boolean; why: string }>((resolve) => {
       data.ready = (ok, why) => resolve({ ok, why });
@@ -312,6 +315,12 @@ export class HttpsClient {
             s.data.ready = null;
           },
           data: (s, chunk) => this.onData(s, chunk),
+          drain: (s) => {
+            const rest = s.data.unsent;
+            if (rest === null) return;
+            const n = Math.max(0, s.write(rest));
+            s.data.unsent = n < rest.length ? rest.subarray(n) : null;
+          },
           close: (s) => this.onClose(s),
           error: (s) => this.onClose(s),
         },
