@@ -201,7 +201,8 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     const portId = await whileElecting(() => claimPortId(store, identity.nodeId), Date.now() + metadataStartWaitMs, logger);
     const forwarder = new LunForwarder({ nodeId: identity.nodeId, portId, logger: logger.child("forward") });
     service.forwarder = forwarder;
-    await service.load();
+    const svcToLoad = service;
+    await whileElecting(() => svcToLoad.load(), Date.now() + metadataStartWaitMs, logger);
     let boot: Bootstrap | undefined;
     if (existsSync(paths.bootstrap)) {
       boot = JSON.parse(readFileSync(paths.bootstrap, "utf8")) as Bootstrap;
@@ -212,12 +213,20 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     // live nodes that have one).
     const metaListen = listenAddress(config.metadata.listen, "metadata.listen");
     const started: Omit<NodeRecord, "group" | "labels" | "draining"> = { id: identity.nodeId, name: identity.name, portal: config.portal.listen, api: config.api.listen, peer: config.peer.listen, version, startedAt: new Date(startedAt).toISOString(), address: config.node.address, metadataUrl: metadataUrl(metaListen.host, metaListen.port) };
-    const written = await updateJson(meta, keys.node(identity.nodeId), (j) => j as NodeRecord, (cur) => {
-      // No record after the first start: `qstora node remove` took the node out; it stays out.
-      if (cur === undefined && boot === undefined) return { kind: "keep" };
-      const kept = cur ?? { id: identity.nodeId, name: identity.name, portal: "", api: "", version: "", startedAt: "" };
-      return { kind: "put", value: { ...kept, ...started, group: cur?.group ?? boot?.group ?? identity.name } };
-    });
+    const metaNow = meta;
+    const bootNow = boot;
+    // Retried while the store elects: the same record is written again (an update of the current one).
+    const written = await whileElecting(
+      () =>
+        updateJson(metaNow, keys.node(identity.nodeId), (j) => j as NodeRecord, (cur) => {
+          // No record after the first start: `qstora node remove` took the node out; it stays out.
+          if (cur === undefined && bootNow === undefined) return { kind: "keep" };
+          const kept = cur ?? { id: identity.nodeId, name: identity.name, portal: "", api: "", version: "", startedAt: "" };
+          return { kind: "put", value: { ...kept, ...started, group: cur?.group ?? bootNow?.group ?? identity.name } };
+        }),
+      Date.now() + metadataStartWaitMs,
+      logger,
+    );
     if (written.outcome === "kept") throw new QstoraError("NOT_FOUND", `node ${identity.name} was removed from the cluster (its record is gone)`, "Remove this data directory; to bring the server back, `qstora join` it with a new --data-dir.");
     if (written.outcome !== "written") throw new QstoraError("METADATA_UNAVAILABLE", "could not write this node's record (it kept changing)");
     if (boot !== undefined) {
@@ -228,7 +237,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     meta.follow();
 
     // Persistent reservations with APTPL come back from the metadata store.
-    const reservations = await loadReservations(meta, logger);
+    const reservations = await whileElecting(() => loadReservations(metaNow, logger), Date.now() + metadataStartWaitMs, logger);
     // EXTENDED COPY may reach the LUNs of the target the command came through, and those of any
     // other target this initiator could log in to without a secret (its ACL admits it, no CHAP):
     // never a LUN the initiator could not reach itself.

@@ -87,11 +87,14 @@ export class NodeService implements LocalLuns {
   }
 
   /** Loads the node's state from the metadata store and opens its archives. */
+  /** Reads this node's state from the store; may be called again after a failed read (the daemon retries it while the store elects). */
   async load(): Promise<void> {
     for (const kv of await this.meta.list(keys.archives)) {
       const rec = parseRecord<ArchiveRecord>(kv.value);
       if (rec.nodeId !== this.identity.nodeId) continue;
       this.archiveRecords.set(rec.id, rec);
+      // Opened by an earlier call that failed further on.
+      if (this.units.list().some((a) => a.id === rec.id)) continue;
       this.openArchive(rec);
     }
     for (const kv of await this.meta.list(keys.targets)) {
