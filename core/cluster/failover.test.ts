@@ -149,3 +149,23 @@ test("a hold lifted while the primary is still silent lets the failover run", ()
   }
   expect(probed).toBe(true);
 });
+
+test("a restarted primary whose probe reply is lost is elected from its heartbeat (its log is frozen), not replaced by an equal secondary", () => {
+  const cfg = { failoverAfterMs: 1000, probeTimeoutMs: 100, retryMs: 100, pushEveryMs: 100 };
+  let { state: st } = initManager(["s"], 0, cfg);
+  st = stepManager(st, { kind: "membership-loaded", membership: record() }, 0).state;
+  let probe: ManagerEffect | undefined;
+  for (let t = 1100; t <= 3000 && probe === undefined; t += 100) {
+    for (const u of ["p", "a", "b"]) st = stepManager(st, { kind: "message", from: u, msg: { type: "heartbeat", epoch: 7, report: report(u, 5, { fence: 0, needsEpoch: u === "p" }) } }, t).state;
+    const r = stepManager(st, { kind: "tick" }, t);
+    st = r.state;
+    probe = r.effects.find((e) => e.kind === "send" && e.msg.type === "probe");
+  }
+  if (probe?.kind !== "send" || probe.msg.type !== "probe") throw new Error("no probe");
+  const round = probe.msg.round;
+  // p's probe is lost (the transport to its node still reconnecting), its heartbeats still come; a and b answer.
+  st = stepManager(st, { kind: "message", from: "p", msg: { type: "heartbeat", epoch: 7, report: report("p", 5, { fence: 0, needsEpoch: true }) } }, 3000).state;
+  for (const u of ["a", "b"]) st = stepManager(st, { kind: "message", from: u, msg: { type: "probe-reply", epoch: 7, round, report: report(u, 5) } }, 3100).state;
+  const rec = stepManager(st, { kind: "tick" }, 3300).effects.find((e) => e.kind === "record");
+  expect(rec?.kind === "record" && rec.membership.primary).toBe("p");
+});

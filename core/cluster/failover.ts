@@ -273,6 +273,21 @@ function recentReports(st: ManagerState, w: Watch, now: number): Map<UnitId, Uni
   return out;
 }
 
+/**
+ * The probe replies, plus the recorded primary's last heartbeat when it restarted (needsEpoch)
+ * and its probe reply is missing. A restarted primary serves nothing of its old epoch and takes
+ * no forwards (it is that epoch's primary), so its log stays as its heartbeat reported it: as
+ * good as a reply. Without it, a primary whose node just came back (the manager's transport to
+ * it still reconnecting, so the probe is lost) lost the election to a secondary with the same
+ * log, and with it the place on its LUN's coordinator node.
+ */
+function withRestartedPrimary(st: ManagerState, w: Watch, m: Membership, replies: ReadonlyMap<UnitId, UnitReport>, now: number): ReadonlyMap<UnitId, UnitReport> {
+  if (replies.has(m.primary)) return replies;
+  const h = w.heard.get(m.primary);
+  if (h === undefined || now - h.at > st.cfg.failoverAfterMs || !h.report.needsEpoch || h.report.epoch !== m.epoch) return replies;
+  return new Map([...replies, [m.primary, h.report]]);
+}
+
 function tickSegment(st: ManagerState, segment: string, w: Watch, now: number, effects: ManagerEffect[]): void {
   const m = w.record;
   if (m === null) {
@@ -298,7 +313,7 @@ function tickSegment(st: ManagerState, segment: string, w: Watch, now: number, e
     case "probing": {
       const all = membersOf(m).every((u) => ph.replies.has(u));
       if (!all && now - ph.startedAt < st.cfg.probeTimeoutMs) return;
-      const d = decideFailover(m, ph.replies);
+      const d = decideFailover(m, withRestartedPrimary(st, w, m, ph.replies, now));
       if (d.kind === "stale") {
         w.phase = { kind: "idle", nextTryAt: now + st.cfg.retryMs };
         w.lastFetchAt = now;

@@ -59,7 +59,7 @@ describe("replicated segments", () => {
       {
         code: "SEGMENT_UNAVAILABLE",
         severity: "HEALTH_ERR",
-        summary: "1 replicated segment(s) unavailable: their I/O waits for a unit that holds every acknowledged write",
+        summary: "1 replicated segment(s) unavailable: their I/O waits for a unit that holds every acknowledged write, or for their LUN's coordinator node",
         detail: ["segment L/3 of LUN iqn.x:0: only the primary L/3/u0 holds every acknowledged write and it does not answer; bring its node back (waiting for u0 on node-b)"],
       },
     ]);
