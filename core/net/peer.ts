@@ -138,6 +138,8 @@ export interface PeerServerOptions {
   logger: Logger;
   limits?: ConnectionLimits;
   transport?: PeerTransport;
+  /** A node (by its certificate's name) opened an authenticated connection to this server. */
+  onPeerConnected?: (name: string) => void;
 }
 
 export function startPeerServer(options: PeerServerOptions): PeerServer {
@@ -160,6 +162,7 @@ export function startPeerServer(options: PeerServerOptions): PeerServer {
     const conn = new PeerConnection({ wire: wireOf(s), peer, handlers: options.handlers, ...(options.postHandlers === undefined ? {} : { postHandlers: options.postHandlers }), logger, limits: options.limits ?? connectionLimitsDefault, auth });
     s.data.conn = conn;
     logger.debug("peer connected", { peer: name, from: peer.address });
+    options.onPeerConnected?.(name);
     return conn;
   };
   // MAC: the client's hello names its certificate; answer with ours and switch to sealed frames.
@@ -362,6 +365,19 @@ export class PeerClient {
     const conn = this.conn;
     if (this.stateNow !== "open" || conn === null) return Promise.resolve({ ok: false, reason: "disconnected", message: `no connection to ${this.address}${this.lastErrorText === "" ? "" : `: ${this.lastErrorText}`}` });
     return conn.request({ ...spec, timeoutMs });
+  }
+
+  /**
+   * The peer is known to be back (it just connected to us): a client waiting out its backoff
+   * tries now, from the first step of the schedule. After a restart of some seconds the wait
+   * had grown to seconds and held every message to the returned node (the manager's memberships
+   * for its units among them) that long.
+   */
+  retryNow(): void {
+    if (this.stateNow !== "waiting") return;
+    clearTimeout(this.retryTimer);
+    this.attempt = 0;
+    this.connect();
   }
 
   /** Stops reconnecting and closes the connection; requests in flight fail as disconnected. */

@@ -64,3 +64,27 @@ describe("Peers", () => {
     expect(a.client(nodeB)).not.toBe(moved);
   });
 });
+
+test("a node that comes back and connects to us is dialled again at once, not after our grown backoff", async () => {
+  const hostC = randomLoopback();
+  const tlsC = testNodeTls(ca, "node-c", hostC);
+  let c = startPeers({ host: hostC, port: 0, tls: tlsC, self: { nodeId: "id-c", name: "node-c" }, logger: silentLogger });
+  const port = Number(c.address.split(":").pop());
+  const nodeC = { id: "id-c", name: "node-c", address: c.address };
+  expect((await a.ping(nodeC, 2000)).ok).toBe(true);
+  c.close();
+  // Down for 4 s: a's client fails its attempts and its backoff grows past a second.
+  await Bun.sleep(4_000);
+  c = startPeers({ host: hostC, port, tls: tlsC, self: { nodeId: "id-c", name: "node-c" }, logger: silentLogger });
+  try {
+    expect((await c.ping(nodeA, 2000)).ok).toBe(true);
+    const t0 = performance.now();
+    const back = await a.ping(nodeC, 5_000);
+    const ms = performance.now() - t0;
+    console.log(`a reached c again ${Math.round(ms)} ms after c connected to a`);
+    expect(back.ok).toBe(true);
+    expect(ms).toBeLessThan(700);
+  } finally {
+    c.close();
+  }
+}, 20_000);

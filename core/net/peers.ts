@@ -53,8 +53,12 @@ function splitHostPort(address: string): { host: string; port: number } {
 export function startPeers(options: { host: string; port: number; tls: PeerTls; self: { nodeId: string; name: string }; logger: Logger; transport?: PeerTransport }): Peers {
   const handlers = new Map<number, Handler>([[messageType.ping, pingHandler(options.self)]]);
   const postHandlers = new Map<number, PostHandler>();
-  const server: PeerServer = startPeerServer({ host: options.host, port: options.port, tls: options.tls, handlers, postHandlers, logger: options.logger, ...(options.transport === undefined ? {} : { transport: options.transport }) });
   const clients = new Map<string, { client: PeerClient; name: string }>();
+  // A node that connects to us is up: our client to it stops waiting out its backoff.
+  const onPeerConnected = (name: string): void => {
+    for (const c of clients.values()) if (c.name === name) c.client.retryNow();
+  };
+  const server: PeerServer = startPeerServer({ host: options.host, port: options.port, tls: options.tls, handlers, postHandlers, logger: options.logger, onPeerConnected, ...(options.transport === undefined ? {} : { transport: options.transport }) });
   let closed = false;
 
   const client = (node: PeerNode): PeerClient => {
