@@ -173,7 +173,6 @@ interface Conn {
 interface ConnData {
   exchange: Exchange | null;
   parser: AnswerParser | null;
-  conn: Conn | null;
   closed: boolean;
   /** Called once the TLS handshake and the certificate check are done (or failed). */
   ready: ((ok: boolean, why: string) => void) | null;
@@ -293,7 +292,7 @@ export class HttpsClient {
   }
 
   private async connect(hostname: string, port: number, timeoutMs: number): Promise<Conn> {
-    const data: ConnData = { exchange: null, parser: null, conn: null, closed: false, ready: null, unsent: null };
+    const data: ConnData = { exchange: null, parser: null, closed: false, ready: null, unsent: null };
     const ca = this.ca;
     const ready = new Promise<{ ok: boolean; why: string }>((resolve) => {
       data.ready = (ok, why) => resolve({ ok, why });
@@ -352,8 +351,6 @@ export class HttpsClient {
       // Nothing of the request was sent: safe to try elsewhere.
       throw new RequestError(`${hostname}:${port}: ${r.why}`, "ConnectionRefused");
     }
-    const conn: Conn = { socket, idleSince: performance.now() };
-    data.conn = conn;
-    return conn;
+    return { socket, idleSince: performance.now() };
   }
 }

@@ -37,6 +37,8 @@ import { defaultUnitConfig, initUnit, reportOf, stepUnit, type UnitConfig, type 
 import { isMembership } from "./wire.ts";
 import { parseJson } from "../util/json.ts";
 
+type ForwardAck = Extract<Message, { type: "forward-ack" }>;
+
 /** How often units are ticked (the contract asks for ~20 ms). */
 export const tickMsDefault = 20;
 /** Inputs queued for one unit; beyond it, incoming messages are dropped (the sender retransmits). */
@@ -69,7 +71,7 @@ interface Hosted {
   /** A pump is queued (messages arrived). */
   pumpDue: boolean;
   /** The newest forward-ack of this batch per primary, sent when the batch is done. */
-  readonly acksDue: Map<string, Message>;
+  readonly acksDue: Map<string, ForwardAck>;
 }
 
 /** Whether every byte is zero; stops at the first that is not, so data costs almost nothing. */
@@ -277,6 +279,14 @@ export class UnitDriver {
     h.acksDue.clear();
   }
 
+  /** Keeps the newest ack per primary for sendAcks; one of another epoch than the held one goes out first, as it was. */
+  private holdAck(h: Hosted, to: string, ack: ForwardAck): void {
+    const held = h.acksDue.get(to);
+    if (held !== undefined && held.epoch !== ack.epoch) this.options.router.send(h.spec.unitId, to, held);
+    else if (held !== undefined && held.lsn > ack.lsn) return;
+    h.acksDue.set(to, ack);
+  }
+
   /** Writes the marker persisted last in this batch, if any (see the ordering contract). */
   private writeMark(h: Hosted): void {
     const mark = h.markDue;
@@ -306,18 +316,10 @@ export class UnitDriver {
 
   private carryOne(h: Hosted, e: UnitEffect): void {
     switch (e.kind) {
-      case "send": {
-        if (e.msg.type === "forward-ack") {
-          const held = h.acksDue.get(e.to);
-          if (held === undefined || (held.type === "forward-ack" && (held.epoch !== e.msg.epoch || held.lsn <= e.msg.lsn))) {
-            if (held !== undefined && held.type === "forward-ack" && held.epoch !== e.msg.epoch) this.options.router.send(h.spec.unitId, e.to, held);
-            h.acksDue.set(e.to, e.msg);
-          }
-          return;
-        }
-        this.options.router.send(h.spec.unitId, e.to, e.msg);
+      case "send":
+        if (e.msg.type === "forward-ack") this.holdAck(h, e.to, e.msg);
+        else this.options.router.send(h.spec.unitId, e.to, e.msg);
         return;
-      }
       case "persist-meta":
         try {
           writeDurable(this.options.stateDir, h.metaPath, JSON.stringify(e.meta));
