@@ -4,8 +4,8 @@
 // embedded metadata group and on a 3-member real etcd (`--etcd` at init).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { TestNode, qstoraBin, run, waitFor, type RunResult } from "./helpers/node.ts";
+import { basename, join } from "node:path";
+import { TestNode, qstoraBin, run, saveLogs, waitFor, type RunResult } from "./helpers/node.ts";
 import { startEtcdCluster, type EtcdClusterFixture } from "./etcd-fixture.ts";
 
 interface NodeV {
@@ -67,6 +67,7 @@ describe(`a five-node cluster on ${backend === "etcd" ? "a 3-member etcd" : "the
     token = a.ok("token", "create", "--ttl", "1h").stdout.trim();
   });
   afterAll(async () => {
+    saveLogs(all);
     for (const n of [...others].reverse()) n.cleanup();
     a.cleanup();
     await etcd?.stop();
@@ -207,7 +208,11 @@ describe(`a five-node cluster on ${backend === "etcd" ? "a 3-member etcd" : "the
       // The removed member may have led the group: a new election comes first (once in seven
       // runs on a loaded machine that took longer than the default 20 s).
       45_000,
-    );
+    ).catch((e: unknown) => {
+      // Once in some full runs this has timed out: say what each daemon did meanwhile.
+      const said = [a, b, c].map((n) => `--- ${basename(n.dir)}:\n${n.logLines(/metadata|raft|manager|remov|election|quorum/i)}`).join("\n");
+      throw new Error(`${e instanceof Error ? e.message : String(e)}\n${said}`);
+    });
     expect(after[0]?.nodes.map((n) => n.name)).toEqual(["node-a", "node-b"]);
     if (embedded) expect(after[0]?.metadata.members.map((m) => m.name)).toEqual(["node-a", "node-b"]);
     b.ok("target", "create", "iqn.2026-11.org.qstora:after-c");

@@ -141,6 +141,17 @@ export class TestNode {
     }
   }
 
+  /** The daemon log's last `max` lines that match `pattern`: for a failed wait's message. */
+  logLines(pattern: RegExp, max = 30): string {
+    let text = "";
+    try {
+      text = readFileSync(join(this.dataDir, "qstora.log"), "utf8");
+    } catch {
+      return "(no log)";
+    }
+    return text.split("\n").filter((l) => pattern.test(l)).slice(-max).map((l) => l.slice(0, 400)).join("\n");
+  }
+
   kill9(): void {
     this.signal("SIGKILL");
   }
