@@ -140,9 +140,9 @@ export function startManagerDuties(meta: MetaStore, logger: Logger): { stop(): v
     const [nodes, alive] = await Promise.all([meta.list(metaKeys.nodes), meta.list(metaKeys.alive)]);
     const up = new Set(alive.map((kv) => kv.key.slice(metaKeys.alive.length)));
     const candidates = nodes
-      .map((kv) => JSON.parse(kv.value) as NodeRecord)
-      .filter((n) => up.has(n.id) && n.metadataUrl !== undefined)
-      .map((n) => ({ id: n.id, name: n.name, url: n.metadataUrl as string }));
+      .map((kv) => ({ kv, n: JSON.parse(kv.value) as NodeRecord }))
+      .filter(({ n }) => up.has(n.id) && n.metadataUrl !== undefined)
+      .map(({ kv, n }) => ({ member: { id: n.id, name: n.name, url: n.metadataUrl as string }, recordKey: kv.key, recordRevision: kv.modRevision }));
     if (await promoteMetadataMember(meta, candidates)) logger.info("a node was made a metadata member to bring the group back to three");
   };
   const timer = setInterval(() => {

@@ -1,5 +1,5 @@
 // `qstora node remove` of a metadata member against a real store: the member leaves the group
-// through removeMetadataMember and its record goes (so the manager can't promote it back); the
+// in the transaction that deletes its record (so the manager can't promote it back); the
 // last member, or a removal leaving no live majority, is refused with nothing changed.
 import { describe, expect, test } from "bun:test";
 import { scratchStore } from "../meta/scratch-store.ts";

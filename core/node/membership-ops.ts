@@ -2,7 +2,7 @@
 // drain | label` and `qstora pool create`. Each change is one compare-and-swap transaction on
 // the records it reads, so a concurrent change makes it fail cleanly instead of half-applying.
 // Decisions come from core/cluster/membership.ts (and, for a metadata member leaving its group,
-// metadata-role.ts removeMetadataMember); this file only reads and writes the store.
+// metadata-role.ts planMemberLeave); this file only reads and writes the store.
 import type { MetaStore, Op } from "../meta/store.ts";
 import { updateJson } from "../meta/documents.ts";
 import { QstoraError } from "../util/errors.ts";
@@ -11,7 +11,7 @@ import { applyLabels, checkPoolName, defaultPoolName, judgeRemoval, parseLabelAr
 import { checkMedia, type Media } from "../archive/media.ts";
 import type { NodeView } from "../control/protocol.ts";
 import { readClusterFacts } from "./cluster-view.ts";
-import { removeMetadataMember } from "./metadata-role.ts";
+import { planMemberLeave } from "./metadata-role.ts";
 import { keys, type NodeRecord, type PoolRecord } from "./records.ts";
 
 /** Operations per transaction: below etcd's default --max-txn-ops (128). */
@@ -70,10 +70,11 @@ export class MembershipOps {
       force,
     );
     if (!verdict.ok) throw verdict.error;
-    // A metadata member leaves its group first (refused, changing nothing, for the last member or
-    // without a live majority); its record goes below, so the manager does not promote it back.
-    const left = await removeMetadataMember(this.meta, node.id);
-    if (left.changed) this.logger.warn("node left the metadata group", { node: node.name, members: left.members.map((m) => m.name).join(",") });
+    // A metadata member leaves its group in the transaction that deletes its record, below
+    // (refused here, changing nothing, for the last member or without a live majority): were the
+    // two apart, the manager could see it out of the group and still a live node, and promote it
+    // back (it did, once in some full test runs).
+    const leave = await planMemberLeave(this.meta, node.id);
     const nodeKv = await this.meta.get(keys.node(node.id));
     if (nodeKv === undefined) throw new QstoraError("NOT_FOUND", `node ${nameOrId} was removed meanwhile`);
     // Every step is guarded by the node record's revision, so a change to the node (a restart
@@ -87,11 +88,16 @@ export class MembershipOps {
     ];
     const steps: Op[][] = [];
     for (let i = 0; i < around.length; i += txnOpsMax) steps.push(around.slice(i, i + txnOpsMax));
-    steps.push([{ delete: { key: keys.aliveNode(node.id) } }, { delete: { key: keys.node(node.id) } }]);
     for (const ops of steps) {
       const r = await this.meta.txn({ compare: guard, success: ops });
-      if (!r.succeeded) throw new QstoraError("IN_USE", `node ${node.name} changed while it was being removed`, "Look at `qstora node list` and try again.");
+      if (!r.succeeded) throw changedMeanwhile(node.name);
     }
+    const last = await this.meta.txn({
+      compare: [...guard, ...(leave?.compare ?? [])],
+      success: [{ delete: { key: keys.aliveNode(node.id) } }, { delete: { key: keys.node(node.id) } }, ...(leave?.success ?? [])],
+    });
+    if (!last.succeeded) throw changedMeanwhile(node.name);
+    if (leave !== null) this.logger.warn("node left the metadata group", { node: node.name, members: leave.members.map((m) => m.name).join(",") });
     this.logger.warn("node removed", { node: node.name, id: node.id, force, loses: verdict.loses.join("; ") });
     return { removed: node.name, loses: verdict.loses };
   }
@@ -106,4 +112,8 @@ export class MembershipOps {
     this.logger.info("pool created", { pool: name, media: media.join(",") || "any" });
     return rec;
   }
+}
+
+function changedMeanwhile(name: string): QstoraError {
+  return new QstoraError("IN_USE", `node ${name} or the metadata group changed while it was being removed`, "Look at `qstora node list` and try again.");
 }

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { EtcdClient, type MetaTls } from "../meta/etcd-client.ts";
 import { dataFileName, socketPathBytesMax, startEmbeddedMeta, type EmbeddedMeta } from "../meta/embedded.ts";
 import { startTlsGate, type GateBackend, type TlsGate } from "../meta/tls-gate.ts";
-import type { MetaStore } from "../meta/store.ts";
+import type { Compare, MetaStore, Op } from "../meta/store.ts";
 import { metaKeys } from "../meta/schema.ts";
 import {
   planMemberRemoval,
@@ -415,15 +415,18 @@ class MetadataRole {
 
 
 /**
- * Removes node `nodeId` from the metadata group, for `qstora node remove` (and replace: the
- * manager then promotes a client to bring the group back to three). Refuses, with IN_USE and
- * nothing changed, to remove the last member or to leave a group without a majority of live
- * members. A node that is not a member: nothing to do. The removed node's daemon, if it runs,
- * stops its antietcd and carries on as a client when it sees the new document.
+ * Node `nodeId`'s leaving the metadata group, for `qstora node remove` (and replace: the manager
+ * then promotes a client to bring the group back to three), as the parts of a transaction: the
+ * caller runs them in the same transaction that deletes the node's record, so that no one (the
+ * manager looking for a member to promote) ever sees the node out of the group and still in the
+ * cluster. Refuses, with IN_USE and nothing changed, to remove the last member or to leave a
+ * group without a majority of live members. Null when the node is not a member: nothing to do.
+ * The removed node's daemon, if it runs, stops its antietcd and carries on as a client when it
+ * sees the new document (or stops, its record gone).
  */
-export async function removeMetadataMember(meta: MetaStore, nodeId: string): Promise<{ changed: boolean; members: MetadataMember[] }> {
+export async function planMemberLeave(meta: MetaStore, nodeId: string): Promise<{ compare: Compare[]; success: Op[]; members: MetadataMember[] } | null> {
   const read = await readMembers(meta);
-  if (read === undefined || read.doc.mode === "external") return { changed: false, members: [] };
+  if (read === undefined || read.doc.mode === "external") return null;
   const alive = await meta.list(metaKeys.alive);
   const up = new Set(alive.map((kv) => kv.key.slice(metaKeys.alive.length)));
   const plan = planMemberRemoval(read.doc, nodeId, up);
@@ -434,21 +437,40 @@ export async function removeMetadataMember(meta: MetaStore, nodeId: string): Pro
       plan.reason === "last-member" ? "Add nodes first (qstora join); the group grows to three members by itself." : "Bring the metadata members that are down back up first.",
     );
   }
-  if (!plan.changed) return { changed: false, members: [...read.doc.members] };
-  const r = await meta.txn({ compare: [{ key: metaKeys.metadataMembers, target: "MOD", result: "EQUAL", value: read.modRevision }], success: [{ put: { key: metaKeys.metadataMembers, value: JSON.stringify(plan.next) } }] });
-  if (!r.succeeded) throw new QstoraError("IN_USE", "the metadata membership changed meanwhile", "Try again.");
-  return { changed: true, members: [...plan.next.members] };
+  if (!plan.changed) return null;
+  return {
+    compare: [{ key: metaKeys.metadataMembers, target: "MOD", result: "EQUAL", value: read.modRevision }],
+    success: [{ put: { key: metaKeys.metadataMembers, value: JSON.stringify(plan.next) } }],
+    members: [...plan.next.members],
+  };
+}
+
+/** A live client node the manager may make a member, with its record's revision when seen. */
+export interface PromotionCandidate {
+  readonly member: MetadataMember;
+  readonly recordKey: string;
+  readonly recordRevision: number;
 }
 
 /**
  * The manager's duty for the metadata store: a group with fewer than three members (one was
  * removed) gets a live client node as a new member, one at a time. Returns true when it did.
  */
-export async function promoteMetadataMember(meta: MetaStore, candidates: readonly MetadataMember[]): Promise<boolean> {
+export async function promoteMetadataMember(meta: MetaStore, candidates: readonly PromotionCandidate[]): Promise<boolean> {
   const read = await readMembers(meta);
   if (read === undefined) return false;
-  const next = planPromotion(read.doc, candidates);
+  const next = planPromotion(read.doc, candidates.map((c) => c.member));
   if (next === null) return false;
-  const r = await meta.txn({ compare: [{ key: metaKeys.metadataMembers, target: "MOD", result: "EQUAL", value: read.modRevision }], success: [{ put: { key: metaKeys.metadataMembers, value: JSON.stringify(next) } }] });
+  const chosen = candidates.find((c) => c.member.id === next.members[next.members.length - 1]?.id);
+  assert(chosen !== undefined, "the promoted member is one of the candidates");
+  // The candidate's record unchanged since it was seen: a node being removed (its record deleted
+  // in the transaction that takes it out of the group) is never made a member again.
+  const r = await meta.txn({
+    compare: [
+      { key: metaKeys.metadataMembers, target: "MOD", result: "EQUAL", value: read.modRevision },
+      { key: chosen.recordKey, target: "MOD", result: "EQUAL", value: chosen.recordRevision },
+    ],
+    success: [{ put: { key: metaKeys.metadataMembers, value: JSON.stringify(next) } }],
+  });
   return r.succeeded;
 }
