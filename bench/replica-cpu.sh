@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# npm run bench:replica-cpu: the CPU each node of a replicated LUN spends per I/O, which a shared
-# 2-core machine measures far more steadily than IOPS (those moved by 1.5x between runs minutes
-# apart; CPU per I/O moves by a few per cent). Sets up bench/replica.sh's cluster (KEEP=1: three
+# npm run bench:replica-cpu: the CPU each node of a replicated LUN spends per I/O, to say where
+# a write's cost lies (node a, the primary's node, against the secondaries) and how it changes
+# with the queue depth. On this shared 2-core machine it moves between runs too (by up to 1.5x
+# for one build minutes apart, as IOPS and tgt do): compare two builds in alternating runs
+# (QSTORA=), several each. Sets up bench/replica.sh's cluster (KEEP=1: three
 # daemons, a replica:3 LUN served by node a), then measures each daemon's utime+stime from
 # /proc: idle for IDLE seconds, then during each workload of iscsi-load for SECS seconds.
 #   bash bench/replica-cpu.sh             one line per measurement, then one JSON line each

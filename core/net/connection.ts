@@ -13,7 +13,7 @@
 //   close() returns, and late answers are dropped.
 import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
-import { FrameDecoder, describeFrameError, frameFlags, type Frame } from "./frame.ts";
+import { FrameDecoder, describeFrameError, frameFlags, releaseFrame, type Frame } from "./frame.ts";
 import { forwardFramePayloadBytesMax } from "./scsi-forward.ts";
 import { decodeErrorBody, errorFrame, messageType, type Decoded, type WireErrorCode } from "./messages.ts";
 import { RequestTable, inflightRequestsMaxDefault } from "./requests.ts";
@@ -25,7 +25,10 @@ const coalesceBytesMax = 256 << 10;
 
 /** What a connection needs from its socket. */
 export interface Wire {
-  /** Writes what it can, returns the number of bytes taken (Bun's socket.write). */
+  /**
+   * Writes what it can, returns the number of bytes taken (Bun's socket.write). It keeps no
+   * reference to `bytes`: a large frame taken whole is reused for the next one (releaseFrame).
+   */
   write(bytes: Uint8Array): number;
   /** Closes the socket; the driver then calls closed(). */
   end(): void;
@@ -310,7 +313,7 @@ export class PeerConnection {
   private writeOrQueue(bytes: Uint8Array): void {
     assert(this.queue.length === 0);
     const n = Math.max(0, this.wire.write(bytes));
-    if (n === bytes.byteLength) return;
+    if (n === bytes.byteLength) return releaseFrame(bytes);
     // The rest is a view of bytes this connection built and no one else holds: no copy.
     this.queue.push(bytes.subarray(n));
     this.queuedBytes += bytes.byteLength - n;

@@ -2,7 +2,7 @@
 // at a time, truncated, corrupted at every byte, and fed seeded random bytes and mutations.
 import { describe, expect, test } from "bun:test";
 import { seededRng } from "../../test/helpers/rng.ts";
-import { FrameDecoder, buildFrame, encodeFrame, frameFlags, frameHeaderBytes, type Frame, type FrameError } from "./frame.ts";
+import { FrameDecoder, buildFrame, encodeFrame, frameFlags, frameHeaderBytes, pooledFrameBytesMin, releaseFrame, type Frame, type FrameError } from "./frame.ts";
 import { controlFrame, errorFrame, messageType, readRequestFrame, readResponseFrame, uuidToBytes, writeRequestFrame, writeResponseFrame, dataStatus } from "./messages.ts";
 
 const volumeId = uuidToBytes("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0");
@@ -201,5 +201,46 @@ describe("buildFrame()", () => {
     expect(() => encodeFrame({ type: 256, flags: 0, requestId: 0 }, new Uint8Array(0))).toThrow();
     expect(() => encodeFrame({ type: 1, flags: 0x8000, requestId: 0 }, new Uint8Array(0))).toThrow();
     expect(() => encodeFrame({ type: 1, flags: 0, requestId: 2 ** 32 }, new Uint8Array(0))).toThrow();
+  });
+});
+
+describe("large frames' buffers (releaseFrame)", () => {
+  const big = (byte: number, bytes = 300_000) => encodeFrame({ type: messageType.replica, flags: frameFlags.oneWay, requestId: 0 }, new Uint8Array(bytes).fill(byte));
+  const decodeOne = (bytes: Uint8Array): Frame => {
+    const got: Frame[] = [];
+    const d = new FrameDecoder({ payloadBytesMax: 1 << 20, tagBytes: 0 });
+    expect(d.push(bytes, (f) => got.push({ ...f, payload: f.payload.slice() }))).toBeNull();
+    expect(got.length).toBe(1);
+    return got[0] as Frame;
+  };
+
+  test("a released frame's buffer carries the next frame of its size, which reads back whole", () => {
+    const first = big(1);
+    releaseFrame(first);
+    const second = big(2, 280_000);
+    expect(second.buffer).toBe(first.buffer);
+    const f = decodeOne(second);
+    expect(f.payload.length).toBe(280_000);
+    expect(f.payload.every((b) => b === 2)).toBe(true);
+  });
+
+  test("released twice, a buffer still goes to one frame only", () => {
+    const first = big(3);
+    releaseFrame(first);
+    releaseFrame(first);
+    const a = big(4);
+    const b = big(5);
+    expect(a.buffer).not.toBe(b.buffer);
+    expect(decodeOne(a).payload.every((x) => x === 4)).toBe(true);
+  });
+
+  test("small frames, views into a frame and buffers made elsewhere are left alone", () => {
+    const small = encodeFrame({ type: messageType.replica, flags: frameFlags.oneWay, requestId: 0 }, new Uint8Array(100));
+    expect(small.byteLength).toBeLessThan(pooledFrameBytesMin);
+    const frame = big(6);
+    releaseFrame(frame.subarray(10));
+    releaseFrame(new Uint8Array(1 << 20));
+    releaseFrame(small);
+    expect(big(7).buffer).not.toBe(frame.buffer);
   });
 });

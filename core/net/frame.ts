@@ -93,7 +93,7 @@ export function buildFrame(head: FrameHead, spec: FrameSpec): Uint8Array {
   assert(Number.isInteger(tagBytes) && tagBytes >= 0);
   assert(Number.isInteger(filledTailBytes) && filledTailBytes >= 0 && filledTailBytes <= payloadBytes);
   const total = frameHeaderBytes + payloadBytes + tagBytes;
-  const out = uninitialized(total);
+  const out = frameBuffer(total);
   const tailAt = frameHeaderBytes + payloadBytes - filledTailBytes;
   out.fill(0, 0, tailAt);
   out.fill(0, frameHeaderBytes + payloadBytes);
@@ -114,6 +114,59 @@ export function buildFrame(head: FrameHead, spec: FrameSpec): Uint8Array {
 /** A frame whose payload is given whole (control messages). */
 export function encodeFrame(head: FrameHead, payload: Uint8Array, tagBytes = 0): Uint8Array {
   return buildFrame(head, { payloadBytes: payload.byteLength, fill: (p) => p.set(payload), tagBytes, filledTailBytes: payload.byteLength });
+}
+
+// ---- reused buffers for large frames ----
+//
+// A fresh 1 MiB buffer costs ≈310 µs here to fill (the first touch of every page faults) against
+// ≈50 µs for one filled before (docs/PERFORMANCE.md): node a builds two such frames per MiB a
+// replicated LUN is written. A large frame's buffer goes back to a pool once a connection's
+// socket took every byte of it (releaseFrame; the socket keeps no reference) and is reused by
+// the next frame of its size class. A frame that is never released is an ordinary garbage.
+
+/** Frames from this size on come from the pool (smaller ones are gathered into a write anyway). */
+export const pooledFrameBytesMin = 64 << 10;
+/** Buffers kept per size class, and in all. */
+const poolPerClassMax = 4;
+const poolBytesMax = 32 << 20;
+const pool = new Map<number, ArrayBuffer[]>();
+/** Buffers this module made for the pool, and those in it now (a release twice is ignored). */
+const pooledBuffers = new WeakSet<ArrayBuffer>();
+const idleBuffers = new WeakSet<ArrayBuffer>();
+let poolBytes = 0;
+
+function sizeClass(bytes: number): number {
+  return 2 ** Math.ceil(Math.log2(bytes));
+}
+
+function frameBuffer(bytes: number): Uint8Array {
+  if (bytes < pooledFrameBytesMin) return uninitialized(bytes);
+  const cls = sizeClass(bytes);
+  let buffer = pool.get(cls)?.pop();
+  if (buffer !== undefined) {
+    idleBuffers.delete(buffer);
+    poolBytes -= cls;
+  } else {
+    buffer = new ArrayBuffer(cls);
+    pooledBuffers.add(buffer);
+  }
+  return new Uint8Array(buffer, 0, bytes);
+}
+
+/**
+ * Gives a frame's buffer back once nothing reads it any more (a socket took all of it). Only a
+ * whole frame that buildFrame made from the pool counts; anything else is left alone.
+ */
+export function releaseFrame(frame: Uint8Array): void {
+  const buffer = frame.buffer;
+  if (!(buffer instanceof ArrayBuffer) || !pooledBuffers.has(buffer) || idleBuffers.has(buffer) || frame.byteOffset !== 0) return;
+  const cls = buffer.byteLength;
+  const list = pool.get(cls) ?? [];
+  if (list.length >= poolPerClassMax || poolBytes + cls > poolBytesMax) return;
+  list.push(buffer);
+  pool.set(cls, list);
+  idleBuffers.add(buffer);
+  poolBytes += cls;
 }
 
 /** A buffer the allocator does not zero (see buildFrame); the caller writes before reading. */
