@@ -63,7 +63,6 @@ export function firstRequestId(nowMs: number): number {
 export class ReplicatedSegment {
   private membership: Membership | null = null;
   private nextReqId: number;
-  /** Request ids in flight, in the order they were issued (increasing). */
   private readonly outstanding = new Set<number>();
   private inflight = 0;
   private readonly queue: Array<() => void> = [];
@@ -149,13 +148,10 @@ export class ReplicatedSegment {
     return { ok: false, code: "INVALID_ARGUMENT", message: `segment ${this.options.segment}: replicated I/O must be in whole 4 KiB pages (offset ${offsetBytes}, length ${lengthBytes})` };
   }
 
-  /**
-   * The oldest request still out, or the next id: ids enter `outstanding` in increasing order and
-   * a Set iterates in insertion order, so its first is its least (no scan per request).
-   */
   private completeBelow(): number {
-    for (const id of this.outstanding) return id;
-    return this.nextReqId;
+    let min = this.nextReqId;
+    for (const id of this.outstanding) if (id < min) min = id;
+    return min;
   }
 
   private async acquire(): Promise<boolean> {

@@ -56,12 +56,8 @@ export type ClientOutcome = { readonly ok: true; readonly reply: ClientReply } |
 
 interface Waiter {
   readonly resolve: (reply: ClientReply | null) => void;
-  /** performance.now() past which it fails (found by the sweep, at most waiterSweepMs late). */
-  readonly deadline: number;
+  readonly timer: ReturnType<typeof setTimeout>;
 }
-
-/** How often waiting requests are checked for their deadline while any wait: one timer for all. */
-export const waiterSweepMs = 50;
 
 function isClientAddress(a: Address): boolean {
   return a.startsWith("client:");
@@ -76,7 +72,6 @@ export class ReplicaRouter {
   /** Coordinator requests waiting for their unit's reply, by `${client} ${reqId}`. */
   private readonly waiters = new Map<string, Waiter[]>();
   private waiterCount = 0;
-  private sweeper: ReturnType<typeof setInterval> | undefined;
   private readonly outboxes = new Map<string, Outbox>();
   private closed = false;
   private readonly clientWaitMs: number;
@@ -202,41 +197,28 @@ export class ReplicaRouter {
     const waitMs = Math.min(timeoutMs, this.clientWaitMs);
     const key = `${from} ${msg.reqId}`;
     const reply = new Promise<ClientReply | null>((resolve) => {
+      const timer = setTimeout(() => {
+        const list = this.waiters.get(key);
+        if (list === undefined) return;
+        const i = list.findIndex((w) => w.timer === timer);
+        if (i >= 0) {
+          list.splice(i, 1);
+          this.waiterCount--;
+        }
+        if (list.length === 0) this.waiters.delete(key);
+        resolve(null);
+      }, waitMs);
       const list = this.waiters.get(key) ?? [];
-      list.push({ resolve, deadline: performance.now() + waitMs });
+      list.push({ resolve, timer });
       this.waiters.set(key, list);
       this.waiterCount++;
     });
-    this.sweeper ??= setInterval(() => this.sweep(), waiterSweepMs);
     this.send(from, to, msg);
     return reply.then((r) => (r === null ? { ok: false, reason: `no reply from ${to} within ${waitMs} ms` } : { ok: true, reply: r }));
   }
 
-  /** Fails the requests past their deadline; stops itself when none waits. */
-  private sweep(): void {
-    const now = performance.now();
-    for (const [key, list] of this.waiters) {
-      let anyLate = false;
-      for (const w of list) if (w.deadline <= now) anyLate = true;
-      if (!anyLate) continue;
-      const late = list.filter((w) => w.deadline <= now);
-      const still = list.filter((w) => w.deadline > now);
-      if (still.length === 0) this.waiters.delete(key);
-      else this.waiters.set(key, still);
-      this.waiterCount -= late.length;
-      for (const w of late) w.resolve(null);
-    }
-    if (this.waiters.size === 0) this.stopSweeper();
-  }
-
-  private stopSweeper(): void {
-    if (this.sweeper !== undefined) clearInterval(this.sweeper);
-    this.sweeper = undefined;
-  }
-
   close(): void {
     this.closed = true;
-    this.stopSweeper();
     for (const list of this.waiters.values()) for (const w of list) w.resolve(null);
     this.waiters.clear();
     this.waiterCount = 0;
@@ -280,6 +262,7 @@ export class ReplicaRouter {
     if (list === undefined) return false;
     this.waiters.delete(key);
     for (const w of list) {
+      clearTimeout(w.timer);
       this.waiterCount--;
       w.resolve(msg);
     }
