@@ -5,7 +5,7 @@
 // over and every written block reads back.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { TestNode, qstoraBin, run, spawnLoad } from "./helpers/node.ts";
+import { TestNode, qstoraBin, run, saveLogs, spawnLoad } from "./helpers/node.ts";
 import { expectPattern, MiB, nodeOfPrimary, nodeOfRole, qemu, type LunView, type SegmentView } from "./helpers/replica.ts";
 
 const iqn = "iqn.2026-11.org.qstora:replicated";
@@ -27,8 +27,10 @@ describe("a replica:3 LUN on three daemons", () => {
   }, 60_000);
   // Three daemons to stop, each given seconds: more than the hook's default 5 s.
   afterAll(() => {
+    saveLogs([a, b, c]);
     for (const n of [c, b, a]) n.cleanup();
-  }, 60_000);
+    // Each stop waits for its daemon (60 s at most); the last one has no metadata quorum left.
+  }, 120_000);
 
   test("created with --redundancy replica:3 (the output says so); writes read back; each segment has a copy on every node", () => {
     a.ok("target", "create", iqn);
