@@ -122,7 +122,7 @@ export function encodeFrame(head: FrameHead, payload: Uint8Array, tagBytes = 0):
 // ≈50 µs for one filled before (docs/PERFORMANCE.md): node a builds two such frames per MiB a
 // replicated LUN is written. A large frame's buffer goes back to a pool once a connection's
 // socket took every byte of it (releaseFrame; the socket keeps no reference) and is reused by
-// the next frame of its size class. A frame that is never released is an ordinary garbage.
+// the next frame of its size class. A frame that is never released is ordinary garbage.
 
 /** Frames from this size on come from the pool (smaller ones are gathered into a write anyway). */
 export const pooledFrameBytesMin = 64 << 10;
@@ -158,6 +158,8 @@ function frameBuffer(bytes: number): Uint8Array {
  * whole frame that buildFrame made from the pool counts; anything else is left alone.
  */
 export function releaseFrame(frame: Uint8Array): void {
+  // Every frame a socket takes whole comes here: the small ones leave at the first test.
+  if (frame.byteLength < pooledFrameBytesMin) return;
   const buffer = frame.buffer;
   if (!(buffer instanceof ArrayBuffer) || !pooledBuffers.has(buffer) || idleBuffers.has(buffer) || frame.byteOffset !== 0) return;
   const cls = buffer.byteLength;
