@@ -72,8 +72,9 @@ AntiCluster.prototype.connectToNode = function (this: AntiClusterInstance, nodeI
 
 /**
  * antietcd reads `socket._socket.remoteAddress` when a peer websocket opens (a node `ws` field);
- * Bun's `ws` has no `_socket`, and the TypeError would end the process. Give its sockets one that
- * says where they lead: antietcd only uses it for its log lines.
+ * Bun's `ws` before 1.4 has no `_socket`, and the TypeError would end the process. Give its sockets
+ * one that says where they lead: antietcd only uses it for its log lines. Since 1.4 each socket
+ * sets its own in its constructor, which the setter lets it keep (a getter alone would throw).
  */
 const wsModule = require("ws") as { WebSocket: { prototype: object } };
 if (!("_socket" in wsModule.WebSocket.prototype)) {
@@ -81,6 +82,9 @@ if (!("_socket" in wsModule.WebSocket.prototype)) {
     get(this: { url?: string }) {
       const url = new URL(this.url ?? "ws://unknown:0");
       return { remoteAddress: url.hostname, remotePort: Number(url.port) };
+    },
+    set(this: object, value: unknown) {
+      Object.defineProperty(this, "_socket", { value, writable: true, configurable: true, enumerable: false });
     },
   });
 }
