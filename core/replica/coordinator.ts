@@ -99,8 +99,7 @@ export class ReplicatedSegment {
     const pieceBytes = writePagesMax * pageBytes;
     const parts: Array<Promise<IoResult<ClientReply>>> = [];
     for (let at = 0; at < data.length; at += pieceBytes) {
-      // A view, not a copy: the router copies it into its frame in this turn, or keeps a copy (transport.ts).
-      const piece = data.subarray(at, Math.min(data.length, at + pieceBytes));
+      const piece = data.slice(at, Math.min(data.length, at + pieceBytes)); // copied: data is the caller's view
       const page = (offsetBytes + at) / pageBytes;
       parts.push(this.run((epoch, reqId, completeBelow) => ({ type: "write", epoch, reqId, completeBelow, page, pages: piece.length / pageBytes, data: piece })));
     }

@@ -74,16 +74,6 @@ export interface Envelope {
   write(into: Uint8Array, at: number): void;
 }
 
-/**
- * The same envelope with its bytes copied now: for one that will be written after the turn it
- * was made in, when the data it refers to may belong to a caller that has moved on.
- */
-export function ownedEnvelope(e: Envelope): Envelope {
-  const copy = new Uint8Array(e.bytes);
-  e.write(copy, 0);
-  return { bytes: e.bytes, write: (into, at) => into.set(copy, at) };
-}
-
 /** Sizes the envelope of a message; the data of a data message is not copied until write(). */
 export function envelopeOf(from: Address, to: Address, msg: Message): Envelope {
   const fromB = addressBytes(from);

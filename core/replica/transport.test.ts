@@ -78,44 +78,4 @@ describe("ReplicaRouter", () => {
     expect(silent.ok).toBe(false);
     if (!silent.ok) expect(silent.reason).toBe("no reply from ub3 within 150 ms");
   });
-
-  // A coordinator's write carries a view of its caller's buffer, valid only during the call: what
-  // a unit gets must not change when the caller reuses that buffer after the turn it was sent in.
-  const written = (fill: number) => ({ type: "write" as const, epoch: 1, reqId: 1, completeBelow: 1, page: 0, pages: 1, data: new Uint8Array(4096).fill(fill) });
-  const dataOf = (msgs: Message[]): number[] => msgs.map((m) => (m.type === "write" ? (m.data[0] as number) : -1));
-
-  test("a write for a unit of this node is copied before the unit gets it", async () => {
-    const got: Message[] = [];
-    ra.attach("ua4", (_from, msg) => got.push(msg));
-    const w = written(1);
-    ra.send("client:t", "ua4", w);
-    w.data.fill(9); // the caller's buffer, reused at once
-    await until(() => got.length === 1);
-    w.data.fill(8);
-    expect(dataOf(got)).toEqual([1]);
-  });
-
-  test("a write to a node whose connection is still being made carries the data of the turn it was sent in", async () => {
-    const c = node("c");
-    const d = node("d");
-    const directory = (to: Address): PeerNode | undefined => (to === "uc5" ? c.info : undefined);
-    const rc = new ReplicaRouter({ peers: c.peers, directory, selfNodeId: "c", logger: silentLogger });
-    const rd = new ReplicaRouter({ peers: d.peers, directory, selfNodeId: "d", logger: silentLogger });
-    try {
-      const got: Message[] = [];
-      rc.attach("uc5", (_from, msg) => got.push(msg));
-      // Node d has never talked to c: the batch waits for the connection, past this turn.
-      const w = written(2);
-      rd.send("client:t", "uc5", w);
-      await Promise.resolve();
-      w.data.fill(9);
-      await until(() => got.length === 1);
-      expect(dataOf(got)).toEqual([2]);
-    } finally {
-      rc.close();
-      rd.close();
-      c.peers.close();
-      d.peers.close();
-    }
-  });
 });

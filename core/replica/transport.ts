@@ -12,18 +12,13 @@
 // It never decides anything about replication and never blocks: sends are fire-and-forget, every
 // wait has a deadline, waiting requests are bounded by `clientWaitersMax`. It must never hand a
 // unit a message that envelope.ts (and so parseMessage()) refused.
-// Data is borrowed for one turn only: a coordinator's write carries a view of its caller's buffer
-// (BlockDevice.write: valid only during the call), copied once into the frame at the end of the
-// turn. An envelope that is still queued after its turn (a connection that is not keeping up)
-// gets its own copy of its bytes first, and a write for a unit of this node is copied before the
-// unit, which keeps it in its log, is handed it.
 import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
 import type { Frame } from "../net/frame.ts";
 import { buildFrame, frameFlags, payloadBytesMaxDefault } from "../net/frame.ts";
 import { messageType } from "../net/messages.ts";
 import type { PeerNode, Peers } from "../net/peers.ts";
-import { decodeEnvelope, envelopeOf, ownedEnvelope, type Envelope } from "./envelope.ts";
+import { decodeEnvelope, envelopeOf, type Envelope } from "./envelope.ts";
 import type { Address, ClientReply, ClientRequest, Message } from "./types.ts";
 
 /** The longest a coordinator's request waits for its unit's reply (its own timeout may be shorter). */
@@ -113,18 +108,16 @@ export class ReplicaRouter {
     const node = this.options.directory(to);
     if (node === undefined || node.id === this.options.selfNodeId) {
       // Delivered on a later turn: a step's effects are carried out before the receiver steps.
-      const own = msg.type === "write" ? { ...msg, data: msg.data.slice() } : msg;
-      queueMicrotask(() => this.deliver(from, to, own));
+      queueMicrotask(() => this.deliver(from, to, msg));
       return;
     }
+    const envelope = envelopeOf(from, to, msg);
     let box = this.outboxes.get(node.id);
     if (box === undefined) {
       box = { node, queue: [], queuedBytes: 0, scheduled: false, waiting: false };
       this.outboxes.set(node.id, box);
     }
     box.node = node;
-    // A box waiting for its connection is drained on a later turn.
-    const envelope = box.waiting ? ownedEnvelope(envelopeOf(from, to, msg)) : envelopeOf(from, to, msg);
     // Full: drop (the state machines retransmit); growing would only hide a peer that is gone.
     if (box.queuedBytes + envelope.bytes > outboxBytesMax) return;
     box.queue.push(envelope);
@@ -148,8 +141,6 @@ export class ReplicaRouter {
   private drain(box: Outbox): void {
     while (!this.closed && box.queue.length > 0) {
       if (this.unsentBytes(box.node) > sendAheadBytesMax) {
-        // What stays queued outlives this turn: it must own its bytes (see the header).
-        for (let i = 0; i < box.queue.length; i++) box.queue[i] = ownedEnvelope(box.queue[i] as Envelope);
         box.waiting = true;
         setTimeout(() => {
           box.waiting = false;
@@ -168,8 +159,6 @@ export class ReplicaRouter {
       }
       box.queue.splice(0, taken);
       box.queuedBytes -= bytes - lengthBytes * taken;
-      // A batch for a connection still being made is built when it opens, after this turn.
-      if (this.connection(box.node)?.isOpen !== true) for (let i = 0; i < batch.length; i++) batch[i] = ownedEnvelope(batch[i] as Envelope);
       const fill = (p: Uint8Array) => {
         const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
         let at = 0;
@@ -189,14 +178,10 @@ export class ReplicaRouter {
 
   /** Bytes waiting for the socket on the connection to a node (0 when there is none). */
   private unsentBytes(node: PeerNode): number {
-    return this.connection(node)?.queued ?? 0;
-  }
-
-  private connection(node: PeerNode): { readonly queued: number; readonly isOpen: boolean } | null {
     try {
-      return this.options.peers.client(node).connection ?? null;
+      return this.options.peers.client(node).connection?.queued ?? 0;
     } catch {
-      return null; // closed Peers: the post fails the same way and is dropped
+      return 0; // closed Peers: the post below fails the same way and is dropped
     }
   }
 
