@@ -99,7 +99,11 @@ export class ReplicatedSegment {
     const pieceBytes = writePagesMax * pageBytes;
     const parts: Array<Promise<IoResult<ClientReply>>> = [];
     for (let at = 0; at < data.length; at += pieceBytes) {
-      const piece = data.slice(at, Math.min(data.length, at + pieceBytes)); // copied: data is the caller's view
+      // Copied: `data` is the caller's view, good only until this call's first await (an iSCSI
+      // PDU's immediate data lives in the receive buffer, which the next PDU overwrites), and a
+      // retry after a refusal or a failover sends the piece again later (coordinator.test.ts).
+      // Sending the view cost 44 verify failures in the SIGKILL fault test.
+      const piece = data.slice(at, Math.min(data.length, at + pieceBytes));
       const page = (offsetBytes + at) / pageBytes;
       parts.push(this.run((epoch, reqId, completeBelow) => ({ type: "write", epoch, reqId, completeBelow, page, pages: piece.length / pageBytes, data: piece })));
     }

@@ -1,0 +1,35 @@
+// The coordinator of one replicated segment against a scripted primary (a stand-in for the
+// router): what it sends on a retry. The daemon-level behaviour (failover, forwarding) is in
+// drivers.test.ts and the fault tests.
+import { describe, expect, test } from "bun:test";
+import { ReplicatedSegment } from "./coordinator.ts";
+import { MemoryMembershipStore } from "./record-store.ts";
+import type { ReplicaRouter } from "./transport.ts";
+import type { ClientReply, ClientRequest, Membership } from "./types.ts";
+
+const membership: Membership = { segment: "s", epoch: 1, policy: "replica:3", primary: "s/u0", secondaries: ["s/u1", "s/u2"], inactive: [], arbiter: null };
+
+describe("ReplicatedSegment", () => {
+  test("a write retried after a refusal sends the data of the call, though the caller reused its buffer at once", async () => {
+    // The caller's data is a view good until the call's first await (an iSCSI PDU's immediate
+    // data lives in the receive buffer, which the next PDU overwrites); the retry comes later.
+    const sent: number[][] = [];
+    const router = {
+      request: async (_from: string, _to: string, msg: ClientRequest): Promise<{ ok: true; reply: ClientReply }> => {
+        if (msg.type !== "write") throw new Error(`unexpected ${msg.type}`);
+        await Bun.sleep(5);
+        sent.push([...msg.data.subarray(0, 4)]);
+        if (sent.length === 1) return { ok: true, reply: { type: "rejected", epoch: 1, reqId: msg.reqId, reason: "no-lease", membership: null } };
+        return { ok: true, reply: { type: "write-done", epoch: 1, reqId: msg.reqId } };
+      },
+    } as unknown as ReplicaRouter;
+    const store = new MemoryMembershipStore();
+    expect(await store.cas(0, membership)).toEqual({ outcome: "applied" });
+    const seg = new ReplicatedSegment({ router, store, segment: "s", client: "client:test/0", limits: { retryMs: 1 } });
+    const buffer = new Uint8Array(4096).fill(7);
+    const done = seg.write(0, buffer);
+    buffer.fill(9); // the receive buffer, overwritten by the next PDU
+    expect(await done).toEqual({ ok: true, value: undefined });
+    expect(sent).toEqual([[7, 7, 7, 7], [7, 7, 7, 7]]);
+  });
+});
