@@ -5,8 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x dist/qstora ] || node_modules/.bin/bun pkg/build.ts
-TOOLS=../shared/tools
-[ -f "$TOOLS/peer-bench.sh" ] || TOOLS=/work/shared/tools
+. bench/lib.sh
 DIR=$(mktemp -d /tmp/qstora-bench.XXXXXX)
 ADDR=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))
 IQN=iqn.2026-11.org.qstora:bench

@@ -14,11 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-8}
 IDLE=${IDLE:-8}
-LOAD=test/.cache/iscsi-load
-TOOLS=../shared/tools
-[ -f "$TOOLS/iscsi-load.c" ] || TOOLS=/work/shared/tools
+. bench/lib.sh
 OUT=$(mktemp -d /tmp/qstora-bench-cpu.XXXXXX)
-[ -x "$LOAD" ] || { LOAD=$OUT/iscsi-load; gcc -O2 -o "$LOAD" "$TOOLS/iscsi-load.c" -liscsi; }
+LOAD=$(iscsi_load "$OUT")
 mkfifo "$OUT/go"
 exec 3<>"$OUT/go"
 SIZE=${SIZE:-1G} SEGMENT=${SEGMENT:-256M} KEEP=1 bash bench/replica.sh <&3 2>"$OUT/setup.log" >/dev/null &
@@ -51,8 +49,7 @@ for w in "randwrite 4k 32" "randwrite 4k 1" "write 1M 8"; do
   read -r a0 b0 c0 < <(snapshot)
   r=$("$LOAD" -m "$mode" -b "$bs" -q "$qd" -t "$SECS" -R 1G "$URL" 2>/dev/null || true)
   read -r a1 b1 c1 < <(snapshot)
-  field() { grep -o "\"$1\":[0-9.]*" <<<"$r" | cut -d: -f2; }
-  awk -v t="$tick" -v w="$mode-$bs-qd$qd" -v ios="$(field ios)" -v iops="$(field iops)" -v p50="$(field p50_us)" -v errors="$(field errors)" \
+  awk -v t="$tick" -v w="$mode-$bs-qd$qd" -v ios="$(load_field ios "$r")" -v iops="$(load_field iops "$r")" -v p50="$(load_field p50_us "$r")" -v errors="$(load_field errors "$r")" \
     -v a=$((a1 - a0)) -v b=$((b1 - b0)) -v c=$((c1 - c0)) \
     'BEGIN { if (ios == 0) { printf "%-19s no I/O completed\n", w; exit } k = 1e6 / t / ios;
              printf "%-19s %6d IOPS  p50 %6d us  CPU us per I/O:  a %7.1f  b %7.1f  c %7.1f  all %7.1f  (errors %d)\n", w, iops, p50, a * k, b * k, c * k, (a + b + c) * k, errors;

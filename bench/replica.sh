@@ -15,8 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x dist/qstora ] || node_modules/.bin/bun pkg/build.ts
 Q="${QSTORA:-$PWD/dist/qstora}"
-TOOLS=../shared/tools
-[ -f "$TOOLS/peer-bench.sh" ] || TOOLS=/work/shared/tools
+. bench/lib.sh
 DIR=$(mktemp -d /tmp/qstora-bench-replica.XXXXXX)
 base=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))
 last=$((RANDOM % 240 + 1))
@@ -45,10 +44,10 @@ SINGLE=iscsi://$ADDR_A:3260/$IQN/1
 # write goes through the metadata store, which a loaded machine can leave without quorum for a
 # few seconds (the write fails, and peer-bench stops at its prefill's first error). Rounds until
 # one writes the working set without an error, at most three.
-LOAD=test/.cache/iscsi-load
-[ -x "$LOAD" ] || { LOAD=$DIR/iscsi-load; gcc -O2 -o "$LOAD" "$TOOLS/iscsi-load.c" -liscsi; }
+LOAD=$(iscsi_load "$DIR")
 for round in 1 2 3; do
-  "$LOAD" -m write -b 1M -q 8 -R "$(( $(iscsi-readcapacity16 -s "$REPLICA") < (1 << 30) ? $(iscsi-readcapacity16 -s "$REPLICA") : (1 << 30) ))" -P -t 0 "$REPLICA" 2>/dev/null | grep -q '"errors":0,' && break
+  r=$("$LOAD" -m write -b 1M -q 8 -R "$(( $(iscsi-readcapacity16 -s "$REPLICA") < (1 << 30) ? $(iscsi-readcapacity16 -s "$REPLICA") : (1 << 30) ))" -P -t 0 "$REPLICA" 2>/dev/null || true)
+  [ "$(load_field errors "$r")" = 0 ] && break
   echo "bench/replica.sh: placing the replicated LUN's segments: round $round had errors, again" >&2
 done
 echo "bench/replica.sh: nodes $ADDR_A $ADDR_B $ADDR_C; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2

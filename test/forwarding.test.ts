@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { TestNode, run, spawnLoad } from "./helpers/node.ts";
 import { RawScsiSession } from "./helpers/raw-scsi.ts";
 import { MiB, expectPattern, formCluster, nodeOfPrimary, qemu, segmentsOf } from "./helpers/replica.ts";
+import { until } from "./helpers/wait.ts";
 
 const iqn = "iqn.2026-12.org.qstora:forwarded";
 /** The designator lines of VPD 83h as iscsi-inq prints them. */
@@ -28,13 +29,6 @@ function splitDesignators(page: string): { lu: string; port: string } {
   return { lu, port };
 }
 
-async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await Bun.sleep(200);
-  }
-}
 
 describe("every node's portal serves every LUN", () => {
   const a = new TestNode("qstora-fwd-a-");
@@ -53,7 +47,7 @@ describe("every node's portal serves every LUN", () => {
     a.ok("target", "create", iqn);
     a.ok("lun", "create", "--target", iqn, "--size", "32M");
     a.ok("lun", "create", "--target", iqn, "--lun", "1", "--size", "32M", "--segment-size", "8M", "--redundancy", "replica:3");
-    for (const n of [b, c]) await until(`${n.dir} lists both LUNs`, () => lunsOn(n).filter((l) => l.target === iqn).length === 2);
+    for (const n of [b, c]) await until(`${n.dir} lists both LUNs`, () => lunsOn(n).filter((l) => l.target === iqn).length === 2, 10_000, 200);
     // Changed only where it is coordinated: b refuses, naming a.
     const refused = b.q("lun", "delete", "--target", iqn, "--lun", "0");
     expect(refused.code).toBe(5);
@@ -212,7 +206,7 @@ describe("every node's portal serves every LUN", () => {
     // to b or c, which would leave every request a network round trip longer after a's return).
     // (The manager may have been a: a new one is elected first, then waits its failover delay.)
     const held = () => b.qJson<{ health: { checks: Array<{ code: string; detail: string[] }> } }>("status").health.checks.find((x) => x.code === "SEGMENT_UNAVAILABLE");
-    await until("SEGMENT_UNAVAILABLE on b", () => held() !== undefined, 30_000);
+    await until("SEGMENT_UNAVAILABLE on b", () => held() !== undefined, 30_000, 200);
     const down = held();
     console.log(`with a down ${Date.now() - started} ms: ${down?.detail[0] ?? "no SEGMENT_UNAVAILABLE"}`);
     expect(down?.detail.every((d) => d.includes("coordinator node fwd-a"))).toBe(true);

@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { TestNode, run } from "./helpers/node.ts";
+import { TestNode, run, waitFor } from "./helpers/node.ts";
 import { MiB, formCluster, qemu, type LunView as ReplicaLunView, type SegmentView } from "./helpers/replica.ts";
 
 interface LunView extends ReplicaLunView {
@@ -45,16 +45,8 @@ function refused(r: { code: number; stderr: string }, code: number, message: Reg
   expect(r.stderr).not.toContain("    at ");
 }
 
-async function until<T>(what: string, read: () => T, done: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let v = read();
-  while (!done(v)) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
-    await Bun.sleep(500);
-    v = read();
-  }
-  return v;
-}
+/** waitFor with this file's longer default: its daemons settle after failovers. */
+const until = <T>(what: string, read: () => T, done: (v: T) => boolean, timeoutMs = 30_000): Promise<T> => waitFor(what, read, done, timeoutMs);
 
 describe("replicated LUN layout, defaults, lifecycle and health on three daemons", () => {
   const a = new TestNode("qstora-layout-a-");

@@ -74,7 +74,9 @@ describe("planMemberRemoval", () => {
   });
   test("promotion adds one live candidate to a group of two, none to a group of three", () => {
     const two: MetadataMembers = { mode: "embedded-raft", members: [m("a"), m("b")] };
-    expect(planPromotion(two, [m("a"), m("d"), m("e")])?.members.map((x) => x.id)).toEqual(["a", "b", "d"]);
+    const plan = planPromotion(two, [m("a"), m("d"), m("e")]);
+    expect(plan?.next.members.map((x) => x.id)).toEqual(["a", "b", "d"]);
+    expect(plan?.chosen).toBe(1);
     expect(planPromotion(three, [m("d")])).toBeNull();
     expect(planPromotion(singleMembers(m("a")), [m("d")])).toBeNull();
   });

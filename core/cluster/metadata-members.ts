@@ -146,13 +146,14 @@ export function planMemberRemoval(doc: MetadataMembers, nodeId: string, upIds: R
 /**
  * Brings a group that lost a member back towards three: adds the first candidate (a client node
  * that is up) as a new, empty member. One member at a time; null when nothing is to be done.
+ * Returns the new document and the index in `candidates` of the one it chose.
  */
-export function planPromotion(doc: MetadataMembers, candidates: readonly MetadataMember[]): MetadataMembers | null {
+export function planPromotion(doc: MetadataMembers, candidates: readonly MetadataMember[]): { next: MetadataMembers; chosen: number } | null {
   checkMembers(doc);
   if (doc.mode !== "embedded-raft" || doc.members.length >= metadataGroupSize) return null;
-  const candidate = candidates.find((c) => !doc.members.some((m) => m.id === c.id));
-  if (candidate === undefined) return null;
-  return { mode: "embedded-raft", members: [...doc.members, candidate] };
+  const chosen = candidates.findIndex((c) => !doc.members.some((m) => m.id === c.id));
+  if (chosen < 0) return null;
+  return { next: { mode: "embedded-raft", members: [...doc.members, candidates[chosen] as MetadataMember] }, chosen };
 }
 
 /** True when the two documents name the same members (order aside) with the same URLs. */

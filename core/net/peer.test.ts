@@ -10,6 +10,7 @@ import { dataStatus, decodeReadResponse, decodeWriteRequest, messageType, readRe
 import { PeerClient, startPeerServer, type PeerClientState, type PeerServer, type PeerTls, type PeerTransport } from "./peer.ts";
 import { pingHandler, pingRequest } from "./ping.ts";
 import { testCluster, testNodeTls } from "./test-certs.ts";
+import { until } from "../../test/helpers/wait.ts";
 
 const host = randomLoopback();
 const ca = testCluster("peer-test");
@@ -68,13 +69,6 @@ const echoHandler: Handler = (f, { tagBytes }) => {
 const never: Handler = () => new Promise<Uint8Array>(() => undefined);
 const ping = pingHandler({ nodeId: "id-s", name: "node-s" });
 
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not reached in time");
-    await Bun.sleep(10);
-  }
-}
 
 for (const t of transports) describe(`peer transport (${transportName(t)})`, () => {
   beforeAll(() => {
@@ -198,10 +192,10 @@ for (const t of transports) describe(`peer transport (${transportName(t)})`, () 
     const r = await pending;
     expect(r).toMatchObject({ ok: false, reason: "disconnected" });
     expect(Date.now() - killedAt).toBeLessThan(2000);
-    await until(() => c.state === "waiting" || c.state === "connecting");
+    await until("the client waiting or connecting", () => c.state === "waiting" || c.state === "connecting");
     expect(await c.request(pingRequest("c", 100))).toMatchObject({ ok: false });
     await spawn();
-    await until(() => c.state === "open");
+    await until("the client open", () => c.state === "open");
     expect((await c.request(pingRequest("c"))).ok).toBe(true);
     expect(states).toContain("waiting");
   }, 20_000);

@@ -459,10 +459,10 @@ export interface PromotionCandidate {
 export async function promoteMetadataMember(meta: MetaStore, candidates: readonly PromotionCandidate[]): Promise<boolean> {
   const read = await readMembers(meta);
   if (read === undefined) return false;
-  const next = planPromotion(read.doc, candidates.map((c) => c.member));
-  if (next === null) return false;
-  const chosen = candidates.find((c) => c.member.id === next.members[next.members.length - 1]?.id);
-  assert(chosen !== undefined, "the promoted member is one of the candidates");
+  const plan = planPromotion(read.doc, candidates.map((c) => c.member));
+  if (plan === null) return false;
+  const { next } = plan;
+  const chosen = candidates[plan.chosen] as PromotionCandidate;
   // The candidate's record unchanged since it was seen: a node being removed (its record deleted
   // in the transaction that takes it out of the group) is never made a member again.
   const r = await meta.txn({

@@ -4,6 +4,7 @@
 // reply to its request id, or fails when the unit says nothing in time.
 import { afterAll, describe, expect, test } from "bun:test";
 import { randomLoopback } from "../../test/helpers/node.ts";
+import { until } from "../../test/helpers/wait.ts";
 import { encodeFrame, frameFlags } from "../net/frame.ts";
 import { messageType } from "../net/messages.ts";
 import type { PeerNode } from "../net/peers.ts";
@@ -32,13 +33,6 @@ afterAll(() => {
   b.peers.close();
 });
 
-async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error("timed out");
-    await Bun.sleep(5);
-  }
-}
 
 describe("ReplicaRouter", () => {
   test("a burst of 500 messages (beyond the connection's 64 in flight) arrives whole and in order", async () => {
@@ -47,7 +41,7 @@ describe("ReplicaRouter", () => {
       if (msg.type === "forward-ack") got.push(msg.lsn);
     });
     for (let i = 1; i <= 500; i++) ra.send("ua1", "ub1", { type: "forward-ack", epoch: 1, lsn: i });
-    await until(() => got.length === 500);
+    await until("500 messages", () => got.length === 500, 5_000, 5);
     expect(got).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
   });
 
@@ -64,7 +58,7 @@ describe("ReplicaRouter", () => {
     dv.setUint32(4 + bad.length, good.length);
     payload.set(good, 8 + bad.length);
     a.peers.post(b.info, (tagBytes) => encodeFrame({ type: messageType.replica, flags: frameFlags.oneWay, requestId: 0 }, payload, tagBytes), 1000);
-    await until(() => got.length > 0);
+    await until("the good message", () => got.length > 0, 5_000, 5);
     expect(got).toEqual([{ type: "forward-ack", epoch: 3, lsn: 7 }]);
   });
 

@@ -14,6 +14,7 @@ import { MemoryMembershipStore } from "./record-store.ts";
 import { testClusterId, testVolumeId } from "./test-cluster.ts";
 import type { Address, Membership, Message } from "./types.ts";
 import { UnitDriver, type UnitRouter } from "./unit-driver.ts";
+import { until } from "../../test/helpers/wait.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "qstora-unit-driver-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -30,13 +31,6 @@ function fakeRouter(onSend: (to: Address, msg: Message) => void) {
   return { router, deliver: (to: Address, from: Address, msg: Message) => receivers.get(to)?.(from, msg) };
 }
 
-async function until(cond: () => boolean): Promise<void> {
-  const end = performance.now() + 5000;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error("timed out");
-    await Bun.sleep(5);
-  }
-}
 
 describe("UnitDriver", () => {
   const archive = Archive.create({ path: join(dir, "a.img"), sizeBytes: 64 << 20, clusterId: testClusterId });
@@ -57,12 +51,12 @@ describe("UnitDriver", () => {
     });
     const d = new UnitDriver({ router: f.router, store, stateDir, logger: silentLogger });
     d.host({ unitId: "me", segment: "s", store: { archive, unit } });
-    await until(() => d.report("me")?.epoch === 1);
+    await until("the unit at epoch 1", () => d.report("me")?.epoch === 1, 5_000, 5);
     const data = new Uint8Array(pageBytes).fill(7);
     f.deliver("me", "p", { type: "forward", epoch: 1, lsn: 1, page: 3, pages: 1, data, commitLsn: 0 });
-    await until(() => seen.some((s) => s.startsWith("ack")));
+    await until("an ack", () => seen.some((s) => s.startsWith("ack")), 5_000, 5);
     f.deliver("me", "manager", { type: "probe", epoch: 1, fence: 2, round: 1 });
-    await until(() => seen.some((s) => s.startsWith("reply")));
+    await until("a reply", () => seen.some((s) => s.startsWith("reply")), 5_000, 5);
     expect(seen).toEqual(["ack 1 with page seq 1", "reply with fence on disk 2"]);
     const back = unit.read(3 * pageBytes, pageBytes);
     expect(back.ok && back.value[0]).toBe(7);
@@ -83,10 +77,10 @@ describe("UnitDriver", () => {
     });
     const d = new UnitDriver({ router: f.router, store, stateDir, logger: silentLogger });
     d.host({ unitId: "batch", segment: "s2", store: { archive, unit: u2 } });
-    await until(() => d.report("batch")?.epoch === 1);
+    await until("the unit at epoch 1", () => d.report("batch")?.epoch === 1, 5_000, 5);
     // One frame's worth, delivered in one turn (as the router does with a batch).
     for (let lsn = 1; lsn <= 8; lsn++) f.deliver("batch", "p", { type: "forward", epoch: 1, lsn, page: lsn + 1, pages: 1, data: new Uint8Array(pageBytes).fill(lsn), commitLsn: 0 });
-    await until(() => acks.length > 0);
+    await until("an ack", () => acks.length > 0, 5_000, 5);
     await Bun.sleep(20);
     expect(acks).toEqual(["ack 8 with marker at 8 and page 9 seq 8"]);
     for (let lsn = 1; lsn <= 8; lsn++) {

@@ -5,6 +5,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync 
 
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
+import { until } from "./wait.ts";
 
 export const repoRoot = resolve(import.meta.dir, "../..");
 export const qstoraBin = join(repoRoot, "dist/qstora");
@@ -34,12 +35,12 @@ export function run(cmd: string[], options: { env?: Record<string, string>; time
  * asserted at once.
  */
 export async function waitFor<T>(what: string, read: () => T, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
   let v = read();
-  while (!ok(v)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v).slice(0, 2000)}`);
-    await Bun.sleep(300);
-    v = read();
+  if (ok(v)) return v;
+  try {
+    await until(what, () => ok((v = read())), timeoutMs, 300);
+  } catch {
+    throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v).slice(0, 2000)}`);
   }
   return v;
 }
