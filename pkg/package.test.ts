@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import packageJson from "../package.json" with { type: "json" };
 import { repoRoot } from "./build.ts";
-import { distDir, elfMachine, runtimeFor, sha256sums, variantNames, zipName } from "./package.ts";
+import { distDir, elfMachine, runtimeFor, sha256sums, variantNames, zipName, type Variant } from "./package.ts";
 
 function run(args: string[], cwd = repoRoot) {
   const r = Bun.spawnSync(args, { cwd, stdout: "pipe", stderr: "pipe", timeout: 600_000 });
@@ -87,7 +87,7 @@ describe("npm run package", () => {
     // The baseline build carries its own runtime (the npm package for CPUs without AVX2), not a
     // copy of the x64 one: the executables differ exactly when the runtimes do. Since Bun 1.4
     // both packages hold one binary that runs on either kind of CPU.
-    const runtimeHash = (v: "x64" | "x64-baseline"): string => {
+    const runtimeHash = (v: Variant): string => {
       const r = runtimeFor(v);
       if (!r.ok) throw new Error(r.reason);
       return createHash("sha256").update(readFileSync(r.path)).digest("hex");

@@ -29,7 +29,6 @@ function splitDesignators(page: string): { lu: string; port: string } {
   return { lu, port };
 }
 
-
 describe("every node's portal serves every LUN", () => {
   const a = new TestNode("qstora-fwd-a-");
   const b = new TestNode("qstora-fwd-b-");

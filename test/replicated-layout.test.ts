@@ -45,8 +45,8 @@ function refused(r: { code: number; stderr: string }, code: number, message: Reg
   expect(r.stderr).not.toContain("    at ");
 }
 
-/** waitFor with this file's longer default: its daemons settle after failovers. */
-const until = <T>(what: string, read: () => T, done: (v: T) => boolean, timeoutMs = 30_000): Promise<T> => waitFor(what, read, done, timeoutMs);
+/** How long this file's daemons get to settle after a failover, by default. */
+const settleMs = 30_000;
 
 describe("replicated LUN layout, defaults, lifecycle and health on three daemons", () => {
   const a = new TestNode("qstora-layout-a-");
@@ -143,14 +143,14 @@ describe("replicated LUN layout, defaults, lifecycle and health on three daemons
   test("SEGMENT_DEGRADED while a node is down, on every node's status; gone once it caught up", async () => {
     c.kill9();
     expectIo(a.url(iqn), "write -P 0x11 0 5M", "flush");
-    const st = await until("SEGMENT_DEGRADED on a", () => a.qJson<Status>("status"), (s) => s.health.checks.some((x) => x.code === "SEGMENT_DEGRADED"));
+    const st = await waitFor("SEGMENT_DEGRADED on a", () => a.qJson<Status>("status"), (s) => s.health.checks.some((x) => x.code === "SEGMENT_DEGRADED"), settleMs);
     const check = st.health.checks.find((x) => x.code === "SEGMENT_DEGRADED");
     expect(check?.severity).toBe("HEALTH_WARN");
     expect(check?.detail.some((d) => d.includes(`of LUN ${iqn}:0`) && d.includes("inactive (missed writes"))).toBe(true);
-    await until("SEGMENT_DEGRADED on b", () => b.qJson<Status>("status"), (s) => s.health.checks.some((x) => x.code === "SEGMENT_DEGRADED"));
+    await waitFor("SEGMENT_DEGRADED on b", () => b.qJson<Status>("status"), (s) => s.health.checks.some((x) => x.code === "SEGMENT_DEGRADED"), settleMs);
     console.log(`degraded: ${check?.detail.join(" | ")}`);
     c.ok("start");
-    await until("no SEGMENT_DEGRADED", () => a.qJson<Status>("status"), (s) => !s.health.checks.some((x) => x.code.startsWith("SEGMENT_")), 120_000);
+    await waitFor("no SEGMENT_DEGRADED", () => a.qJson<Status>("status"), (s) => !s.health.checks.some((x) => x.code.startsWith("SEGMENT_")), 120_000);
   }, 180_000);
 
   test("replica:2 split brain: the old secondary alone does not serve; SEGMENT_UNAVAILABLE says which and why; the primary's return brings every flushed write back", async () => {
@@ -166,36 +166,36 @@ describe("replicated LUN layout, defaults, lifecycle and health on three daemons
     secondary.kill9();
     // Acknowledged only once the degradation is recorded (replica:2), then flushed on the primary.
     expectIo(a.url(iqn, 1), "write -P 0x22 0 4M", "flush");
-    await until("the secondary recorded inactive", () => segments(1)[0]?.inactive ?? [], (i) => i.length === 1);
+    await waitFor("the secondary recorded inactive", () => segments(1)[0]?.inactive ?? [], (i) => i.length === 1, settleMs);
     primary.kill9();
     secondary.ok("start");
     // With two of three nodes down at once, segments of the replica:3 LUNs may be unavailable too
     // (their complete copies were on those nodes): look for this segment's line.
     const line = (s: Status): string | undefined => s.health.checks.find((x) => x.code === "SEGMENT_UNAVAILABLE")?.detail.find((d) => d.startsWith(`segment ${segment} of LUN ${iqn}:1:`));
     const segment = s0.primary?.split("/u")[0] ?? "";
-    const st = await until("SEGMENT_UNAVAILABLE", () => a.qJson<Status>("status"), (s) => line(s) !== undefined, 60_000);
+    const st = await waitFor("SEGMENT_UNAVAILABLE", () => a.qJson<Status>("status"), (s) => line(s) !== undefined, 60_000);
     expect(st.health.status).toBe("HEALTH_ERR");
     expect(st.health.checks.find((x) => x.code === "SEGMENT_UNAVAILABLE")?.severity).toBe("HEALTH_ERR");
     expect(line(st)).toContain("holds every acknowledged write and it does not answer");
     expect(line(st)).toContain(`(waiting for ${(s0.primary ?? "").slice(segment.length + 1)} on ${primary === b ? "lay-b" : "lay-c"})`);
     console.log(`unavailable: ${line(st)}`);
     // The old secondary's node answers status the same way (the manager publishes its view).
-    await until("SEGMENT_UNAVAILABLE on the old secondary", () => secondary.qJson<Status>("status"), (s) => line(s) !== undefined);
+    await waitFor("SEGMENT_UNAVAILABLE on the old secondary", () => secondary.qJson<Status>("status"), (s) => line(s) !== undefined, settleMs);
     primary.ok("start");
     // The manager elects the returned primary (a new epoch) before the segment serves again.
-    await until("the segment to serve again", () => a.qJson<Status>("status"), (s) => line(s) === undefined, 120_000);
+    await waitFor("the segment to serve again", () => a.qJson<Status>("status"), (s) => line(s) === undefined, 120_000);
     expectIo(a.url(iqn, 1), "read -P 0x22 0 4M", `read -P 0x21 ${4 * MiB} 4M`);
-    await until("no SEGMENT_ check", () => a.qJson<Status>("status"), (s) => !s.health.checks.some((x) => x.code.startsWith("SEGMENT_")), 120_000);
+    await waitFor("no SEGMENT_ check", () => a.qJson<Status>("status"), (s) => !s.health.checks.some((x) => x.code.startsWith("SEGMENT_")), 120_000);
   }, 300_000);
 
   test("lun delete removes every replicated LUN's units on all three nodes and gives their space back", async () => {
     // After two nodes were down together the metadata group may still be settling.
-    await until("every node up and the metadata store answering", () => a.qJson<Status & { nodes: Array<{ state: string }> }>("status"), (s) => s.nodes.every((n) => n.state === "up") && !s.health.checks.some((x) => x.code.startsWith("METADATA_")), 60_000);
+    await waitFor("every node up and the metadata store answering", () => a.qJson<Status & { nodes: Array<{ state: string }> }>("status"), (s) => s.nodes.every((n) => n.state === "up") && !s.health.checks.some((x) => x.code.startsWith("METADATA_")), 60_000);
     for (const n of all) expect(archiveOf(n).reduce((k, x) => k + x.unitCount, 0)).toBeGreaterThan(0);
     for (const l of [0, 1, 2]) a.ok("lun", "delete", "--target", iqn, "--lun", String(l));
     expect(a.qJson<LunView[]>("lun", "list")).toEqual([]);
     for (const n of all) {
-      const after = await until(`units dropped on ${n.address}`, () => archiveOf(n), (xs) => xs.every((x) => x.unitCount === 0));
+      const after = await waitFor(`units dropped on ${n.address}`, () => archiveOf(n), (xs) => xs.every((x) => x.unitCount === 0), settleMs);
       const start = freeAtStart.get(n) as Map<string, number>;
       // Each archive's free space is back to what it was before any segment was placed there.
       expect(after.map((x) => [x.id, x.freeBytes]).sort()).toEqual([...start.entries()].sort());

@@ -3,12 +3,7 @@
 // fixes to its defects and to its meeting with Bun's `ws`, each applied to its prototypes when
 // this module loads, each with what it mends and how it was found. Nothing here starts a server.
 import type { Server } from "node:http";
-
-export interface PeerTls {
-  readonly caPem: string;
-  readonly certPem: string;
-  readonly keyPem: string;
-}
+import type { PeerTls } from "../net/peer.ts";
 
 /** The parts of antietcd's server object this module touches (it ships no usable types). */
 export interface AntiEtcdServer {
@@ -52,6 +47,11 @@ AntiCluster.prototype.connectToNode = function (this: AntiClusterInstance, nodeI
   if (peer !== undefined) this.tls = { tls: { cert: peer.certPem, key: peer.keyPem, ca: peer.caPem } };
   connectToNode.call(this, nodeId);
 };
+
+/** The credentials a server's peer websockets dial with (read by the patch above). */
+export function givePeerTls(srv: AntiEtcdServer, tls: PeerTls): void {
+  (srv as unknown as { qstoraPeerTls: PeerTls }).qstoraPeerTls = tls;
+}
 
 /**
  * antietcd reads `socket._socket.remoteAddress` when a peer websocket opens (a node `ws` field);

@@ -25,7 +25,8 @@ import { dirname, join } from "node:path";
 import { assert } from "../util/assert.ts";
 import { QstoraError } from "../util/errors.ts";
 import { silentLogger, type Logger } from "../util/log.ts";
-import { AntiEtcd, type AntiEtcdServer, type PeerTls } from "./antietcd-patches.ts";
+import type { PeerTls } from "../net/peer.ts";
+import { AntiEtcd, givePeerTls, type AntiEtcdServer } from "./antietcd-patches.ts";
 
 export interface EmbeddedClusterOptions {
   /** This node's id in the Raft group; a key of `members`. */
@@ -196,7 +197,7 @@ async function startOn(args: { host: string; port: number | string; dataFile: st
     cfg["wait_quorum_timeout"] = raftWaitQuorumTimeoutMs;
   }
   const srv = new AntiEtcd(cfg);
-  if (options.cluster !== undefined) (srv as unknown as { qstoraPeerTls: PeerTls }).qstoraPeerTls = options.cluster.peerTls;
+  if (options.cluster !== undefined) givePeerTls(srv, options.cluster.peerTls);
   try {
     await srv.start();
   } catch (e) {

@@ -69,7 +69,6 @@ const echoHandler: Handler = (f, { tagBytes }) => {
 const never: Handler = () => new Promise<Uint8Array>(() => undefined);
 const ping = pingHandler({ nodeId: "id-s", name: "node-s" });
 
-
 for (const t of transports) describe(`peer transport (${transportName(t)})`, () => {
   beforeAll(() => {
     transport = t;

@@ -26,7 +26,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-
 function driver(nodeId: string, seen: HeartbeatRecord[][], removed: { yes: boolean }) {
   return startHeartbeat({
     store,
@@ -46,7 +45,7 @@ test("startHeartbeat() writes a beat each interval with a growing seq and the ar
   const seen: HeartbeatRecord[][] = [];
   const hb = driver("n1", seen, { yes: false });
   await hb.beatNow();
-  await until("three beats", () => seen.length >= 3, 5_000, 20);
+  await until("three beats", () => seen.length >= 3);
   const mine = seen.map((beats) => beats.find((b) => b.nodeId === "n1")?.seq);
   expect(mine.slice(0, 3)).toEqual([1, 2, 3]);
   expect(seen[0]?.[0]?.archives).toEqual([{ id: "a1", state: "online", sizeBytes: 100, writtenBytes: 10, freeBytes: 90 }]);
@@ -66,7 +65,7 @@ test("startHeartbeat() grants a new lease when its lease is lost, and beats on",
   await until("a beat under a new lease", async () => {
     const now = await store.get(keys.aliveNode("n2"));
     return now?.lease !== undefined && now.lease !== kv?.lease;
-  }, 5_000, 20);
+  });
   await hb.stop();
 });
 
@@ -76,7 +75,7 @@ test("startHeartbeat() stops and reports when the node's record is gone", async 
   const hb = driver("n3", [], removed);
   await hb.beatNow();
   await store.delete(keys.node("n3"));
-  await until("the removal noticed", () => removed.yes, 5_000, 20);
+  await until("the removal noticed", () => removed.yes);
   expect(await store.get(keys.aliveNode("n3"))).toBeUndefined();
   await hb.stop();
 });

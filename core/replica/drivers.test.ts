@@ -30,7 +30,6 @@ function unwrap<T>(r: { ok: true; value: T } | { ok: false; message: string }): 
   return r.value;
 }
 
-
 /** Every data copy of a segment holds the same pages (contents and sequence numbers). */
 function copiesDiffer(c: TestReplicaCluster, plan: SegmentPlan): string | null {
   const units = plan.dataNodes.map((n) => c.nodes[n]?.unitOf(plan.index));
@@ -81,7 +80,7 @@ async function allHealthy(c: TestReplicaCluster): Promise<void> {
   await until("every copy active", () => [r3, r2].every((p) => {
     const m = c.store.records.get(p.segment);
     return m !== undefined && m.inactive.length === 0 && m.secondaries.length === p.dataNodes.length - 1;
-  }), 40_000, 20);
+  }), 40_000);
 }
 
 /** A node holding a secondary of `plan` and no segment's primary: killing it loses no primary. */
@@ -188,9 +187,9 @@ describe("replication drivers on loopback with real archives", () => {
       await expectReadsBack(seg, acked);
       // replica:2 could only go on by recording the degradation under a new epoch; replica:3
       // records it once the secondary has left a write unanswered for degradeAfterMs.
-      await until(`${plan.segment}'s secondary recorded inactive`, () => c.store.records.get(plan.segment)?.inactive.includes(lost) === true, 20_000, 20);
+      await until(`${plan.segment}'s secondary recorded inactive`, () => c.store.records.get(plan.segment)?.inactive.includes(lost) === true, 20_000);
       victim.start();
-      await until(`${plan.segment}'s secondary rejoining`, () => (c.store.records.get(plan.segment)?.inactive.length ?? 1) === 0, 30_000, 20);
+      await until(`${plan.segment}'s secondary rejoining`, () => (c.store.records.get(plan.segment)?.inactive.length ?? 1) === 0, 30_000);
       await writeMany(seg, 20_000, 50, acked, 4);
       expect(await seg.flush()).toEqual({ ok: true, value: undefined });
       await expectReadsBack(seg, acked);
@@ -220,7 +219,7 @@ describe("replication drivers on loopback with real archives", () => {
       await until(`${plan.segment}'s old primary rejoining`, () => {
         const m = c.store.records.get(plan.segment);
         return m !== undefined && m.inactive.length === 0 && m.secondaries.length === plan.dataNodes.length - 1;
-      }, 40_000, 20);
+      }, 40_000);
       expect(await seg.flush()).toEqual({ ok: true, value: undefined });
       await expectReadsBack(seg, acked);
       expect(copiesDiffer(c, plan)).toBeNull();

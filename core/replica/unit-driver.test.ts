@@ -31,7 +31,6 @@ function fakeRouter(onSend: (to: Address, msg: Message) => void) {
   return { router, deliver: (to: Address, from: Address, msg: Message) => receivers.get(to)?.(from, msg) };
 }
 
-
 describe("UnitDriver", () => {
   const archive = Archive.create({ path: join(dir, "a.img"), sizeBytes: 64 << 20, clusterId: testClusterId });
   const created = archive.createUnit({ volumeId: testVolumeId, segmentIndex: 0, sizeBytes: 1 << 20 });
@@ -51,12 +50,12 @@ describe("UnitDriver", () => {
     });
     const d = new UnitDriver({ router: f.router, store, stateDir, logger: silentLogger });
     d.host({ unitId: "me", segment: "s", store: { archive, unit } });
-    await until("the unit at epoch 1", () => d.report("me")?.epoch === 1, 5_000, 5);
+    await until("the unit at epoch 1", () => d.report("me")?.epoch === 1);
     const data = new Uint8Array(pageBytes).fill(7);
     f.deliver("me", "p", { type: "forward", epoch: 1, lsn: 1, page: 3, pages: 1, data, commitLsn: 0 });
-    await until("an ack", () => seen.some((s) => s.startsWith("ack")), 5_000, 5);
+    await until("an ack", () => seen.some((s) => s.startsWith("ack")));
     f.deliver("me", "manager", { type: "probe", epoch: 1, fence: 2, round: 1 });
-    await until("a reply", () => seen.some((s) => s.startsWith("reply")), 5_000, 5);
+    await until("a reply", () => seen.some((s) => s.startsWith("reply")));
     expect(seen).toEqual(["ack 1 with page seq 1", "reply with fence on disk 2"]);
     const back = unit.read(3 * pageBytes, pageBytes);
     expect(back.ok && back.value[0]).toBe(7);
@@ -77,10 +76,10 @@ describe("UnitDriver", () => {
     });
     const d = new UnitDriver({ router: f.router, store, stateDir, logger: silentLogger });
     d.host({ unitId: "batch", segment: "s2", store: { archive, unit: u2 } });
-    await until("the unit at epoch 1", () => d.report("batch")?.epoch === 1, 5_000, 5);
+    await until("the unit at epoch 1", () => d.report("batch")?.epoch === 1);
     // One frame's worth, delivered in one turn (as the router does with a batch).
     for (let lsn = 1; lsn <= 8; lsn++) f.deliver("batch", "p", { type: "forward", epoch: 1, lsn, page: lsn + 1, pages: 1, data: new Uint8Array(pageBytes).fill(lsn), commitLsn: 0 });
-    await until("an ack", () => acks.length > 0, 5_000, 5);
+    await until("an ack", () => acks.length > 0);
     await Bun.sleep(20);
     expect(acks).toEqual(["ack 8 with marker at 8 and page 9 seq 8"]);
     for (let lsn = 1; lsn <= 8; lsn++) {
