@@ -2,7 +2,8 @@
 import { defineCommand } from "citty";
 import { consola } from "consola";
 import { hostname } from "node:os";
-import { controlClient, initDataDir, startBackground } from "../../core/node/lifecycle.ts";
+import { execWithAllocatorEnv } from "../../core/node/allocator.ts";
+import { controlClient, initDataDir, selfCommand, startBackground } from "../../core/node/lifecycle.ts";
 import { runDaemon } from "../../core/node/daemon.ts";
 import { parseArchiveSpec } from "../../core/node/service.ts";
 import { parseSize } from "../../core/util/size.ts";
@@ -40,6 +41,9 @@ export default defineCommand({
     });
     if (args.foreground) {
       consola.success(`initialised node ${name} (cluster ${identity.clusterId}) in ${paths.root}; serving in the foreground`);
+      // Becomes `qstora serve` with the allocator's settings (core/node/allocator.ts); serves here if it can't.
+      const failed = execWithAllocatorEnv([...selfCommand(), "serve", "--data-dir", paths.root], process.env);
+      if (failed !== null) consola.warn(`running with the allocator's default settings (could not restart with them: ${failed})`);
       await runDaemon({ dataDir: paths.root, foreground: true });
       markLongRunning();
       return;

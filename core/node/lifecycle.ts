@@ -2,6 +2,7 @@
 // background, waiting until it answers, and creating a data directory. The daemon itself is in
 // daemon.ts; this file runs in the short-lived CLI process.
 import { spawn } from "node:child_process";
+import { missingAllocatorEnv } from "./allocator.ts";
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createClusterCa, newKeyPair, signNodeCertificate } from "../cluster/ca.ts";
 import { fetchPinnedCa, requestJoin } from "../cluster/join.ts";
@@ -66,7 +67,7 @@ export async function startBackground(paths: DataDirPaths): Promise<StatusView> 
   // The daemon's scratch files (Bun's cc headers among them) stay in its data directory.
   mkdirSync(paths.scratch, { recursive: true, mode: 0o700 });
   const [cmd, ...args] = selfCommand();
-  const child = spawn(cmd as string, [...args, "serve", "--data-dir", paths.root], { detached: true, stdio: ["ignore", out, out], env: { ...process.env, QSTORA_BACKGROUND: "1", TMPDIR: paths.scratch } });
+  const child = spawn(cmd as string, [...args, "serve", "--data-dir", paths.root], { detached: true, stdio: ["ignore", out, out], env: { ...process.env, ...missingAllocatorEnv(process.env), QSTORA_BACKGROUND: "1", TMPDIR: paths.scratch } });
   let exited: number | null = null;
   child.on("exit", (code) => {
     exited = code ?? 1;
