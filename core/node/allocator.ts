@@ -20,7 +20,7 @@ import { dlopen, FFIType, ptr } from "bun:ffi";
 /** The settings a daemon runs with (mimalloc option names, as environment variables). */
 export const daemonAllocatorEnv: Readonly<Record<string, string>> = {
   /** Milliseconds before freed memory goes back to the kernel (mimalloc's default: 10). */
-  MIMALLOC_PURGE_DELAY: "1000",
+  MIMALLOC_PURGE_DELAY: "5000",
 };
 
 /** The environment `env` lacks for a daemon (empty when every setting is there). */
