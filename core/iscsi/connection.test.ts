@@ -2,6 +2,7 @@
 // NOP, SCSI reads split into Data-In, writes through immediate data, unsolicited Data-Out and
 // R2T sequences, residuals, sense, the CmdSN window, bad DataSN, task management, digests.
 import { describe, expect, test } from "bun:test";
+import { isHandedOver } from "../util/handover.ts";
 import { MemoryBlockDevice, memRegistry } from "../../test/iscsi-mem-target.ts";
 import { silentLogger } from "../util/log.ts";
 import type { BlockDevice } from "../volume/block-device.ts";
@@ -261,6 +262,24 @@ describe("IscsiConnection", () => {
     expect(last.opcode).toBe(Op.scsiResponse);
     expect(last.header[Bhs.byte3]).toBe(0);
     expect([...h.device.bytes.subarray(0, total)]).toEqual([...data]);
+  });
+
+  test("a WRITE's gathered Data-Out reaches the device handed over; immediate data alone is borrowed (a view of the receive buffer)", () => {
+    const h = harness();
+    h.login([...normalLogin, ["InitialR2T", "Yes"], ["ImmediateData", "Yes"]]);
+    const seen: boolean[] = [];
+    const write = h.device.write.bind(h.device);
+    h.device.write = (offset, data, options) => {
+      seen.push(isHandedOver(data));
+      return write(offset, data, options);
+    };
+    h.command(write10(0, 2), { edtl: 1024, write: true, immediate: pattern(1024, 1) });
+    const tag = h.command(write10(8, 16), { edtl: 8192, write: true, immediate: pattern(4096, 2) });
+    const r2t = h.replies.at(-1)!;
+    expect(r2t.opcode).toBe(Op.r2t);
+    h.dataOut(tag, u32(r2t.header, Bhs.targetTransferTag), 0, 4096, pattern(4096, 3), true);
+    expect(h.replies.at(-1)!.opcode).toBe(Op.scsiResponse);
+    expect(seen).toEqual([false, true]);
   });
 
   test("a Data-Out with the wrong DataSN ends the command with ABORTED COMMAND", () => {

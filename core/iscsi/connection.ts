@@ -7,6 +7,7 @@
 // promise hop (the design's data-path finding). It never keeps a decoded PDU past its handler
 // (PDUs are views into the receive buffer): data that must outlive it is copied, and says so.
 import { assert } from "../util/assert.ts";
+import { handOver } from "../util/handover.ts";
 import type { Logger } from "../util/log.ts";
 import type { BlockDevice, MaybePromise } from "../volume/block-device.ts";
 import { decodeCdb, type Command } from "../scsi/cdb.ts";
@@ -861,6 +862,8 @@ export class IscsiConnection implements PduSink {
     this.dropWrite(task);
     const device = task.lun < 0 ? undefined : this.target?.luns.get(task.lun);
     const forwarded = task.lun < 0 || device !== undefined ? undefined : this.target?.forwarded?.get(task.lun);
+    // The connection has forgotten the task: nothing writes its buffer again (core/util/handover.ts).
+    handOver(task.buffer);
     if (forwarded !== undefined) return this.forward(task.itt, task.edtl, task.cdb, forwarded, task.lun, task.buffer);
     this.execute(task.itt, task.edtl, task.command, device, task.lun, task.buffer);
   }

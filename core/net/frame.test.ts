@@ -2,6 +2,7 @@
 // at a time, truncated, corrupted at every byte, and fed seeded random bytes and mutations.
 import { describe, expect, test } from "bun:test";
 import { seededRng } from "../../test/helpers/rng.ts";
+import { isHandedOver } from "../util/handover.ts";
 import { FrameDecoder, buildFrame, encodeFrame, frameFlags, frameHeaderBytes, pooledFrameBytesMin, releaseFrame, type Frame, type FrameError } from "./frame.ts";
 import { controlFrame, errorFrame, messageType, readRequestFrame, readResponseFrame, uuidToBytes, writeRequestFrame, writeResponseFrame, dataStatus } from "./messages.ts";
 
@@ -242,5 +243,23 @@ describe("large frames' buffers (releaseFrame)", () => {
     releaseFrame(new Uint8Array(1 << 20));
     releaseFrame(small);
     expect(big(7).buffer).not.toBe(frame.buffer);
+  });
+
+  test("a large frame split across chunks comes in a buffer of its own, handed over and never written again; a small one is borrowed", () => {
+    const big = (seed: number): Uint8Array => encodeFrame({ type: 9, flags: 0, requestId: seed }, pattern(pooledFrameBytesMin + 100, seed));
+    const small = encodeFrame({ type: 9, flags: 0, requestId: 99 }, pattern(9000, 99));
+    const s = stream([big(1), small, big(2), big(3)]);
+    const decoder = new FrameDecoder();
+    const kept: Frame[] = [];
+    for (let at = 0; at < s.length; at += 7000) {
+      const chunk = s.slice(at, at + 7000); // a fresh chunk each time, as a socket's
+      expect(decoder.push(chunk, (f) => kept.push(f))).toBeNull();
+      chunk.fill(0);
+    }
+    expect(kept.map((f) => f.requestId)).toEqual([1, 99, 2, 3]);
+    expect(kept.map((f) => isHandedOver(f.payload))).toEqual([true, false, true, true]);
+    // Every large frame kept as delivered: later frames did not reuse its buffer.
+    for (const [i, seed] of [[0, 1], [2, 2], [3, 3]] as const) expect(hex(kept[i]?.payload ?? new Uint8Array())).toBe(hex(pattern(pooledFrameBytesMin + 100, seed)));
+    expect(new Set(kept.filter((f) => isHandedOver(f.payload)).map((f) => f.payload.buffer)).size).toBe(3);
   });
 });

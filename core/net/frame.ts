@@ -14,6 +14,7 @@
 // The checksum sits last so that it covers one contiguous run of the header; it catches
 // corruption in memory and in software between the two ends (TLS itself would catch the wire).
 import { assert } from "../util/assert.ts";
+import { handOver } from "../util/handover.ts";
 import { crc32c } from "../util/crc32c.ts";
 
 export const frameMagic = 0x51534e54;
@@ -194,13 +195,17 @@ export interface FrameDecoderOptions {
 /**
  * Cuts a byte stream into whole frames. Frames that lie whole inside a pushed chunk are
  * yielded as views of it (no copy); a frame split across chunks is gathered into the decoder's
- * own buffer, which is reused. After the first error the decoder refuses everything: a stream
+ * own buffer, which is reused, or, a large one (pooledFrameBytesMin on), into a buffer of its own
+ * that is handed over with it (core/util/handover.ts: nothing writes it again). After the first error the decoder refuses everything: a stream
  * that has lost its framing can't be trusted again, and the connection must be closed.
  */
 export class FrameDecoder {
   readonly payloadBytesMax: number;
   readonly tagBytes: number;
+  /** The held-back frame's bytes: in `gather`, or (a large frame) in a buffer of its own. */
   private partial: Uint8Array;
+  /** The buffer small frames split across chunks are gathered in, reused. */
+  private gather: Uint8Array;
   private partialBytes = 0;
   private failed: FrameError | null = null;
 
@@ -209,7 +214,8 @@ export class FrameDecoder {
     this.tagBytes = options.tagBytes ?? 0;
     assert(Number.isInteger(this.payloadBytesMax) && this.payloadBytesMax >= 0 && this.payloadBytesMax <= 0xffffffff);
     assert(Number.isInteger(this.tagBytes) && this.tagBytes >= 0 && this.tagBytes <= 64);
-    this.partial = new Uint8Array(frameHeaderBytes + this.tagBytes + 4096);
+    this.gather = new Uint8Array(frameHeaderBytes + this.tagBytes + 4096);
+    this.partial = this.gather;
   }
 
   /** Bytes held back waiting for the rest of a frame. */
@@ -231,16 +237,23 @@ export class FrameDecoder {
       const head = this.readHeader(this.partial, 0);
       if ("reason" in head) return this.fail(head);
       const total = frameHeaderBytes + head.payloadBytes + this.tagBytes;
-      if (this.partial.byteLength < total) {
-        // Not zero-filled: only bytes copied in are ever read.
+      const large = total >= pooledFrameBytesMin;
+      if (this.partial.byteLength < total || (large && this.partial === this.gather)) {
+        // Not zero-filled: only bytes copied in are ever read. A large frame gets a buffer of
+        // its own, handed over with it (receivers keep views of its data instead of copying).
         const grown = uninitialized(total);
         grown.set(this.partial.subarray(0, this.partialBytes));
         this.partial = grown;
+        if (!large) this.gather = grown;
       }
       at = this.fill(chunk, at, total);
       if (this.partialBytes < total) return null;
       const frame = this.frameAt(this.partial, 0, head.payloadBytes);
       this.partialBytes = 0;
+      if (large) {
+        handOver(this.partial);
+        this.partial = this.gather;
+      }
       if ("reason" in frame) return this.fail(frame);
       onFrame(frame);
     }

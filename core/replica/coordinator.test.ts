@@ -2,6 +2,7 @@
 // router): what it sends on a retry. The daemon-level behaviour (failover, forwarding) is in
 // drivers.test.ts and the fault tests.
 import { describe, expect, test } from "bun:test";
+import { handOver } from "../util/handover.ts";
 import { ReplicatedSegment } from "./coordinator.ts";
 import { MemoryMembershipStore } from "./record-store.ts";
 import type { ReplicaRouter } from "./transport.ts";
@@ -31,5 +32,25 @@ describe("ReplicatedSegment", () => {
     buffer.fill(9); // the receive buffer, overwritten by the next PDU
     expect(await done).toEqual({ ok: true, value: undefined });
     expect(sent).toEqual([[7, 7, 7, 7], [7, 7, 7, 7]]);
+  });
+
+  test("a handed-over write is sent as a view of the caller's buffer, a borrowed one as a copy", async () => {
+    const sent: Uint8Array[] = [];
+    const router = {
+      request: async (_from: string, _to: string, msg: ClientRequest): Promise<{ ok: true; reply: ClientReply }> => {
+        if (msg.type !== "write") throw new Error(`unexpected ${msg.type}`);
+        sent.push(msg.data);
+        return { ok: true, reply: { type: "write-done", epoch: 1, reqId: msg.reqId } };
+      },
+    } as unknown as ReplicaRouter;
+    const store = new MemoryMembershipStore();
+    expect(await store.cas(0, membership)).toEqual({ outcome: "applied" });
+    const seg = new ReplicatedSegment({ router, store, segment: "s", client: "client:test/0" });
+    const owned = handOver(new Uint8Array(8192).fill(3));
+    const borrowed = new Uint8Array(8192).fill(4);
+    expect(await seg.write(0, owned)).toEqual({ ok: true, value: undefined });
+    expect(await seg.write(0, borrowed)).toEqual({ ok: true, value: undefined });
+    expect(sent.map((d) => d.buffer === owned.buffer)).toEqual([true, false]);
+    expect(sent[1]).toEqual(borrowed);
   });
 });

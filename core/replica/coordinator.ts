@@ -11,6 +11,7 @@
 // (more fail at once), and never waits without a deadline. Page-aligned I/O only: the segment
 // units replicate whole 4 KiB pages (a Volume of 4096-byte blocks sends nothing else).
 import { assert } from "../util/assert.ts";
+import { isHandedOver } from "../util/handover.ts";
 import type { IoFailure, IoResult } from "../volume/block-device.ts";
 import { pageBytes } from "../volume/layout.ts";
 import type { MembershipStore } from "./record-store.ts";
@@ -97,13 +98,16 @@ export class ReplicatedSegment {
     const bad = this.checkAligned(offsetBytes, data.length);
     if (bad !== null) return bad;
     const pieceBytes = writePagesMax * pageBytes;
+    const owned = isHandedOver(data);
     const parts: Array<Promise<IoResult<ClientReply>>> = [];
     for (let at = 0; at < data.length; at += pieceBytes) {
-      // Copied: `data` is the caller's view, good only until this call's first await (an iSCSI
-      // PDU's immediate data lives in the receive buffer, which the next PDU overwrites), and a
-      // retry after a refusal or a failover sends the piece again later (coordinator.test.ts).
-      // Sending the view cost 44 verify failures in the SIGKILL fault test.
-      const piece = data.slice(at, Math.min(data.length, at + pieceBytes));
+      // Kept until the primary answers, and sent again by a retry after a refusal or a failover.
+      // A borrowed `data` is good only until this call's first await (an iSCSI PDU's immediate
+      // data lives in the receive buffer, which the next PDU overwrites): copied, or a retry
+      // sends other bytes (coordinator.test.ts; sending the view cost 44 verify failures in the
+      // SIGKILL fault test). A handed-over one (gathered Data-Out) is never written again.
+      const end = Math.min(data.length, at + pieceBytes);
+      const piece = owned ? data.subarray(at, end) : data.slice(at, end);
       const page = (offsetBytes + at) / pageBytes;
       parts.push(this.run((epoch, reqId, completeBelow) => ({ type: "write", epoch, reqId, completeBelow, page, pages: piece.length / pageBytes, data: piece })));
     }

@@ -18,6 +18,7 @@
 //                2^53 - 1: lsns, epochs, pages, request ids), in the layout's order; then,
 //                for a layout with data, the data bytes to the end
 import { assert } from "../util/assert.ts";
+import { isHandedOver } from "../util/handover.ts";
 import { decodeCbor, encodeCbor } from "../net/messages.ts";
 import type { Address, Message } from "./types.ts";
 import { parseMessage } from "./wire.ts";
@@ -128,7 +129,8 @@ const isLsn = (v: number): boolean => Number.isSafeInteger(v) && v >= 0;
 
 /**
  * The envelope in `bytes` (exactly one), or why it is none. The data of a data message is
- * copied: `bytes` is a view of a socket buffer that is reused after the frame is handled.
+ * copied, as `bytes` is a view of a socket buffer that is reused after the frame is handled,
+ * unless `bytes` was handed over (core/util/handover.ts: a large frame's own buffer).
  */
 export function decodeEnvelope(bytes: Uint8Array): DecodedEnvelope | string {
   if (bytes.length < headBytes) return "envelope shorter than its head";
@@ -166,7 +168,7 @@ export function decodeEnvelope(bytes: Uint8Array): DecodedEnvelope | string {
     out[f] = v;
     p += f64Bytes;
   }
-  if (layout.data) out.data = bytes.slice(p); // copied: see above
+  if (layout.data) out.data = isHandedOver(bytes) ? bytes.subarray(p) : bytes.slice(p); // see above
   // The layout table is the type's definition, field by field, as parseMessage's shapes are.
   return { from, to, msg: out as unknown as Message };
 }

@@ -45,7 +45,8 @@ export interface BlockDevice {
    */
   read(offsetBytes: number, lengthBytes: number): MaybePromise<IoResult<Uint8Array>>;
   /**
-   * Writes `data` at `offsetBytes`. `data` is a view valid only during the call (copy to keep).
+   * Writes `data` at `offsetBytes`. `data` is a view valid only during the call (copy to keep),
+   * unless it was handed over (core/util/handover.ts): then it may be kept as it is.
    * With `fua`, returns only when the data is durable (Force Unit Access).
    */
   write(offsetBytes: number, data: Uint8Array, options: { fua: boolean }): MaybePromise<IoResult<void>>;
