@@ -156,10 +156,10 @@ export class ReplicatedSegment {
     return { ok: false, code: "INVALID_ARGUMENT", message: `segment ${this.options.segment}: replicated I/O must be in whole 4 KiB pages (offset ${offsetBytes}, length ${lengthBytes})` };
   }
 
+  /** The lowest request id still out: the first in the set, as ids are added in increasing order. */
   private completeBelow(): number {
-    let min = this.nextReqId;
-    for (const id of this.outstanding) if (id < min) min = id;
-    return min;
+    for (const id of this.outstanding) return id;
+    return this.nextReqId;
   }
 
   private async acquire(): Promise<boolean> {
