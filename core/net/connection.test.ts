@@ -6,7 +6,7 @@ import { X509Certificate } from "node:crypto";
 import { newKeyPair, signNodeCertificate } from "../cluster/ca.ts";
 import { silentLogger } from "../util/log.ts";
 import { PeerConnection, connectionLimitsDefault, postQueuedBytesMax, type Handler, type RequestSpec, type Wire } from "./connection.ts";
-import { encodeFrame, frameFlags } from "./frame.ts";
+import { buildFrame, encodeFrame, frameFlags, pooledFrameBytesMin } from "./frame.ts";
 import { dataStatus, decodeWriteResponse, messageType, uuidToBytes, writeRequestFrame, writeResponseFrame, decodeWriteRequest } from "./messages.ts";
 import { judgePeerCertificate } from "./peer.ts";
 import { testCluster, testNodeTls } from "./test-certs.ts";
@@ -76,6 +76,22 @@ describe("PeerConnection", () => {
     await pump();
     expect((await Promise.all(replies)).map((r) => (r.ok ? r.value : r.reason))).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect(a.inflight).toBe(0);
+  });
+
+  test("a large frame the socket took in parts goes back to the pool once its last byte is written", async () => {
+    const { a, pump } = pair(16 << 10);
+    let first: ArrayBufferLike | undefined;
+    const spec = writeSpec(1, pooledFrameBytesMin * 2);
+    const reply = a.request({ ...spec, build: (id, tagBytes) => {
+      const f = spec.build(id, tagBytes);
+      first = f.buffer;
+      return f;
+    } });
+    expect(a.queued).toBeGreaterThan(0);
+    await pump();
+    expect(await reply).toEqual({ ok: true, value: 1 });
+    const next = buildFrame({ type: messageType.write, flags: 0, requestId: 9 }, { payloadBytes: pooledFrameBytesMin * 2, fill: () => {}, tagBytes: 0, filledTailBytes: 0 });
+    expect(next.buffer).toBe(first as ArrayBufferLike);
   });
 
   test("small frames of one turn leave in one write", async () => {

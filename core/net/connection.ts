@@ -226,6 +226,8 @@ export class PeerConnection {
         break;
       }
       this.queue.shift();
+      // The last piece of a frame written in parts: the socket has taken every byte of it.
+      releaseFrame(head.byteOffset === 0 ? head : new Uint8Array(head.buffer, 0, head.byteOffset + head.byteLength));
     }
     assert(this.queuedBytes >= 0);
   }
