@@ -195,9 +195,10 @@ export interface FrameDecoderOptions {
 /**
  * Cuts a byte stream into whole frames. Frames that lie whole inside a pushed chunk are
  * yielded as views of it (no copy); a frame split across chunks is gathered into the decoder's
- * own buffer, which is reused, or, a large one (pooledFrameBytesMin on), into a buffer of its own
- * that is handed over with it (core/util/handover.ts: nothing writes it again). After the first error the decoder refuses everything: a stream
- * that has lost its framing can't be trusted again, and the connection must be closed.
+ * own buffer, which is reused, or, a large one (pooledFrameBytesMin on), into a buffer of its
+ * own that is handed over with it (core/util/handover.ts: nothing writes it again). After the
+ * first error the decoder refuses everything: a stream that has lost its framing can't be
+ * trusted again, and the connection must be closed.
  */
 export class FrameDecoder {
   readonly payloadBytesMax: number;

@@ -5,13 +5,14 @@
 // opens anything; `qstora start` and `init` pass them to the daemon they spawn directly.
 //
 // Why: mimalloc gives freed memory back to the kernel 10 ms after it is freed (purge_delay). A
-// replicated 1 MiB write allocates 1 MiB buffers on every node (the iSCSI command's data, the
-// coordinator's copy, each secondary's copy of a forward), and the collector frees them in
-// batches, so nearly every new buffer was memory the kernel had just taken back: each page
-// faulted and was zeroed again on first touch. `perf record -a` during 1 MiB writes put ≈20% of
-// node a's CPU in page faults and zeroing; keeping freed memory for a second took a replica:3
-// LUN's 1 MiB writes from ≈12 to ≈10 ms of CPU per MiB across the three nodes
-// (docs/PERFORMANCE.md). Memory freed and not reused within the delay still goes back.
+// replicated 1 MiB write allocates 1 MiB buffers on every node (the iSCSI command's Data-Out,
+// the frames a secondary gathers), and the collector frees them in batches, so nearly every new
+// buffer was memory the kernel had just taken back: each page faulted and was zeroed again on
+// first touch. `perf record -a` during 1 MiB writes put ≈20% of node a's CPU in page faults and
+// zeroing; keeping freed memory took a replica:3 LUN's 1 MiB writes from ≈15.5 to ≈11 ms of CPU
+// per MiB across the three nodes, and from ≈105 to ≈140 IOPS (docs/PERFORMANCE.md). The price:
+// memory freed and not reused within the delay goes back only after it (a higher peak RSS
+// under large writes).
 //
 // A setting the operator put in the environment wins: MIMALLOC_PURGE_DELAY=10 restores the
 // allocator's default.
