@@ -131,7 +131,7 @@ test("a hold keeps a silent primary in place (COORDINATOR_DOWN, nothing fenced);
   expect(rec?.kind === "record" && rec.membership.primary).toBe("p");
 });
 
-test("a hold lifted while the primary is still silent lets the failover run", () => {
+test("a hold lifted while the primary is still silent lets the failover run, after the failover delay for the returning node's units", () => {
   const cfg = { failoverAfterMs: 1000, probeTimeoutMs: 100, retryMs: 100, pushEveryMs: 100 };
   let { state: st } = initManager(["s"], 0, cfg);
   st = stepManager(st, { kind: "membership-loaded", membership: record() }, 0).state;
@@ -144,7 +144,7 @@ test("a hold lifted while the primary is still silent lets the failover run", ()
     st = r.state;
     if (r.effects.some((e) => e.kind === "send" && e.msg.type === "probe")) {
       probed = true;
-      expect(t).toBeGreaterThanOrEqual(3000);
+      expect(t).toBeGreaterThanOrEqual(3000 + cfg.failoverAfterMs);
     }
   }
   expect(probed).toBe(true);
@@ -167,5 +167,29 @@ test("a restarted primary whose probe reply is lost is elected from its heartbea
   st = stepManager(st, { kind: "message", from: "p", msg: { type: "heartbeat", epoch: 7, report: report("p", 5, { fence: 0, needsEpoch: true }) } }, 3000).state;
   for (const u of ["a", "b"]) st = stepManager(st, { kind: "message", from: u, msg: { type: "probe-reply", epoch: 7, round, report: report(u, 5) } }, 3100).state;
   const rec = stepManager(st, { kind: "tick" }, 3300).effects.find((e) => e.kind === "record");
+  expect(rec?.kind === "record" && rec.membership.primary).toBe("p");
+});
+
+test("a primary that reports just after its hold is lifted (its daemon heartbeats before its units speak) stays the primary", () => {
+  const cfg = { failoverAfterMs: 1000, probeTimeoutMs: 100, retryMs: 100, pushEveryMs: 100 };
+  let { state: st } = initManager(["s"], 0, cfg);
+  st = stepManager(st, { kind: "membership-loaded", membership: record() }, 0).state;
+  st = stepManager(st, { kind: "hold", segment: "s", reason: "held" }, 0).state;
+  const beat = (u: string, t: number, over: Partial<UnitReport> = {}) => (st = stepManager(st, { kind: "message", from: u, msg: { type: "heartbeat", epoch: 7, report: report(u, 3, { fence: 0, ...over }) } }, t).state);
+  let probe: ManagerEffect | undefined;
+  for (let t = 100; t <= 6000 && probe === undefined; t += 100) {
+    if (t === 3000) st = stepManager(st, { kind: "hold", segment: "s", reason: null }, t).state;
+    beat("a", t);
+    beat("b", t);
+    if (t >= 3600) beat("p", t, { needsEpoch: true }); // 600 ms after its node came back
+    const r = stepManager(st, { kind: "tick" }, t);
+    st = r.state;
+    probe = r.effects.find((e) => e.kind === "send" && e.msg.type === "probe");
+    if (probe !== undefined) expect(t).toBeGreaterThanOrEqual(3600);
+  }
+  if (probe?.kind !== "send" || probe.msg.type !== "probe") throw new Error("no probe");
+  const round = probe.msg.round;
+  for (const u of ["p", "a", "b"]) st = stepManager(st, { kind: "message", from: u, msg: { type: "probe-reply", epoch: 7, round, report: report(u, 3, { needsEpoch: u === "p" }) } }, 6100).state;
+  const rec = stepManager(st, { kind: "tick" }, 6300).effects.find((e) => e.kind === "record");
   expect(rec?.kind === "record" && rec.membership.primary).toBe("p");
 });

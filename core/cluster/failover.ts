@@ -121,6 +121,8 @@ interface Watch {
   readonly pushedAt: Map<UnitId, number>;
   /** Failover of a silent primary held, and why (a "hold" input); null: not held. */
   held: string | null;
+  /** When the last hold was lifted (its node is back): its units get failoverAfterMs to report. */
+  liftedAt: number | null;
 }
 
 export interface ManagerState {
@@ -147,7 +149,8 @@ export type ManagerInput =
    * down, so no initiator reaches the segment until the node returns, and a failover would
    * only move the primary off the coordinator's node for good (nothing moves it back). Holding
    * never risks an acknowledged write; a primary that comes back restarted still gets its new
-   * epoch (needsEpoch is not held), and the election prefers it on equal logs.
+   * epoch (needsEpoch is not held), and the election prefers it on equal logs. Once lifted, the
+   * failover still waits failoverAfterMs for the returning node's units to report.
    */
   | { readonly kind: "hold"; readonly segment: string; readonly reason: string | null }
   | { readonly kind: "tick" };
@@ -161,7 +164,7 @@ export function initManager(segments: readonly string[], now: number, cfg: Manag
   const st: ManagerState = { cfg, startedAt: now, segments: new Map(), nextRound: 1, nextToken: 1, tokens: new Map() };
   const effects: ManagerEffect[] = [];
   for (const s of segments) {
-    st.segments.set(s, { record: null, recordAt: now, lastFetchAt: now, heard: new Map(), phase: { kind: "idle", nextTryAt: now }, notServingSince: null, unavailable: null, pushedAt: new Map(), held: null });
+    st.segments.set(s, { record: null, recordAt: now, lastFetchAt: now, heard: new Map(), phase: { kind: "idle", nextTryAt: now }, notServingSince: null, unavailable: null, pushedAt: new Map(), held: null, liftedAt: null });
     effects.push({ kind: "fetch-membership", segment: s });
   }
   return { state: st, effects };
@@ -199,7 +202,9 @@ export function stepManager(st: ManagerState, input: ManagerInput, now: number):
     }
     case "hold": {
       const w = st.segments.get(input.segment);
-      if (w !== undefined) w.held = input.reason;
+      if (w === undefined) break;
+      if (w.held !== null && input.reason === null) w.liftedAt = now;
+      w.held = input.reason;
       break;
     }
     case "tick":
@@ -351,6 +356,10 @@ function tickSegment(st: ManagerState, segment: string, w: Watch, now: number, e
     w.unavailable = { code: "COORDINATOR_DOWN", segment, message: w.held, waitingFor: [m.primary] };
     return;
   }
+  // The hold was lifted (the coordinator's node heartbeats again) but its primary has not spoken
+  // yet: a daemon heartbeats before its units report, so wait for them as long as for any silent
+  // primary. Failing over at once would move the primary off the coordinator's node for good.
+  if (w.liftedAt !== null && now - w.liftedAt < st.cfg.failoverAfterMs && !needsEpoch) return;
   // Probing fences the units; don't fence a primary that may still be serving (silent to us
   // only) when no answering unit could replace it anyway.
   const pre = decideFailover(m, recentReports(st, w, now));
