@@ -297,8 +297,13 @@ export class HttpsClient {
     const ready = new Promise<{ ok: boolean; why: string }>((resolve) => {
       data.ready = (ok, why) => resolve({ ok, why });
     });
+    // One deadline for the connection and its TLS handshake together. A peer that drops the SYN
+    // (a cut link) would otherwise hold the request for the kernel's minutes.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), timeoutMs);
+    });
     let socket: Socket<ConnData>;
-    let connectTimer: ReturnType<typeof setTimeout> | undefined;
     let gaveUp = false;
     try {
       const connecting = Bun.connect<ConnData>({
@@ -324,27 +329,20 @@ export class HttpsClient {
           error: (s) => this.onClose(s),
         },
       });
-      // A peer that drops the SYN (a cut link) would hold the request for the kernel's minutes.
-      const timedOut = new Promise<never>((_, reject) => {
-        connectTimer = setTimeout(() => {
-          gaveUp = true;
-          reject(new RequestError(`no connection to ${hostname}:${port} within ${timeoutMs} ms`, "ConnectTimeout"));
-        }, timeoutMs);
-      });
-      connecting.then((late) => (gaveUp ? late.end() : undefined)).catch(() => undefined);
-      socket = await Promise.race([connecting, timedOut]);
-      clearTimeout(connectTimer);
+      connecting.then((s) => (gaveUp ? s.end() : undefined)).catch(() => undefined);
+      const first = await Promise.race([connecting, late]);
+      if (first === "late") {
+        gaveUp = true;
+        throw new RequestError(`no connection to ${hostname}:${port} within ${timeoutMs} ms`, "ConnectTimeout");
+      }
+      socket = first;
     } catch (e) {
-      clearTimeout(connectTimer);
+      clearTimeout(timer);
       if (e instanceof RequestError) throw e;
       const code = (e as { code?: string } | null)?.code ?? "ConnectionRefused";
       throw new RequestError(`cannot connect to ${hostname}:${port}: ${e instanceof Error ? e.message : String(e)}`, code === "ECONNREFUSED" ? "ConnectionRefused" : code);
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<{ ok: boolean; why: string }>((resolve) => {
-      timer = setTimeout(() => resolve({ ok: false, why: `no TLS handshake within ${timeoutMs} ms` }), timeoutMs);
-    });
-    const r = await Promise.race([ready, timedOut]);
+    const r = await Promise.race([ready, late.then(() => ({ ok: false, why: `no TLS handshake within ${timeoutMs} ms of starting to connect` }))]);
     clearTimeout(timer);
     if (!r.ok) {
       socket.end();
