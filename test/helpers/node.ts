@@ -35,14 +35,13 @@ export function run(cmd: string[], options: { env?: Record<string, string>; time
  * asserted at once.
  */
 export async function waitFor<T>(what: string, read: () => T, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  let v = read();
-  if (ok(v)) return v;
+  let v: T | undefined;
   try {
-    await until(what, () => ok((v = read())), timeoutMs, 300);
+    await until(what, () => ok((v = read())), timeoutMs, 300); // reads at once, then every 300 ms
   } catch {
     throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v).slice(0, 2000)}`);
   }
-  return v;
+  return v as T;
 }
 
 /** A loopback address no other test file is likely to use at the same time. */
