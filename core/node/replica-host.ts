@@ -19,7 +19,6 @@ import { FailoverDriver } from "../cluster/failover-driver.ts";
 import { placeSegment, usableDomains, type PlacementCluster, type UnitPlacementRole } from "../cluster/placement.ts";
 import type { PoolDef } from "../cluster/membership.ts";
 import type { MetaStore } from "../meta/store.ts";
-import { sharedRead } from "../util/shared-read.ts";
 import { metaKeys } from "../meta/schema.ts";
 import type { PeerNode, Peers } from "../net/peers.ts";
 import { ReplicatedSegment } from "../replica/coordinator.ts";
@@ -42,8 +41,6 @@ export const refreshMs = 5_000;
 
 /** How often the manager node compares its segments' states with what it published (no store read). */
 export const publishMs = 1_000;
-/** How long placements share one read of the nodes, archives and heartbeats (clusterLists). */
-const placementReadMs = 250;
 
 export const policies: readonly Policy[] = ["replica:2", "replica:3", "replica:3-ha"];
 
@@ -410,18 +407,9 @@ export class ReplicaHost {
     return usableDomains(await this.placementCluster(pool), unitBytes).length;
   }
 
-  /**
-   * The store's node, archive and heartbeat lists, read at most once per placementReadMs: a first
-   * write across many segments places them one after another, and each read all three. Units'
-   * used space comes from this node's placements, which are always current.
-   */
-  private readonly clusterLists = sharedRead(() => {
-    const { meta } = this.options;
-    return Promise.all([meta.list(metaKeys.nodes), meta.list(metaKeys.archives), meta.list(metaKeys.alive)]);
-  }, placementReadMs);
-
   private async placementCluster(pool: PoolDef): Promise<PlacementCluster> {
-    const [nodes, archives, alive] = await this.clusterLists();
+    const { meta } = this.options;
+    const [nodes, archives, alive] = await Promise.all([meta.list(metaKeys.nodes), meta.list(metaKeys.archives), meta.list(metaKeys.alive)]);
     const up = new Set(alive.map((kv) => kv.key.slice(metaKeys.alive.length)));
     const used = new Map<string, number>();
     const primaries = new Map<string, number>();
