@@ -43,7 +43,7 @@ export default defineCommand({
       consola.success(`initialised node ${name} (cluster ${identity.clusterId}) in ${paths.root}; serving in the foreground`);
       // Becomes `qstora serve` with the allocator's settings (core/node/allocator.ts); serves here if it can't.
       const failed = execWithAllocatorEnv([...selfCommand(), "serve", "--data-dir", paths.root], process.env);
-      if (failed !== null) consola.warn(`running with the allocator's default settings (could not restart with them: ${failed})`);
+      if (failed !== null) consola.warn(failed);
       await runDaemon({ dataDir: paths.root, foreground: true });
       markLongRunning();
       return;

@@ -12,7 +12,7 @@ export default defineCommand({
   async run({ args }) {
     // Before anything is opened: comes back only if the allocator's settings were there already.
     const failed = execWithAllocatorEnv([...selfCommand(), ...process.argv.slice(2)], process.env);
-    if (failed !== null) consola.warn(`running with the allocator's default settings (could not restart with them: ${failed})`);
+    if (failed !== null) consola.warn(failed);
     // Started by `start`/`init`, stderr already goes to qstora.log: don't write lines twice.
     await runDaemon({ dataDir: pathsFrom(args).root, foreground: process.env["QSTORA_BACKGROUND"] !== "1" });
     markLongRunning();

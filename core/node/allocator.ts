@@ -48,8 +48,8 @@ function cStringArray(items: readonly string[], keep: Buffer[]): BigUint64Array 
 
 /**
  * Replaces this process with `command` under `env` plus the allocator's settings, if `env` lacks
- * any of them. Returns null if nothing was missing, or why execve(2) failed: the caller says so
- * and runs on with the allocator's defaults (slower at large writes, as correct).
+ * any of them. Returns null if nothing was missing, or the warning to print when execve(2)
+ * failed: the caller runs on with the allocator's defaults (slower at large writes, as correct).
  */
 export function execWithAllocatorEnv(command: readonly string[], env: Record<string, string | undefined>): string | null {
   const missing = missingAllocatorEnv(env);
@@ -65,8 +65,12 @@ export function execWithAllocatorEnv(command: readonly string[], env: Record<str
   try {
     const libc = dlopen("libc.so.6", { execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 } });
     const rc = libc.symbols.execve(path, argv, envp); // returns only on failure
-    return `execve returned ${rc}`;
+    return notRestarted(`execve returned ${rc}`);
   } catch (e) {
-    return e instanceof Error ? e.message : String(e);
+    return notRestarted(e instanceof Error ? e.message : String(e));
   }
+}
+
+function notRestarted(why: string): string {
+  return `running with the allocator's default settings (could not restart with them: ${why})`;
 }

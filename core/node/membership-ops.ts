@@ -90,13 +90,13 @@ export class MembershipOps {
     for (let i = 0; i < around.length; i += txnOpsMax) steps.push(around.slice(i, i + txnOpsMax));
     for (const ops of steps) {
       const r = await this.meta.txn({ compare: guard, success: ops });
-      if (!r.succeeded) throw changedMeanwhile(node.name, `node ${node.name}'s record`);
+      if (!r.succeeded) throw changedMeanwhile(node.name, false);
     }
     const last = await this.meta.txn({
       compare: [...guard, ...(leave?.compare ?? [])],
       success: [{ delete: { key: keys.aliveNode(node.id) } }, { delete: { key: keys.node(node.id) } }, ...(leave?.success ?? [])],
     });
-    if (!last.succeeded) throw changedMeanwhile(node.name, leave === null ? `node ${node.name}'s record` : `node ${node.name}'s record or the metadata group`);
+    if (!last.succeeded) throw changedMeanwhile(node.name, leave !== null);
     if (leave !== null) this.logger.warn("node left the metadata group", { node: node.name, members: leave.members.map((m) => m.name).join(",") });
     this.logger.warn("node removed", { node: node.name, id: node.id, force, loses: verdict.loses.join("; ") });
     return { removed: node.name, loses: verdict.loses };
@@ -115,6 +115,7 @@ export class MembershipOps {
 }
 
 /** A removal stopped by a guard: what changed, and that running it again finishes it (the node's own record goes last). */
-function changedMeanwhile(name: string, what: string): QstoraError {
+function changedMeanwhile(name: string, orGroup: boolean): QstoraError {
+  const what = orGroup ? `node ${name}'s record or the metadata group` : `node ${name}'s record`;
   return new QstoraError("IN_USE", `${what} changed while node ${name} was being removed; the removal stopped before its own record was deleted`, `Look at \`qstora node list\`, then run \`qstora node remove ${name}\` again to finish it.`);
 }
