@@ -15,9 +15,7 @@ LOAD=$(iscsi_load "$D")
 trap '"$Q" stop --data-dir "$D/d" >/dev/null 2>&1 || true; rm -rf "$D"' EXIT
 IP=127.0.$((RANDOM % 200 + 20)).$((RANDOM % 200 + 20))
 IQN=iqn.2026-11.org.qstora:bench-memory
-env "$@" "$Q" init --data-dir "$D/d" --archive "$D/a.img:4G" --address "$IP" >/dev/null
-"$Q" target create "$IQN" --data-dir "$D/d" >/dev/null
-"$Q" lun create --target "$IQN" --size 2G --data-dir "$D/d" >/dev/null
+single_node "$Q" "$D/d" "$IP" "$IQN" "$@"
 P=$(cat "$D/d/qstora.pid")
 URL=iscsi://$IP:3260/$IQN/0
 rss() { awk '/VmRSS/ { print int($2 / 1024) }' "/proc/$P/status"; }

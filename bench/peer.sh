@@ -11,7 +11,5 @@ ADDR=127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))
 IQN=iqn.2026-11.org.qstora:bench
 cleanup() { dist/qstora stop --data-dir "$DIR/data" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
-dist/qstora init --archive "$DIR/a1.img:4G" --address "$ADDR" --data-dir "$DIR/data" >/dev/null
-dist/qstora target create $IQN --data-dir "$DIR/data" >/dev/null
-dist/qstora lun create --target $IQN --size 2G --data-dir "$DIR/data" >/dev/null
+single_node dist/qstora "$DIR/data" "$ADDR" "$IQN"
 bash "$TOOLS/peer-bench.sh" "$@" "iscsi://$ADDR:3260/$IQN/0"
