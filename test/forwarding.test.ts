@@ -6,7 +6,7 @@
 // retryable sense through b while a is down, when the primaries stay on a (COORDINATOR_DOWN).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { TestNode, run, spawnLoad } from "./helpers/node.ts";
+import { TestNode, run, saveLogs, spawnLoad } from "./helpers/node.ts";
 import { RawScsiSession } from "./helpers/raw-scsi.ts";
 import { MiB, expectPattern, formCluster, nodeOfPrimary, qemu, segmentsOf } from "./helpers/replica.ts";
 import { until } from "./helpers/wait.ts";
@@ -39,6 +39,7 @@ describe("every node's portal serves every LUN", () => {
     byId = formCluster([{ node: a, name: "fwd-a" }, { node: b, name: "fwd-b" }, { node: c, name: "fwd-c" }]);
   }, 60_000);
   afterAll(() => {
+    saveLogs([a, b, c]);
     for (const n of [c, b, a]) n.cleanup();
   });
 
@@ -205,8 +206,8 @@ describe("every node's portal serves every LUN", () => {
     // to b or c, which would leave every request a network round trip longer after a's return).
     // (The manager may have been a: a new one is elected first, then waits its failover delay.)
     const held = () => b.qJson<{ health: { checks: Array<{ code: string; detail: string[] }> } }>("status").health.checks.find((x) => x.code === "SEGMENT_UNAVAILABLE");
-    await until("SEGMENT_UNAVAILABLE on b", () => held() !== undefined, 30_000, 200);
-    const down = held();
+    let down: ReturnType<typeof held>;
+    await until("SEGMENT_UNAVAILABLE on b", () => (down = held()) !== undefined, 30_000, 200);
     console.log(`with a down ${Date.now() - started} ms: ${down?.detail[0] ?? "no SEGMENT_UNAVAILABLE"}`);
     expect(down?.detail.every((d) => d.includes("coordinator node fwd-a"))).toBe(true);
     expect(segmentsOf(b, iqn, 0).every((x) => byId.get(nodeOfPrimary(x)) === a)).toBe(true);

@@ -25,7 +25,9 @@ export class FailoverDriver {
   private readonly inbox: ManagerInput[] = [];
   private stepping = false;
   private stopped = false;
-  private readonly timer: ReturnType<typeof setInterval>;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  /** When pause() stopped the ticks (performance.now()); null while running. */
+  private pausedAt: number | null = null;
   /** The hold reasons last fed, by segment. */
   private readonly holds = new Map<string, string | null>();
   private holdsCheckedAt = -Infinity;
@@ -49,10 +51,40 @@ export class FailoverDriver {
     this.stepping = true;
     this.carry(init.effects);
     this.stepping = false;
+    this.startTicks();
+  }
+
+  private startTicks(): void {
     this.timer = setInterval(() => {
       this.checkHolds();
       this.enqueue({ kind: "tick" });
-    }, options.tickMs ?? managerTickMsDefault);
+    }, this.options.tickMs ?? managerTickMsDefault);
+  }
+
+  /**
+   * Stops the ticks, so the machine decides nothing (no probe, no record) until resume(), while
+   * heartbeats, probe replies and store answers are still stepped: on resume, a unit's silence
+   * counts from the last time it was really heard, not from the pause. For a manager role that
+   * lapsed for a moment (its lease renewal went unanswered while the metadata group elected a
+   * leader): a fresh machine would wait failoverAfterMs again before replacing any primary.
+   * Resuming is safe after any pause: a machine whose ticks stalled is a slow manager, and its
+   * records are compare-and-swaps from the epoch it knows.
+   */
+  pause(): void {
+    if (this.stopped || this.pausedAt !== null) return;
+    clearInterval(this.timer);
+    this.pausedAt = performance.now();
+  }
+
+  resume(): void {
+    if (this.stopped || this.pausedAt === null) return;
+    this.pausedAt = null;
+    this.startTicks();
+  }
+
+  /** How long the ticks have been paused, in ms; null while running. */
+  pausedForMs(): number | null {
+    return this.pausedAt === null ? null : performance.now() - this.pausedAt;
   }
 
   private checkHolds(): void {

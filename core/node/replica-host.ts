@@ -76,6 +76,13 @@ export function coordinatorHold(o: { placement: PlacementRecord | undefined; pri
 const notStarted: IoResult<never> = { ok: false, code: "METADATA_UNAVAILABLE", message: "replication is starting" };
 const notYet: SegmentStore = { read: () => notStarted, write: () => notStarted, unmap: () => notStarted };
 
+/**
+ * The manager role lapsed and came back within this long (a lease renewal went unanswered while
+ * the metadata group elected a new leader): the failover machine resumes with what it heard
+ * instead of starting over, which would wait its failover delay again (FailoverDriver.pause).
+ */
+export const failoverResumeWithinMs = 10_000;
+
 /** See coordinatorHold: 1.5 heartbeat intervals of the default, under the manager's 3 s failover delay. */
 export const holdAfterMsDefault = 1_500;
 
@@ -217,7 +224,7 @@ export class ReplicaHost {
 
   /** On the manager node: writes the segments that do not serve well, when that changed. */
   private async publish(): Promise<void> {
-    if (this.failover === null) {
+    if (this.failover === null || !this.managerRole) {
       this.publishedText = "";
       return;
     }
@@ -349,13 +356,19 @@ export class ReplicaHost {
   private syncFailover(): void {
     const segments = [...this.placements.keys()].sort();
     const key = segments.join(",");
-    if (!this.managerRole || this.router === null || segments.length === 0) {
+    // A role that lapsed keeps its machine paused (what it heard, deciding nothing) for a quick return.
+    const keep = this.failover !== null && key === this.failoverSegments && (this.failover.pausedForMs() ?? 0) <= failoverResumeWithinMs;
+    if (this.router === null || segments.length === 0 || (!this.managerRole && !keep)) {
       this.failover?.stop();
       this.failover = null;
       this.failoverSegments = "";
       return;
     }
-    if (this.failover !== null && key === this.failoverSegments) return;
+    if (keep) {
+      if (this.managerRole) this.failover?.resume();
+      else this.failover?.pause();
+      return;
+    }
     this.failover?.stop();
     this.failover = new FailoverDriver({ router: this.router, store: this.store, segments, holdReason: (segment) => this.holdReason(segment) });
     this.failoverSegments = key;
@@ -379,7 +392,9 @@ export class ReplicaHost {
    * not serve well, else the recorded membership ("recorded", no reason known).
    */
   segmentStatus(segment: string): Omit<SegmentState, "segment"> {
-    const st = this.failover?.status(segment);
+    // A paused machine (the role lapsed) speaks for the cluster only while no other node took the role.
+    const mine = this.managerRole || this.managerNode === null || this.managerNode === this.options.nodeId;
+    const st = mine ? this.failover?.status(segment) : undefined;
     const m = this.recorded.get(segment);
     const inactive = m?.inactive ?? [];
     if (st !== undefined && st.state !== "unknown") return { state: st.state, epoch: st.epoch, primary: st.primary, inactive: m !== undefined && m.epoch === st.epoch ? [...inactive] : [], reason: st.reason };

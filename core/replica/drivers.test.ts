@@ -4,6 +4,7 @@
 // the authenticated transport; the copies are compared page by page in the archives.
 import { afterAll, describe, expect, test } from "bun:test";
 import { pageBytes } from "../archive/format.ts";
+import type { FailoverDriver } from "../cluster/failover-driver.ts";
 import { defaultManagerConfig } from "../cluster/failover.ts";
 import type { IoResult } from "../volume/block-device.ts";
 import { createLayout } from "../volume/layout.ts";
@@ -226,4 +227,27 @@ describe("replication drivers on loopback with real archives", () => {
       expect(c.client.manager?.status(plan.segment).state).toBe("serving");
     }
   }, 180_000);
+
+  test("the manager paused (its role lapsed): it fails nothing over; resumed, it replaces a silent primary without waiting its failover delay again", async () => {
+    const plan = r3;
+    await allHealthy(c);
+    const manager = c.client.manager as FailoverDriver;
+    const before = c.store.records.get(plan.segment);
+    const victim = c.nodeOfUnit(before?.primary as string);
+    manager.pause();
+    victim.kill();
+    await Bun.sleep(defaultManagerConfig.failoverAfterMs + 1_000);
+    expect(c.store.records.get(plan.segment)?.epoch).toBe(before?.epoch);
+    expect(manager.pausedForMs() ?? 0).toBeGreaterThan(defaultManagerConfig.failoverAfterMs);
+    // The secondaries' heartbeats were stepped while paused: they count as heard, the primary as silent.
+    const resumed = performance.now();
+    manager.resume();
+    await until("a new primary recorded", () => (c.store.records.get(plan.segment)?.epoch ?? 0) > (before?.epoch ?? 0), 10_000);
+    const tookMs = performance.now() - resumed;
+    console.log(`failover ${Math.round(tookMs)} ms after the manager resumed`);
+    expect(tookMs).toBeLessThan(defaultManagerConfig.failoverAfterMs);
+    expect(c.store.records.get(plan.segment)?.primary).not.toBe(before?.primary);
+    victim.start();
+    await allHealthy(c);
+  }, 120_000);
 });
