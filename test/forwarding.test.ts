@@ -140,7 +140,7 @@ describe("every node's portal serves every LUN", () => {
     other.close();
   }, 60_000);
 
-  test("an access list set on a is enforced by b's and c's portals within the refresh; removed, logins go again", async () => {
+  test("an access list set on a is enforced by b's and c's portals at once (their mirror follows a watch); removed, logins go again", async () => {
     const allowed = "iqn.2026-12.org.test:allowed";
     const loginThrough = async (n: TestNode, initiatorName: string): Promise<number> => {
       const s = new RawScsiSession({ initiatorName, isid: [0x80, 0, 0, 0, 0, 7] });

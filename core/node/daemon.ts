@@ -46,6 +46,8 @@ import { startPeers, type Peers } from "../net/peers.ts";
 import { join } from "node:path";
 import { holdAfterMsDefault, ReplicaHost } from "./replica-host.ts";
 import { LunForwarder } from "./lun-forwarder.ts";
+import { watchPrefixes, type PrefixWatch } from "./record-watch.ts";
+import { coalescing } from "../util/coalesce.ts";
 import { claimPortId } from "./port-ids.ts";
 
 /** Longest the stop waits for the heartbeat lease's revocation. */
@@ -59,7 +61,8 @@ const statusPingTimeoutMs = 1000;
  * this portal): four range reads per node each time, on a store that replication and the
  * heartbeats already keep busy, so not every second.
  */
-const recordsRefreshMs = 2000;
+/** The mirror of targets, LUNs, nodes and port numbers follows watches; this poll only backs them up. */
+const recordsPollMs = 10_000;
 
 /** How often the daemon checks that the metadata store answers (for health). */
 const metaProbeIntervalMs = 5000;
@@ -142,6 +145,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
   /** Heartbeat ages as the cluster view (made once the store is open) last folded them. */
   const livenessView: { silentMs: (nodeId: string) => number | null } = { silentMs: () => null };
   let recordsTimer: ReturnType<typeof setInterval> | undefined;
+  let recordsWatch: PrefixWatch | undefined;
   let stopping = false;
 
   const shutdown = async (reason: string, exitCode = 0): Promise<void> => {
@@ -151,6 +155,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     control?.stop();
     clusterApi?.stop();
     clearInterval(recordsTimer);
+    recordsWatch?.cancel();
     // Revoking the lease shows this node down at once; a store that does not answer can't hold up the stop.
     await Promise.race([heartbeat?.stop().catch(() => undefined), Bun.sleep(heartbeatStopWaitMs)]);
     await manager?.stop();
@@ -338,16 +343,16 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     }
     await replicas.start(peers);
     forwarder.start(peers, lunStates, svc);
-    const refreshRecords = async (): Promise<void> => svc.refreshRecords().catch((e: unknown) => logger.debug("records refresh failed", { error: String(e) }));
+    // Re-read when a watched record changes, and every recordsPollMs in case a watch missed it.
     // Not awaited: the start order and its timing (heartbeat, manager) stay what they were; the
     // first refresh lands within a moment, and load() already read every record.
-    let refreshing = true;
-    void refreshRecords().finally(() => (refreshing = false));
-    recordsTimer = setInterval(() => {
-      if (refreshing) return;
-      refreshing = true;
-      void refreshRecords().finally(() => (refreshing = false));
-    }, recordsRefreshMs);
+    const refreshRecords = coalescing(
+      () => svc.refreshRecords(),
+      (e) => logger.debug("records refresh failed", { error: String(e) }),
+    );
+    refreshRecords();
+    recordsTimer = setInterval(refreshRecords, recordsPollMs);
+    recordsWatch = watchPrefixes(metaStore, [keys.targets, keys.luns, keys.nodes, keys.ports], refreshRecords);
     // Liveness: a heartbeat each interval under a lease; every node's are read back and judged.
     const beats = startHeartbeat({
       store: metaStore,
@@ -392,6 +397,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     control?.stop();
     clusterApi?.stop();
     clearInterval(recordsTimer);
+    recordsWatch?.cancel();
     await heartbeat?.stop().catch(() => undefined);
     await manager?.stop();
     replicas?.stop();

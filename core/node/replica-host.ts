@@ -29,6 +29,7 @@ import { UnitDriver } from "../replica/unit-driver.ts";
 import { createEpoch } from "../replica/unit.ts";
 import type { IoResult } from "../volume/block-device.ts";
 import type { SegmentStore, UnitProvider } from "../volume/volume.ts";
+import { coalescing } from "../util/coalesce.ts";
 import type { Logger } from "../util/log.ts";
 import { readManager } from "./manager.ts";
 import { keys, type ArchiveRecord, type LunRecord, type NodeRecord } from "./records.ts";
@@ -109,9 +110,6 @@ export class ReplicaHost {
   /** Placements run one at a time, so each sees the primaries and space the last one took. */
   private placing: Promise<unknown> = Promise.resolve();
   private timer: ReturnType<typeof setInterval> | undefined;
-  private refreshing = false;
-  /** A change was seen while a refresh ran: refresh again when it ends. */
-  private refreshAgain = false;
   private watches: PrefixWatch | null = null;
   private publishTimer: ReturnType<typeof setInterval> | undefined;
   /** The manager's record of segments that do not serve well (segment-health.ts), as last read. */
@@ -153,22 +151,10 @@ export class ReplicaHost {
   }
 
   /** Refreshes now, or right after the refresh under way (one at a time, changes coalesced). */
-  private kick(): void {
-    if (this.refreshing) {
-      this.refreshAgain = true;
-      return;
-    }
-    this.refreshing = true;
-    this.refresh()
-      .catch((e: unknown) => this.options.logger.debug("replica directory refresh failed", { error: String(e) }))
-      .finally(() => {
-        this.refreshing = false;
-        if (this.refreshAgain) {
-          this.refreshAgain = false;
-          this.kick();
-        }
-      });
-  }
+  private readonly kick = coalescing(
+    () => this.refresh(),
+    (e) => this.options.logger.debug("replica directory refresh failed", { error: String(e) }),
+  );
 
   stop(): void {
     clearInterval(this.timer);
