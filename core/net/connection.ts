@@ -292,6 +292,11 @@ export class PeerConnection {
     if (this.queued > this.limits.queuedBytesMax) this.close(`the peer is not reading: over ${this.limits.queuedBytesMax} bytes queued`);
   }
 
+  /** Writes the small frames sent in this turn now instead of at the end of it. */
+  flushNow(): void {
+    this.flushCorked();
+  }
+
   private flushCorked(): void {
     if (this.ended || this.corked.length === 0) return;
     let bytes: Uint8Array;

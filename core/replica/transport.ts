@@ -187,6 +187,22 @@ export class ReplicaRouter {
     }
   }
 
+  /**
+   * Posts what every outbox holds and writes it to the sockets now, instead of at the end of
+   * this turn (an outbox waiting for its peer to drain stays waiting).
+   */
+  flushNow(): void {
+    for (const box of this.outboxes.values()) {
+      if (box.queue.length === 0 || box.waiting) continue;
+      this.drain(box);
+      try {
+        this.options.peers.client(box.node).connection?.flushNow();
+      } catch {
+        // Closed Peers: nothing to write.
+      }
+    }
+  }
+
   /** Bytes waiting for the socket on the connection to a node (0 when there is none). */
   private unsentBytes(node: PeerNode): number {
     try {

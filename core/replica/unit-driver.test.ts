@@ -4,7 +4,7 @@
 // marker write and one cumulative ack), and a restarted driver recovers the fence, the log
 // marker and the pages' sequence numbers.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Archive, type SegmentUnit } from "../archive/archive.ts";
@@ -27,6 +27,7 @@ function fakeRouter(onSend: (to: Address, msg: Message) => void) {
     attach: (a, r) => void receivers.set(a, r),
     detach: (a) => void receivers.delete(a),
     send: (_from, to, msg) => onSend(to, msg),
+    flushNow: () => undefined,
   };
   return { router, deliver: (to: Address, from: Address, msg: Message) => receivers.get(to)?.(from, msg) };
 }
@@ -86,6 +87,40 @@ describe("UnitDriver", () => {
       const r = u2.read((lsn + 1) * pageBytes, pageBytes);
       expect(r.ok && r.value[0]).toBe(lsn);
     }
+    d.stop();
+  });
+
+  test("a primary's forwards leave before its own persist (flushed at once); its answer to the client waits for the batch's marker", async () => {
+    const made = archive.createUnit({ volumeId: testVolumeId, segmentIndex: 2, sizeBytes: 1 << 20 });
+    if (!made.ok) throw new Error(made.message);
+    const u3 = made.value;
+    store.records.set("sp", { ...m, segment: "sp", primary: "pri", secondaries: ["s1", "s2"] });
+    const seen: string[] = [];
+    const markFile = join(stateDir, "pri.mark");
+    const markedLsn = (): number => (existsSync(markFile) ? new DataView(readFileSync(markFile).buffer).getFloat64(8) : 0);
+    const receivers = new Map<Address, (from: Address, msg: Message) => void>();
+    const deliver = (to: Address, from: Address, msg: Message): void => queueMicrotask(() => receivers.get(to)?.(from, msg));
+    const router: UnitRouter = {
+      attach: (a, r) => void receivers.set(a, r),
+      detach: (a) => void receivers.delete(a),
+      send: (_from, to, msg) => {
+        if (msg.type === "lease-req") deliver("pri", to, { type: "lease-grant", epoch: msg.epoch, sentAt: msg.sentAt });
+        if (msg.type === "forward") {
+          seen.push(`forward ${msg.lsn} to ${to}: page 5 seq ${u3.pageSeq(5)} on the primary`);
+          deliver("pri", to, { type: "forward-ack", epoch: msg.epoch, lsn: msg.lsn });
+        }
+        if (msg.type === "write-done") seen.push(`write-done ${msg.reqId}: marker at ${markedLsn()}`);
+      },
+      flushNow: () => void seen.push("flush"),
+    };
+    const d = new UnitDriver({ router, store, stateDir, logger: silentLogger });
+    d.host({ unitId: "pri", segment: "sp", store: { archive, unit: u3 } });
+    await until("the primary's lease", () => Number.isFinite(d.stateOf("pri")?.pri?.leaseUntil ?? -Infinity));
+    receivers.get("pri")?.("client:n/sp", { type: "write", epoch: 1, reqId: 1, completeBelow: 0, page: 5, pages: 1, data: new Uint8Array(pageBytes).fill(9) });
+    await until("the write answered", () => seen.some((x) => x.startsWith("write-done")));
+    expect(seen).toEqual(["forward 1 to s1: page 5 seq 0 on the primary", "forward 1 to s2: page 5 seq 0 on the primary", "flush", "write-done 1: marker at 1"]);
+    const back = u3.read(5 * pageBytes, pageBytes);
+    expect(back.ok && back.value[0]).toBe(9);
     d.stop();
   });
 

@@ -15,10 +15,12 @@
 //   writes the pages (with their seq) before the log marker; both reach the page cache, which
 //   survives the death of the process; "flush" fdatasyncs the archive and the marker. The marker
 //   of a batch of inputs is written once, the newest, when the batch is done (before a flush
-//   when one comes first): nothing a step sends leaves the process before then (sends go out
-//   on a later microtask, replies to coordinators resolve promises), so no other process can
+//   when one comes first): nothing a step sends leaves the process before then (the sends are
+//   held to the batch's end, replies to coordinators resolve promises), so no other process can
 //   learn of a persist whose marker is not written, and a crash inside the batch is the same
-//   as one between a page write and its marker, which recovery handles;
+//   as one between a page write and its marker, which recovery handles. One exception: a
+//   primary's forwards, which claim nothing about its own persists, may leave before their
+//   step's persist when no marker is due (`carry`);
 // - "record" and "fetch-membership" go to the store asynchronously; "unknown" is reported when the
 //   store fails (the unit retries); a unit steps one input at a time, never re-entrantly.
 // It never decides anything a state machine decides, and never acknowledges on a unit's behalf.
@@ -38,6 +40,7 @@ import { isMembership } from "./wire.ts";
 import { parseJson } from "../util/json.ts";
 
 type ForwardAck = Extract<Message, { type: "forward-ack" }>;
+const isForward = (e: UnitEffect): e is Extract<UnitEffect, { kind: "send" }> => e.kind === "send" && e.msg.type === "forward";
 
 /** How often units are ticked (the contract asks for ~20 ms). */
 export const tickMsDefault = 20;
@@ -45,7 +48,7 @@ export const tickMsDefault = 20;
 export const unitInboxMax = 8192;
 
 /** What the driver needs of the router (a fake in tests of the contract). */
-export type UnitRouter = Pick<ReplicaRouter, "attach" | "detach" | "send">;
+export type UnitRouter = Pick<ReplicaRouter, "attach" | "detach" | "send" | "flushNow">;
 
 export interface HostedUnitSpec {
   readonly unitId: UnitId;
@@ -72,6 +75,7 @@ interface Hosted {
   pumpDue: boolean;
   /** The newest forward-ack of this batch per primary, sent when the batch is done. */
   readonly acksDue: Map<string, ForwardAck>;
+  readonly sendsDue: Array<Extract<UnitEffect, { kind: "send" }>>;
 }
 
 /** Whether every byte is zero; stops at the first that is not, so data costs almost nothing. */
@@ -183,12 +187,12 @@ export class UnitDriver {
     }
     const recovered: Recovered = { meta, log, pageSeqs };
     const init = initUnit({ self: spec.unitId, segment: spec.segment, cfg: this.cfg }, recovered, this.now());
-    const h: Hosted = { spec, state: init.state, inbox: [], stepping: true, alive: true, metaPath, markFd, markBuf, markDue: null, pumpDue: false, acksDue: new Map() };
+    const h: Hosted = { spec, state: init.state, inbox: [], stepping: true, alive: true, metaPath, markFd, markBuf, markDue: null, pumpDue: false, acksDue: new Map(), sendsDue: [] };
     this.units.set(spec.unitId, h);
     this.options.router.attach(spec.unitId, (from, msg) => this.deliver(h, from, msg));
     this.carry(h, init.effects);
     this.writeMark(h);
-    this.sendAcks(h);
+    this.sendHeld(h);
     h.stepping = false;
     this.pump(h);
   }
@@ -262,27 +266,30 @@ export class UnitDriver {
         this.carry(h, r.effects);
       }
       this.writeMark(h);
-      this.sendAcks(h);
+      this.sendHeld(h);
     } finally {
       h.stepping = false;
     }
   }
 
   /**
-   * A secondary acknowledges every forward it persisted, cumulatively (`lsn`: all up to it): of
-   * a batch of forwards only the last ack says anything, so only that one is sent, after the
-   * batch's marker. For the protocol the others were lost, which it is built to bear.
+   * Sends what the batch held back, after its marker: every send but a primary's forwards, in
+   * the order emitted, then the acks. A secondary acknowledges every forward it persisted,
+   * cumulatively (`lsn`: all up to it): of a batch of forwards only the last ack says anything,
+   * so only that one is sent. For the protocol the others were lost, which it is built to bear.
    */
-  private sendAcks(h: Hosted): void {
-    if (h.acksDue.size === 0 || !h.alive) return;
+  private sendHeld(h: Hosted): void {
+    if (!h.alive) return;
+    for (const e of h.sendsDue) this.options.router.send(h.spec.unitId, e.to, e.msg);
+    h.sendsDue.length = 0;
     for (const [to, msg] of h.acksDue) this.options.router.send(h.spec.unitId, to, msg);
     h.acksDue.clear();
   }
 
-  /** Keeps the newest ack per primary for sendAcks; one of another epoch than the held one goes out first, as it was. */
+  /** Keeps the newest ack per primary for sendHeld; one of another epoch than the held one is held to go first, as it was. */
   private holdAck(h: Hosted, to: string, ack: ForwardAck): void {
     const held = h.acksDue.get(to);
-    if (held !== undefined && held.epoch !== ack.epoch) this.options.router.send(h.spec.unitId, to, held);
+    if (held !== undefined && held.epoch !== ack.epoch) h.sendsDue.push({ kind: "send", to, msg: held });
     else if (held !== undefined && held.lsn > ack.lsn) return;
     h.acksDue.set(to, ack);
   }
@@ -307,10 +314,24 @@ export class UnitDriver {
     this.drop(h.spec.unitId);
   }
 
+  /**
+   * A primary's step that persists a write and forwards it, as the last input of its batch and
+   * with no marker due, writes the forwards to the sockets before the persist: the secondaries
+   * persist while the primary does (QD1 write latency −6%, docs/PERFORMANCE.md). Nothing a
+   * forward says depends on its own write's persist (the write is acknowledged only once the
+   * primary has persisted it, whenever that is; the simulation has always let forwards
+   * overtake their persist). With no marker due, its commitLsn rests only on persists whose
+   * marker is written. Otherwise the step's effects go in order, and the sends at the turn's end.
+   */
   private carry(h: Hosted, effects: readonly UnitEffect[]): void {
+    const early = h.markDue === null && h.inbox.length === 0 && effects.some((e) => e.kind === "persist") && effects.some(isForward);
+    if (early) {
+      for (const e of effects) if (isForward(e)) this.options.router.send(h.spec.unitId, e.to, e.msg);
+      this.options.router.flushNow();
+    }
     for (const e of effects) {
       if (!h.alive) return;
-      this.carryOne(h, e);
+      if (!(early && isForward(e))) this.carryOne(h, e);
     }
   }
 
@@ -318,7 +339,8 @@ export class UnitDriver {
     switch (e.kind) {
       case "send":
         if (e.msg.type === "forward-ack") this.holdAck(h, e.to, e.msg);
-        else this.options.router.send(h.spec.unitId, e.to, e.msg);
+        else if (e.msg.type === "forward") this.options.router.send(h.spec.unitId, e.to, e.msg);
+        else h.sendsDue.push(e);
         return;
       case "persist-meta":
         try {
