@@ -57,11 +57,10 @@ const heartbeatStopWaitMs = 1_000;
 const statusPingTimeoutMs = 1000;
 
 /**
- * How often targets, LUNs, nodes and port numbers are re-read (other nodes' objects served by
- * this portal): four range reads per node each time, on a store that replication and the
- * heartbeats already keep busy, so not every second.
+ * The mirror of targets, LUNs, nodes and port numbers (other nodes' objects served by this
+ * portal) is re-read when a watch on them sees a change; this poll only backs the watches up
+ * (four range reads per node each time, on a store replication and heartbeats keep busy).
  */
-/** The mirror of targets, LUNs, nodes and port numbers follows watches; this poll only backs them up. */
 const recordsPollMs = 10_000;
 
 /** How often the daemon checks that the metadata store answers (for health). */

@@ -321,10 +321,12 @@ export class UnitDriver {
    * forward says depends on its own write's persist (the write is acknowledged only once the
    * primary has persisted it, whenever that is; the simulation has always let forwards
    * overtake their persist). With no marker due, its commitLsn rests only on persists whose
-   * marker is written. Otherwise the step's effects go in order, and the sends at the turn's end.
+   * marker is written; a step with any other effect (a meta to make durable) is not early.
+   * Otherwise the step's effects go in order, and the sends at the batch's end.
    */
   private carry(h: Hosted, effects: readonly UnitEffect[]): void {
-    const early = h.markDue === null && h.inbox.length === 0 && effects.some((e) => e.kind === "persist") && effects.some(isForward);
+    // Only persists and sends in the step: nothing (a new epoch's meta) must be durable first.
+    const early = h.markDue === null && h.inbox.length === 0 && effects.some((e) => e.kind === "persist") && effects.some(isForward) && effects.every((e) => e.kind === "persist" || e.kind === "send");
     if (early) {
       for (const e of effects) if (isForward(e)) this.options.router.send(h.spec.unitId, e.to, e.msg);
       this.options.router.flushNow();
