@@ -369,7 +369,10 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       logger: logger.child("heartbeat"),
     });
     heartbeat = beats;
-    await beats.beatNow();
+    // The first beat is a transaction like any other: a node that has just joined the embedded
+    // group may start while the group takes it in (no quorum for a moment), so it waits as the
+    // reads above do instead of failing the start.
+    await whileElecting(() => beats.beatNow(), Date.now() + metadataStartWaitMs, logger);
     // Exactly one node runs the cluster manager role (core/cluster/manager-election.ts).
     const managerLog = logger.child("manager");
     let duties: { stop(): void } | undefined;
