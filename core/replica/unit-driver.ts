@@ -317,12 +317,12 @@ export class UnitDriver {
   /**
    * A primary's step that persists a write and forwards it, as the last input of its batch and
    * with no marker due, writes the forwards to the sockets before the persist: the secondaries
-   * persist while the primary does (QD1 write latency −6%, docs/PERFORMANCE.md). Nothing a
-   * forward says depends on its own write's persist (the write is acknowledged only once the
-   * primary has persisted it, whenever that is; the simulation has always let forwards
-   * overtake their persist). With no marker due, its commitLsn rests only on persists whose
-   * marker is written; a step with any other effect (a meta to make durable) is not early.
-   * Otherwise the step's effects go in order, and the sends at the batch's end.
+   * persist while the primary does (QD1 p50 lower in three pairs of three, PERFORMANCE.md).
+   * Nothing a forward says depends on its own write's persist (the write is acknowledged only
+   * once the primary has persisted it, whenever that is; the simulation has always let
+   * forwards overtake their persist). With no marker due, its commitLsn rests only on persists
+   * whose marker is written; a step with any other effect (a meta to make durable) is not
+   * early. Otherwise the step's effects go in order, and the sends at the batch's end.
    */
   private carry(h: Hosted, effects: readonly UnitEffect[]): void {
     // Only persists and sends in the step: nothing (a new epoch's meta) must be durable first.
