@@ -30,6 +30,8 @@ export class FailoverDriver {
   private pausedAt: number | null = null;
   /** The hold reasons last fed, by segment. */
   private readonly holds = new Map<string, string | null>();
+  /** The primaries on down nodes last fed, by segment. */
+  private readonly downPrimaries = new Map<string, string | null>();
   private holdsCheckedAt = -Infinity;
 
   constructor(
@@ -42,6 +44,8 @@ export class FailoverDriver {
       tickMs?: number;
       /** Whether a silent primary of a segment must not be replaced now, and why (the "hold" input); asked every `holdCheckMs`. */
       holdReason?: (segment: string) => string | null;
+      /** The segment's primary when its node has not heartbeated for failoverAfterMs, else null (the "node-down" input); asked with the holds. */
+      primaryNodeDown?: (segment: string) => string | null;
     },
   ) {
     assert(options.segments.length > 0, "a manager watches at least one segment");
@@ -87,16 +91,23 @@ export class FailoverDriver {
     return this.pausedAt === null ? null : performance.now() - this.pausedAt;
   }
 
+  /** Asks for the holds and the primaries on down nodes every holdCheckMs; feeds what changed. */
   private checkHolds(): void {
-    const ask = this.options.holdReason;
+    const { holdReason, primaryNodeDown } = this.options;
     const now = performance.now();
-    if (ask === undefined || now - this.holdsCheckedAt < holdCheckMs) return;
+    if ((holdReason === undefined && primaryNodeDown === undefined) || now - this.holdsCheckedAt < holdCheckMs) return;
     this.holdsCheckedAt = now;
     for (const segment of this.options.segments) {
-      const reason = ask(segment);
-      if (reason === (this.holds.get(segment) ?? null)) continue;
-      this.holds.set(segment, reason);
-      this.enqueue({ kind: "hold", segment, reason });
+      const reason = holdReason?.(segment) ?? null;
+      if (reason !== (this.holds.get(segment) ?? null)) {
+        this.holds.set(segment, reason);
+        this.enqueue({ kind: "hold", segment, reason });
+      }
+      const down = primaryNodeDown?.(segment) ?? null;
+      if (down !== (this.downPrimaries.get(segment) ?? null)) {
+        this.downPrimaries.set(segment, down);
+        this.enqueue({ kind: "node-down", segment, primary: down });
+      }
     }
   }
 

@@ -193,3 +193,22 @@ test("a primary that reports just after its hold is lifted (its daemon heartbeat
   const rec = stepManager(st, { kind: "tick" }, 6300).effects.find((e) => e.kind === "record");
   expect(rec?.kind === "record" && rec.membership.primary).toBe("p");
 });
+
+test("a new manager replaces a primary whose node is known down without first waiting the failover delay; a stale node-down (another primary) changes nothing", () => {
+  const cfg = { failoverAfterMs: 1000, probeTimeoutMs: 100, retryMs: 100, pushEveryMs: 100 };
+  const firstProbeAt = (downOf: string | null): number | undefined => {
+    let { state: st } = initManager(["s"], 0, cfg);
+    st = stepManager(st, { kind: "membership-loaded", membership: record() }, 0).state;
+    st = stepManager(st, { kind: "node-down", segment: "s", primary: downOf }, 0).state;
+    for (let t = 100; t <= 3000; t += 100) {
+      for (const u of ["a", "b"]) st = stepManager(st, { kind: "message", from: u, msg: { type: "heartbeat", epoch: 7, report: report(u, 3, { fence: 0 }) } }, t).state;
+      const r = stepManager(st, { kind: "tick" }, t);
+      st = r.state;
+      if (r.effects.some((e) => e.kind === "send" && e.msg.type === "probe")) return t;
+    }
+    return undefined;
+  };
+  expect(firstProbeAt("p")).toBe(100);
+  expect(firstProbeAt("a")).toBeGreaterThanOrEqual(cfg.failoverAfterMs);
+  expect(firstProbeAt(null)).toBeGreaterThanOrEqual(cfg.failoverAfterMs);
+});

@@ -123,6 +123,8 @@ interface Watch {
   held: string | null;
   /** When the last hold was lifted (its node is back): its units get failoverAfterMs to report. */
   liftedAt: number | null;
+  /** A primary whose node has not heartbeated for failoverAfterMs (a "node-down" input), or null. */
+  nodeDownOf: UnitId | null;
 }
 
 export interface ManagerState {
@@ -153,6 +155,17 @@ export type ManagerInput =
    * failover still waits failoverAfterMs for the returning node's units to report.
    */
   | { readonly kind: "hold"; readonly segment: string; readonly reason: string | null }
+  /**
+   * The driver's judgement that the node of the unit `primary` has not heartbeated (its
+   * node-level heartbeat in the metadata store) for failoverAfterMs or longer (null: no primary
+   * of the segment is known to be on such a node). A
+   * manager that has just started, or a record that has just changed, waits failoverAfterMs for
+   * the units' own heartbeats before it replaces a silent primary; for a primary whose node is
+   * known down that wait is spent already (a new manager elected because the old one's node
+   * died, with the primaries there). Only the wait is skipped: the primary must still be silent
+   * to the manager, and the election is the same. Never risks an acknowledged write.
+   */
+  | { readonly kind: "node-down"; readonly segment: string; readonly primary: UnitId | null }
   | { readonly kind: "tick" };
 
 export interface ManagerStep {
@@ -164,7 +177,7 @@ export function initManager(segments: readonly string[], now: number, cfg: Manag
   const st: ManagerState = { cfg, startedAt: now, segments: new Map(), nextRound: 1, nextToken: 1, tokens: new Map() };
   const effects: ManagerEffect[] = [];
   for (const s of segments) {
-    st.segments.set(s, { record: null, recordAt: now, lastFetchAt: now, heard: new Map(), phase: { kind: "idle", nextTryAt: now }, notServingSince: null, unavailable: null, pushedAt: new Map(), held: null, liftedAt: null });
+    st.segments.set(s, { record: null, recordAt: now, lastFetchAt: now, heard: new Map(), phase: { kind: "idle", nextTryAt: now }, notServingSince: null, unavailable: null, pushedAt: new Map(), held: null, liftedAt: null, nodeDownOf: null });
     effects.push({ kind: "fetch-membership", segment: s });
   }
   return { state: st, effects };
@@ -205,6 +218,11 @@ export function stepManager(st: ManagerState, input: ManagerInput, now: number):
       if (w === undefined) break;
       if (w.held !== null && input.reason === null) w.liftedAt = now;
       w.held = input.reason;
+      break;
+    }
+    case "node-down": {
+      const w = st.segments.get(input.segment);
+      if (w !== undefined) w.nodeDownOf = input.primary;
       break;
     }
     case "tick":
@@ -342,8 +360,9 @@ function tickSegment(st: ManagerState, segment: string, w: Watch, now: number, e
       unreachable(ph);
   }
   if (now < ph.nextTryAt) return;
-  // Give a new record's primary (and a restarted manager's heartbeats) time to show up.
-  if (now - w.recordAt < st.cfg.failoverAfterMs || now - st.startedAt < st.cfg.failoverAfterMs) return;
+  // Give a new record's primary (and a restarted manager's heartbeats) time to show up, unless
+  // its node is known down (the "node-down" input).
+  if (w.nodeDownOf !== m.primary && (now - w.recordAt < st.cfg.failoverAfterMs || now - st.startedAt < st.cfg.failoverAfterMs)) return;
   const p = w.heard.get(m.primary);
   const silent = p === undefined || now - p.at > st.cfg.failoverAfterMs;
   const needsEpoch = p !== undefined && !silent && p.report.needsEpoch && p.report.epoch === m.epoch;

@@ -16,6 +16,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Archive, SegmentUnit } from "../archive/archive.ts";
 import { FailoverDriver } from "../cluster/failover-driver.ts";
+import { defaultManagerConfig } from "../cluster/failover.ts";
 import { placeSegment, usableDomains, type PlacementCluster, type UnitPlacementRole } from "../cluster/placement.ts";
 import type { PoolDef } from "../cluster/membership.ts";
 import type { MetaStore } from "../meta/store.ts";
@@ -356,8 +357,16 @@ export class ReplicaHost {
       return;
     }
     this.failover?.stop();
-    this.failover = new FailoverDriver({ router: this.router, store: this.store, segments, holdReason: (segment) => this.holdReason(segment) });
+    this.failover = new FailoverDriver({ router: this.router, store: this.store, segments, holdReason: (segment) => this.holdReason(segment), primaryNodeDown: (segment) => this.primaryNodeDown(segment) });
     this.failoverSegments = key;
+  }
+
+  /** The recorded primary of `segment` when its node's heartbeat has not changed for the failover delay (null: not known so). */
+  private primaryNodeDown(segment: string): string | null {
+    const m = this.recorded.get(segment);
+    const node = m === undefined ? undefined : this.unitNode.get(m.primary);
+    const silent = node === undefined ? null : (this.options.nodeSilentMs?.(node) ?? null);
+    return m !== undefined && silent !== null && silent >= defaultManagerConfig.failoverAfterMs ? m.primary : null;
   }
 
   private holdReason(segment: string): string | null {
