@@ -194,6 +194,8 @@ export class ReplicaHost {
     for (const kv of records) {
       const m = JSON.parse(kv.value) as Membership;
       this.recorded.set(m.segment, m);
+      // A failover recorded: this node's coordinator asks the new primary now, not after a timeout.
+      this.coordinators.get(m.segment)?.learn(m);
     }
     // Rebuilt: a removed node's record is gone (nothing is held for it, coordinatorHold).
     this.nodes.clear();

@@ -94,6 +94,18 @@ export class ReplicatedSegment {
     return this.membership;
   }
 
+  /**
+   * A newer membership seen elsewhere (the store's watch): requests waiting on the old primary
+   * go to the new one now instead of after their request timeout (after a failover, the old
+   * primary is fenced: it acknowledges nothing more of its epoch).
+   */
+  learn(m: Membership): void {
+    const old = this.membership;
+    if (old !== null && m.epoch <= old.epoch) return;
+    this.membership = m;
+    if (old !== null && old.primary !== m.primary) this.options.router.failWaiting(this.options.client, old.primary, `epoch ${m.epoch} has another primary`);
+  }
+
   async write(offsetBytes: number, data: Uint8Array): Promise<IoResult<void>> {
     const bad = this.checkAligned(offsetBytes, data.length);
     if (bad !== null) return bad;

@@ -71,4 +71,16 @@ describe("ReplicaRouter", () => {
     expect(silent.ok).toBe(false);
     if (!silent.ok) expect(silent.reason).toBe("no reply from ub3 within 150 ms");
   });
+
+  test("failWaiting fails at once a coordinator's requests waiting on one unit, and no one else's", async () => {
+    const write = (reqId: number) => ({ type: "write" as const, epoch: 1, reqId, completeBelow: 1, page: 0, pages: 1, data: new Uint8Array(4096) });
+    const t0 = performance.now();
+    const mine = ra.request("client:x", "ub9", write(1), 1000);
+    const other = ra.request("client:y", "ub9", write(1), 300);
+    ra.failWaiting("client:x", "ub9", "epoch 2 has another primary");
+    expect(await mine).toEqual({ ok: false, reason: "epoch 2 has another primary" });
+    expect(performance.now() - t0).toBeLessThan(100);
+    const late = await other;
+    expect(late.ok === false && late.reason).toBe("no reply from ub9 within 300 ms");
+  });
 });

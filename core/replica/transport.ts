@@ -238,16 +238,28 @@ export class ReplicaRouter {
   /** Fails the requests past their deadline; stops when none waits. */
   private sweep(): void {
     const now = performance.now();
-    const onTime = (w: Waiter): boolean => w.deadline > now;
-    for (const [key, list] of this.waiters) {
-      if (list.every(onTime)) continue;
-      const late = list.filter((w) => !onTime(w));
-      if (late.length === list.length) this.waiters.delete(key);
-      else this.waiters.set(key, list.filter(onTime));
-      this.waiterCount -= late.length;
-      for (const w of late) w.resolve({ ok: false, reason: `no reply from ${w.to} within ${w.waitMs} ms` });
-    }
+    this.failWaiters(() => true, (w) => w.deadline <= now, (w) => `no reply from ${w.to} within ${w.waitMs} ms`);
     if (this.waiterCount === 0) this.stopSweeper();
+  }
+
+  /**
+   * Fails at once the requests of the coordinator `from` that wait on `to` (its membership
+   * moved on: the coordinator asks the new primary instead of waiting out the timeout).
+   */
+  failWaiting(from: Address, to: Address, reason: string): void {
+    const prefix = `${from} `;
+    this.failWaiters((key) => key.startsWith(prefix), (w) => w.to === to, () => reason);
+  }
+
+  private failWaiters(keyMatches: (key: string) => boolean, fails: (w: Waiter) => boolean, reason: (w: Waiter) => string): void {
+    for (const [key, list] of this.waiters) {
+      if (!keyMatches(key) || !list.some(fails)) continue;
+      const failed = list.filter(fails);
+      if (failed.length === list.length) this.waiters.delete(key);
+      else this.waiters.set(key, list.filter((w) => !fails(w)));
+      this.waiterCount -= failed.length;
+      for (const w of failed) w.resolve({ ok: false, reason: reason(w) });
+    }
   }
 
   private stopSweeper(): void {
