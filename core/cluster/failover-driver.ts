@@ -20,6 +20,13 @@ export const managerTickMsDefault = 20;
 /** How often the holds are asked for (a primary is failed over after seconds of silence). */
 export const holdCheckMs = 250;
 
+/** Records `value` as the last fed for `segment`; whether it differs from the one before (absent: null). */
+function changed(last: Map<string, string | null>, segment: string, value: string | null): boolean {
+  if (value === (last.get(segment) ?? null)) return false;
+  last.set(segment, value);
+  return true;
+}
+
 export class FailoverDriver {
   private state: ManagerState;
   private readonly inbox: ManagerInput[] = [];
@@ -99,15 +106,9 @@ export class FailoverDriver {
     this.holdsCheckedAt = now;
     for (const segment of this.options.segments) {
       const reason = holdReason?.(segment) ?? null;
-      if (reason !== (this.holds.get(segment) ?? null)) {
-        this.holds.set(segment, reason);
-        this.enqueue({ kind: "hold", segment, reason });
-      }
-      const down = primaryNodeDown?.(segment) ?? null;
-      if (down !== (this.downPrimaries.get(segment) ?? null)) {
-        this.downPrimaries.set(segment, down);
-        this.enqueue({ kind: "node-down", segment, primary: down });
-      }
+      if (changed(this.holds, segment, reason)) this.enqueue({ kind: "hold", segment, reason });
+      const primary = primaryNodeDown?.(segment) ?? null;
+      if (changed(this.downPrimaries, segment, primary)) this.enqueue({ kind: "node-down", segment, primary });
     }
   }
 

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import type { Membership, UnitReport } from "../replica/types.ts";
-import { decideFailover, initManager, segmentStatus, stepManager, type ManagerEffect } from "./failover.ts";
+import { decideFailover, initManager, segmentStatus, stepManager, type ManagerEffect, type ManagerState } from "./failover.ts";
 
 const record = (over: Partial<Membership> = {}): Membership => ({ segment: "s", epoch: 7, policy: "replica:3", primary: "p", secondaries: ["a", "b"], inactive: [], arbiter: null, ...over });
 const report = (unit: string, lastLsn: number, over: Partial<UnitReport> = {}): UnitReport => ({ segment: "s", unit, epoch: 7, fence: 8, lastLsn, consistent: true, serving: false, needsEpoch: false, ...over });
@@ -131,23 +131,34 @@ test("a hold keeps a silent primary in place (COORDINATOR_DOWN, nothing fenced);
   expect(rec?.kind === "record" && rec.membership.primary).toBe("p");
 });
 
-test("a hold lifted while the primary is still silent lets the failover run, after the failover delay for the returning node's units", () => {
-  const cfg = { failoverAfterMs: 1000, probeTimeoutMs: 100, retryMs: 100, pushEveryMs: 100 };
-  let { state: st } = initManager(["s"], 0, cfg);
-  st = stepManager(st, { kind: "membership-loaded", membership: record() }, 0).state;
-  st = stepManager(st, { kind: "hold", segment: "s", reason: "held" }, 0).state;
-  let probed = false;
-  for (let t = 100; t <= 6000 && !probed; t += 100) {
-    if (t === 3000) st = stepManager(st, { kind: "hold", segment: "s", reason: null }, t).state;
-    for (const u of ["a", "b"]) st = stepManager(st, { kind: "message", from: u, msg: { type: "heartbeat", epoch: 7, report: report(u, 3, { fence: 0 }) } }, t).state;
-    const r = stepManager(st, { kind: "tick" }, t);
+const quick = { failoverAfterMs: 1000, probeTimeoutMs: 100, retryMs: 100, pushEveryMs: 100 };
+
+/** A manager of segment "s" (the quick timings) that has loaded `m`. */
+function managerWith(m: Membership = record()): ManagerState {
+  return stepManager(initManager(["s"], 0, quick).state, { kind: "membership-loaded", membership: m }, 0).state;
+}
+
+const heartbeat = (st: ManagerState, u: string, t: number, over: Partial<UnitReport> = {}): ManagerState =>
+  stepManager(st, { kind: "message", from: u, msg: { type: "heartbeat", epoch: 7, report: report(u, 3, { fence: 0, ...over }) } }, t).state;
+
+/** Ticks every 100 ms from `from` to `to`, each tick after `feed`'s inputs, until a probe goes out: when, and its round. */
+function untilProbe(st: ManagerState, from: number, to: number, feed: (st: ManagerState, t: number) => ManagerState): { st: ManagerState; t?: number; round?: number } {
+  for (let t = from; t <= to; t += 100) {
+    const r = stepManager(feed(st, t), { kind: "tick" }, t);
     st = r.state;
-    if (r.effects.some((e) => e.kind === "send" && e.msg.type === "probe")) {
-      probed = true;
-      expect(t).toBeGreaterThanOrEqual(3000 + cfg.failoverAfterMs);
-    }
+    const probe = r.effects.find((e) => e.kind === "send" && e.msg.type === "probe");
+    if (probe?.kind === "send" && probe.msg.type === "probe") return { st, t, round: probe.msg.round };
   }
-  expect(probed).toBe(true);
+  return { st };
+}
+
+test("a hold lifted while the primary is still silent lets the failover run, after the failover delay for the returning node's units", () => {
+  const held = stepManager(managerWith(), { kind: "hold", segment: "s", reason: "held" }, 0).state;
+  const { t } = untilProbe(held, 100, 6000, (st, at) => {
+    if (at === 3000) st = stepManager(st, { kind: "hold", segment: "s", reason: null }, at).state;
+    return heartbeat(heartbeat(st, "a", at), "b", at);
+  });
+  expect(t).toBeGreaterThanOrEqual(3000 + quick.failoverAfterMs);
 });
 
 test("a restarted primary whose probe reply is lost is elected from its heartbeat (its log is frozen), not replaced by an equal secondary", () => {
@@ -171,44 +182,26 @@ test("a restarted primary whose probe reply is lost is elected from its heartbea
 });
 
 test("a primary that reports just after its hold is lifted (its daemon heartbeats before its units speak) stays the primary", () => {
-  const cfg = { failoverAfterMs: 1000, probeTimeoutMs: 100, retryMs: 100, pushEveryMs: 100 };
-  let { state: st } = initManager(["s"], 0, cfg);
-  st = stepManager(st, { kind: "membership-loaded", membership: record() }, 0).state;
-  st = stepManager(st, { kind: "hold", segment: "s", reason: "held" }, 0).state;
-  const beat = (u: string, t: number, over: Partial<UnitReport> = {}) => (st = stepManager(st, { kind: "message", from: u, msg: { type: "heartbeat", epoch: 7, report: report(u, 3, { fence: 0, ...over }) } }, t).state);
-  let probe: ManagerEffect | undefined;
-  for (let t = 100; t <= 6000 && probe === undefined; t += 100) {
-    if (t === 3000) st = stepManager(st, { kind: "hold", segment: "s", reason: null }, t).state;
-    beat("a", t);
-    beat("b", t);
-    if (t >= 3600) beat("p", t, { needsEpoch: true }); // 600 ms after its node came back
-    const r = stepManager(st, { kind: "tick" }, t);
-    st = r.state;
-    probe = r.effects.find((e) => e.kind === "send" && e.msg.type === "probe");
-    if (probe !== undefined) expect(t).toBeGreaterThanOrEqual(3600);
-  }
-  if (probe?.kind !== "send" || probe.msg.type !== "probe") throw new Error("no probe");
-  const round = probe.msg.round;
-  for (const u of ["p", "a", "b"]) st = stepManager(st, { kind: "message", from: u, msg: { type: "probe-reply", epoch: 7, round, report: report(u, 3, { needsEpoch: u === "p" }) } }, 6100).state;
-  const rec = stepManager(st, { kind: "tick" }, 6300).effects.find((e) => e.kind === "record");
+  const held = stepManager(managerWith(), { kind: "hold", segment: "s", reason: "held" }, 0).state;
+  const { st, t, round } = untilProbe(held, 100, 6000, (st, at) => {
+    if (at === 3000) st = stepManager(st, { kind: "hold", segment: "s", reason: null }, at).state;
+    st = heartbeat(heartbeat(st, "a", at), "b", at);
+    return at >= 3600 ? heartbeat(st, "p", at, { needsEpoch: true }) : st; // 600 ms after its node came back
+  });
+  expect(t).toBeGreaterThanOrEqual(3600);
+  if (round === undefined) throw new Error("no probe");
+  let after = st;
+  for (const u of ["p", "a", "b"]) after = stepManager(after, { kind: "message", from: u, msg: { type: "probe-reply", epoch: 7, round, report: report(u, 3, { needsEpoch: u === "p" }) } }, 6100).state;
+  const rec = stepManager(after, { kind: "tick" }, 6300).effects.find((e) => e.kind === "record");
   expect(rec?.kind === "record" && rec.membership.primary).toBe("p");
 });
 
 test("a new manager replaces a primary whose node is known down without first waiting the failover delay; a stale node-down (another primary) changes nothing", () => {
-  const cfg = { failoverAfterMs: 1000, probeTimeoutMs: 100, retryMs: 100, pushEveryMs: 100 };
   const firstProbeAt = (downOf: string | null): number | undefined => {
-    let { state: st } = initManager(["s"], 0, cfg);
-    st = stepManager(st, { kind: "membership-loaded", membership: record() }, 0).state;
-    st = stepManager(st, { kind: "node-down", segment: "s", primary: downOf }, 0).state;
-    for (let t = 100; t <= 3000; t += 100) {
-      for (const u of ["a", "b"]) st = stepManager(st, { kind: "message", from: u, msg: { type: "heartbeat", epoch: 7, report: report(u, 3, { fence: 0 }) } }, t).state;
-      const r = stepManager(st, { kind: "tick" }, t);
-      st = r.state;
-      if (r.effects.some((e) => e.kind === "send" && e.msg.type === "probe")) return t;
-    }
-    return undefined;
+    const st = stepManager(managerWith(), { kind: "node-down", segment: "s", primary: downOf }, 0).state;
+    return untilProbe(st, 100, 3000, (s2, at) => heartbeat(heartbeat(s2, "a", at), "b", at)).t;
   };
   expect(firstProbeAt("p")).toBe(100);
-  expect(firstProbeAt("a")).toBeGreaterThanOrEqual(cfg.failoverAfterMs);
-  expect(firstProbeAt(null)).toBeGreaterThanOrEqual(cfg.failoverAfterMs);
+  expect(firstProbeAt("a")).toBeGreaterThanOrEqual(quick.failoverAfterMs);
+  expect(firstProbeAt(null)).toBeGreaterThanOrEqual(quick.failoverAfterMs);
 });

@@ -158,9 +158,9 @@ export type ManagerInput =
   /**
    * The driver's judgement that the node of the unit `primary` has not heartbeated (its
    * node-level heartbeat in the metadata store) for failoverAfterMs or longer (null: no primary
-   * of the segment is known to be on such a node). A
-   * manager that has just started, or a record that has just changed, waits failoverAfterMs for
-   * the units' own heartbeats before it replaces a silent primary; for a primary whose node is
+   * of the segment is known to be on such a node). A manager that has just started, or a
+   * record that has just changed, waits failoverAfterMs for the units' own heartbeats before
+   * it replaces a silent primary; for a primary whose node is
    * known down that wait is spent already (a new manager elected because the old one's node
    * died, with the primaries there). Only the wait is skipped: the primary must still be silent
    * to the manager, and the election is the same. Never risks an acknowledged write.
