@@ -39,6 +39,8 @@ export class FailoverDriver {
   private readonly holds = new Map<string, string | null>();
   /** The primaries on down nodes last fed, by segment. */
   private readonly downPrimaries = new Map<string, string | null>();
+  /** The coordinator nodes last fed, by segment. */
+  private readonly moves = new Map<string, string | null>();
   private holdsCheckedAt = -Infinity;
 
   constructor(
@@ -53,6 +55,8 @@ export class FailoverDriver {
       holdReason?: (segment: string) => string | null;
       /** The segment's primary when its node has not heartbeated for failoverAfterMs, else null (the "node-down" input); asked with the holds. */
       primaryNodeDown?: (segment: string) => string | null;
+      /** The node now coordinating the segment's LUN when its record names another, else null (the "move" input); asked with the holds. */
+      coordinatorOf?: (segment: string) => string | null;
     },
   ) {
     assert(options.segments.length > 0, "a manager watches at least one segment");
@@ -98,17 +102,19 @@ export class FailoverDriver {
     return this.pausedAt === null ? null : performance.now() - this.pausedAt;
   }
 
-  /** Asks for the holds and the primaries on down nodes every holdCheckMs; feeds what changed. */
+  /** Asks for the holds, the primaries on down nodes and the moves every holdCheckMs; feeds what changed. */
   private checkHolds(): void {
-    const { holdReason, primaryNodeDown } = this.options;
+    const { holdReason, primaryNodeDown, coordinatorOf } = this.options;
     const now = performance.now();
-    if ((holdReason === undefined && primaryNodeDown === undefined) || now - this.holdsCheckedAt < holdCheckMs) return;
+    if ((holdReason === undefined && primaryNodeDown === undefined && coordinatorOf === undefined) || now - this.holdsCheckedAt < holdCheckMs) return;
     this.holdsCheckedAt = now;
     for (const segment of this.options.segments) {
       const reason = holdReason?.(segment) ?? null;
       if (changed(this.holds, segment, reason)) this.enqueue({ kind: "hold", segment, reason });
       const primary = primaryNodeDown?.(segment) ?? null;
       if (changed(this.downPrimaries, segment, primary)) this.enqueue({ kind: "node-down", segment, primary });
+      const to = coordinatorOf?.(segment) ?? null;
+      if (changed(this.moves, segment, to)) this.enqueue({ kind: "move", segment, to });
     }
   }
 

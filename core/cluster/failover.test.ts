@@ -205,3 +205,27 @@ test("a new manager replaces a primary whose node is known down without first wa
   expect(firstProbeAt("a")).toBeGreaterThanOrEqual(quick.failoverAfterMs);
   expect(firstProbeAt(null)).toBeGreaterThanOrEqual(quick.failoverAfterMs);
 });
+
+test("a move fences a serving primary's epoch and records one naming the new coordinator, keeping the primary on equal logs; held or not", () => {
+  for (const held of [false, true]) {
+    let st = managerWith(record({ coordinator: "n1" }));
+    if (held) st = stepManager(st, { kind: "hold", segment: "s", reason: "coordinator node n1 is down" }, 0).state;
+    st = stepManager(st, { kind: "move", segment: "s", to: "n2" }, 0).state;
+    const beatAll = (s: ManagerState, at: number) => ["p", "a", "b"].reduce((x, u) => heartbeat(x, u, at, { serving: u === "p" }), s);
+    // No failover delay to wait: the primary serves, and the move goes ahead at once.
+    const probed = untilProbe(st, 100, 3000, beatAll);
+    expect(probed.t).toBe(100);
+    st = probed.st;
+    for (const u of ["p", "a", "b"]) st = stepManager(st, { kind: "message", from: u, msg: { type: "probe-reply", epoch: 7, round: probed.round ?? 0, report: report(u, 3) } }, 150).state;
+    const rec = stepManager(st, { kind: "tick" }, 200).effects.find((e) => e.kind === "record");
+    expect(rec?.kind === "record" && rec.membership).toEqual(record({ epoch: 8, primary: "p", secondaries: [], inactive: ["a", "b"], coordinator: "n2" }));
+  }
+});
+
+test("a move already recorded (or none wanted) fences nothing while the primary serves", () => {
+  for (const [recorded, to] of [["n2", "n2"], ["n1", null]] as const) {
+    const st = stepManager(managerWith(record({ coordinator: recorded })), { kind: "move", segment: "s", to }, 0).state;
+    const { t } = untilProbe(st, 100, 3000, (s, at) => ["p", "a", "b"].reduce((x, u) => heartbeat(x, u, at, { serving: u === "p" }), s));
+    expect(t).toBeUndefined();
+  }
+});

@@ -58,7 +58,7 @@ export type FailoverDecision =
  * secondary (each acknowledged write is on all of them), or, for replica:3, all of them (each
  * acknowledged write is on one at least). Inactive units never count: they missed writes.
  */
-export function decideFailover(record: Membership, replies: ReadonlyMap<UnitId, UnitReport>): FailoverDecision {
+export function decideFailover(record: Membership, replies: ReadonlyMap<UnitId, UnitReport>, coordinator?: string): FailoverDecision {
   for (const r of replies.values()) if (r.epoch > record.epoch) return { kind: "stale", epoch: r.epoch };
   const holders = [record.primary, ...record.secondaries];
   const answered = holders.filter((u) => {
@@ -79,6 +79,7 @@ export function decideFailover(record: Membership, replies: ReadonlyMap<UnitId, 
     // The others rejoin by catch-up: they may hold writes of the losing tail of the history.
     secondaries: [],
     inactive: dataMembersOf(record).filter((u) => u !== chosen),
+    ...(coordinator === undefined ? {} : { coordinator }),
   };
   return { kind: "elect", membership, chosenLsn: replies.get(chosen)?.lastLsn ?? 0 };
 }
@@ -125,6 +126,8 @@ interface Watch {
   liftedAt: number | null;
   /** A primary whose node has not heartbeated for failoverAfterMs (a "node-down" input), or null. */
   nodeDownOf: UnitId | null;
+  /** The node the segment's coordination moves to (a "move" input), or null. */
+  moveTo: string | null;
 }
 
 export interface ManagerState {
@@ -166,6 +169,15 @@ export type ManagerInput =
    * to the manager, and the election is the same. Never risks an acknowledged write.
    */
   | { readonly kind: "node-down"; readonly segment: string; readonly primary: UnitId | null }
+  /**
+   * The segment's LUN is coordinated by node `to` now (null: no move wanted). While the record
+   * names another coordinator, the manager elects a new epoch that names `to`, as for a failover
+   * but whether or not the primary serves (the election keeps the primary on equal logs): the
+   * units then turn away the old coordinator's epoch, and the old coordinator never acts on a
+   * record naming another node (ReplicatedSegment), so it can acknowledge nothing more. Held or
+   * not, a move goes ahead: a hold exists for the coordinator's own node.
+   */
+  | { readonly kind: "move"; readonly segment: string; readonly to: string | null }
   | { readonly kind: "tick" };
 
 export interface ManagerStep {
@@ -177,7 +189,7 @@ export function initManager(segments: readonly string[], now: number, cfg: Manag
   const st: ManagerState = { cfg, startedAt: now, segments: new Map(), nextRound: 1, nextToken: 1, tokens: new Map() };
   const effects: ManagerEffect[] = [];
   for (const s of segments) {
-    st.segments.set(s, { record: null, recordAt: now, lastFetchAt: now, heard: new Map(), phase: { kind: "idle", nextTryAt: now }, notServingSince: null, unavailable: null, pushedAt: new Map(), held: null, liftedAt: null, nodeDownOf: null });
+    st.segments.set(s, { record: null, recordAt: now, lastFetchAt: now, heard: new Map(), phase: { kind: "idle", nextTryAt: now }, notServingSince: null, unavailable: null, pushedAt: new Map(), held: null, liftedAt: null, nodeDownOf: null, moveTo: null });
     effects.push({ kind: "fetch-membership", segment: s });
   }
   return { state: st, effects };
@@ -223,6 +235,11 @@ export function stepManager(st: ManagerState, input: ManagerInput, now: number):
     case "node-down": {
       const w = st.segments.get(input.segment);
       if (w !== undefined) w.nodeDownOf = input.primary;
+      break;
+    }
+    case "move": {
+      const w = st.segments.get(input.segment);
+      if (w !== undefined) w.moveTo = input.to;
       break;
     }
     case "tick":
@@ -336,7 +353,7 @@ function tickSegment(st: ManagerState, segment: string, w: Watch, now: number, e
     case "probing": {
       const all = membersOf(m).every((u) => ph.replies.has(u));
       if (!all && now - ph.startedAt < st.cfg.probeTimeoutMs) return;
-      const d = decideFailover(m, withRestartedPrimary(st, w, m, ph.replies, now));
+      const d = decideFailover(m, withRestartedPrimary(st, w, m, ph.replies, now), movingTo(w, m) ?? undefined);
       if (d.kind === "stale") {
         w.phase = { kind: "idle", nextTryAt: now + st.cfg.retryMs };
         w.lastFetchAt = now;
@@ -360,25 +377,26 @@ function tickSegment(st: ManagerState, segment: string, w: Watch, now: number, e
       unreachable(ph);
   }
   if (now < ph.nextTryAt) return;
+  const moving = movingTo(w, m) !== null;
   // Give a new record's primary (and a restarted manager's heartbeats) time to show up, unless
-  // its node is known down (the "node-down" input).
-  if (w.nodeDownOf !== m.primary && (now - w.recordAt < st.cfg.failoverAfterMs || now - st.startedAt < st.cfg.failoverAfterMs)) return;
+  // its node is known down (the "node-down" input) or the coordination moves.
+  if (!moving && w.nodeDownOf !== m.primary && (now - w.recordAt < st.cfg.failoverAfterMs || now - st.startedAt < st.cfg.failoverAfterMs)) return;
   const p = w.heard.get(m.primary);
   const silent = p === undefined || now - p.at > st.cfg.failoverAfterMs;
   const needsEpoch = p !== undefined && !silent && p.report.needsEpoch && p.report.epoch === m.epoch;
   const notServing = w.notServingSince !== null && now - w.notServingSince > st.cfg.failoverAfterMs;
-  if (!silent && !needsEpoch && !notServing) {
+  if (!silent && !needsEpoch && !notServing && !moving) {
     w.unavailable = null;
     return;
   }
-  if (w.held !== null && !needsEpoch) {
+  if (w.held !== null && !needsEpoch && !moving) {
     w.unavailable = { code: "COORDINATOR_DOWN", segment, message: w.held, waitingFor: [m.primary] };
     return;
   }
   // The hold was lifted (the coordinator's node heartbeats again) but its primary has not spoken
   // yet: a daemon heartbeats before its units report, so wait for them as long as for any silent
   // primary. Failing over at once would move the primary off the coordinator's node for good.
-  if (w.liftedAt !== null && now - w.liftedAt < st.cfg.failoverAfterMs && !needsEpoch) return;
+  if (w.liftedAt !== null && now - w.liftedAt < st.cfg.failoverAfterMs && !needsEpoch && !moving) return;
   // Probing fences the units; don't fence a primary that may still be serving (silent to us
   // only) when no answering unit could replace it anyway.
   const pre = decideFailover(m, recentReports(st, w, now));
@@ -390,4 +408,9 @@ function tickSegment(st: ManagerState, segment: string, w: Watch, now: number, e
   const round = st.nextRound++;
   w.phase = { kind: "probing", round, fence: m.epoch + 1, startedAt: now, replies: new Map() };
   for (const u of membersOf(m)) effects.push({ kind: "send", to: u, msg: { type: "probe", epoch: m.epoch, fence: m.epoch + 1, round } });
+}
+
+/** The node the segment's coordination should move to while its record names another, else null. */
+function movingTo(w: Watch, m: Membership): string | null {
+  return w.moveTo !== null && m.coordinator !== w.moveTo ? w.moveTo : null;
 }

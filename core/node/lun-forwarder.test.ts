@@ -26,7 +26,8 @@ const record = (id: string, name: string, peer: string): NodeRecord => ({ id, na
 const uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 const device = new MemoryBlockDevice({ sizeBytes: 8 << 20, uuid });
 const coordinator = new LunForwarder({ nodeId: "id-a", portId: 1, logger: silentLogger });
-const portal = new LunForwarder({ nodeId: "id-b", portId: 2, logger: silentLogger });
+const holdMs = 600;
+const portal = new LunForwarder({ nodeId: "id-b", portId: 2, logger: silentLogger, unreachableHoldMs: holdMs });
 const nodes = [record("id-a", "node-a", peersA.address), record("id-b", "node-b", peersB.address)];
 const ports = new Map([["id-a", 1], ["id-b", 2]]);
 coordinator.setDirectory(nodes, ports);
@@ -100,10 +101,24 @@ describe("LunForwarder", () => {
     expect(coordinator.otherPortals()).toEqual(["node-b.example:3260,2"]);
   });
 
-  test("a coordinator the directory can't reach answers NOT READY, ASYMMETRIC ACCESS STATE TRANSITION", async () => {
+  test("a coordinator the directory can't reach is tried again for the hold, then answers NOT READY, ASYMMETRIC ACCESS STATE TRANSITION", async () => {
     const lost = portal.unit({ uuid, coordinator: () => "id-z", blockBytes: 512 });
+    const started = performance.now();
     const r = await lost.execute({ cdb: cdb([0]), nexus: nexus(1), dataOut: null, dataInBytesMax: 0 });
     expect(r).toMatchObject({ status: Status.checkCondition, sense: { key: 0x2, asc: 0x04, ascq: 0x0a } });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(holdMs - 250);
     expect(await lost.reset(nexus(1))).toBe(false);
+  });
+
+  test("a command held while its coordinator is unreachable, or does not coordinate the LUN, goes to the one the records name next (a takeover)", async () => {
+    await settled(5);
+    for (const away of ["id-z", "id-b"]) {
+      // id-z: not in the directory; id-b: a node that does not run the LUN (it answers NOT READY too).
+      const started = performance.now();
+      const moving = portal.unit({ uuid, coordinator: () => (performance.now() - started < 300 ? away : "id-a"), blockBytes: 512 });
+      const r = await moving.execute({ cdb: cdb([0]), nexus: nexus(5), dataOut: null, dataInBytesMax: 0 });
+      expect(r.status).toBe(Status.good);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(250);
+    }
   });
 });

@@ -6,11 +6,15 @@
 // this node's portal, with the nexus and target port it really came through.
 //
 // Ordering contract: a forwarded command always settles, within `forwardTimeoutMs` (plus the
-// connection attempt's share of it): an unreachable coordinator answers NOT READY, ASYMMETRIC
-// ACCESS STATE TRANSITION, and a full pipe BUSY, both retried by initiators. It never answers
-// GOOD for a command it did not see answered GOOD by the coordinator. A command that timed out
-// may still run at the coordinator (it cannot be recalled): the initiator's retry of a write
-// writes the same data again.
+// connection attempt's share of it): a coordinator that can't be reached, or says it does not
+// (or no longer, or not yet) coordinate the LUN, is asked again, at the LUN's coordinator as the
+// records name it at each try (a takeover moves it, core/cluster/takeover.ts), for up to
+// `unreachableHoldMs`; then the answer is NOT READY, ASYMMETRIC ACCESS STATE TRANSITION. A full
+// pipe answers BUSY. Both are retried by initiators. It never answers GOOD for a command it did
+// not see answered GOOD by a coordinator. A command that timed out, or whose connection broke,
+// may still run at the coordinator it was sent to (it cannot be recalled): the retry writes the
+// same data again, and a coordinator that lost the LUN can no longer write (its segments' epochs
+// moved on), so the older copy never lands after a newer write.
 import type { Peers, PeerNode } from "../net/peers.ts";
 import type { RequestOutcome } from "../net/connection.ts";
 import { bytesToUuid, errorFrame, messageType, uuidToBytes, volumeIdBytes } from "../net/messages.ts";
@@ -32,6 +36,10 @@ import type { NodeRecord } from "./records.ts";
  * segment's failover (a few seconds), so a command held up by one is answered, not timed out.
  */
 export const forwardTimeoutMs = 20_000;
+/** How long a command is held and tried again while its coordinator can't be reached (a takeover takes seconds). */
+export const unreachableHoldMsDefault = 15_000;
+/** The pause between those tries. */
+const unreachableRetryMs = 200;
 /** A forwarded reset or nexus end. */
 const taskTimeoutMs = 5_000;
 /** Data-Out and Data-In bytes of forwarded commands in flight from this node at once; more: BUSY. */
@@ -45,6 +53,14 @@ const busy: ScsiResult = { status: Status.busy };
 export interface LocalLuns {
   /** The LUN `uuid` if this node runs its logical unit: its device, its target and the target's LUN numbers. */
   localLun(uuid: string): { device: BlockDevice; targetName: string; lunNumbers: () => readonly number[] } | undefined;
+}
+
+type ForwardMessage = Parameters<typeof forwardRequestFrame>[1];
+
+/** NOT READY, ASYMMETRIC ACCESS STATE TRANSITION: from here (unreachable) or from the coordinator (not, or no longer, coordinated there). */
+function isTransition(r: ScsiResult): boolean {
+  const s = r.sense;
+  return r.status === Status.checkCondition && s !== undefined && s.key === SenseKey.notReady && s.asc === Asc.asymmetricAccessStateTransition.asc && s.ascq === Asc.asymmetricAccessStateTransition.ascq;
 }
 
 function isidHex(isid: Uint8Array): string {
@@ -66,6 +82,8 @@ export class LunForwarder {
       /** This node's portal group tag (core/node/port-ids.ts). */
       portId: number;
       logger: Logger;
+      /** See unreachableHoldMsDefault (0: answer NOT READY at once). */
+      unreachableHoldMs?: number;
     },
   ) {
     assert(Number.isInteger(options.portId) && options.portId >= 1 && options.portId <= 0xffff, "port id 1..65535");
@@ -120,7 +138,7 @@ export class LunForwarder {
     const lunId = uuidToBytes(lun.uuid);
     return {
       blockBytes: lun.blockBytes,
-      execute: (request) => this.forward(lun.coordinator(), lunId, request),
+      execute: (request) => this.forward(lun.coordinator, lunId, request),
       reset: (nexus) => this.task(lun.coordinator(), "lu-reset", lun.uuid, nexus),
       nexusLost: (nexus) => void this.task(lun.coordinator(), "nexus-lost", lun.uuid, nexus),
     };
@@ -128,31 +146,42 @@ export class LunForwarder {
 
   // ---- the portal's end ----
 
-  private async forward(coordinator: string, lunId: Uint8Array, request: Parameters<ForwardedUnit["execute"]>[0]): Promise<ScsiResult> {
+  private async forward(coordinator: () => string, lunId: Uint8Array, request: Parameters<ForwardedUnit["execute"]>[0]): Promise<ScsiResult> {
     // The arguments are views into the session's buffers: copied before the first await.
     const cost = (request.dataOut?.length ?? 0) + Math.min(request.dataInBytesMax, forwardDataBytesMax);
-    const message = { lunId, relativePortId: request.nexus.relativePortId, initiatorName: request.nexus.initiatorName, isid: request.nexus.isid.slice(), cdb: request.cdb.slice(), dataOut: request.dataOut === null ? null : request.dataOut.slice(), dataInBytesMax: Math.min(request.dataInBytesMax, forwardDataBytesMax) };
-    const node = this.directory.get(coordinator);
-    if (this.peers === null || node === undefined) return unreachable;
+    const message: ForwardMessage = { lunId, relativePortId: request.nexus.relativePortId, initiatorName: request.nexus.initiatorName, isid: request.nexus.isid.slice(), cdb: request.cdb.slice(), dataOut: request.dataOut === null ? null : request.dataOut.slice(), dataInBytesMax: Math.min(request.dataInBytesMax, forwardDataBytesMax) };
     if ((message.dataOut?.length ?? 0) > forwardDataBytesMax) return illegalRequest(Asc.invalidFieldInCdb);
     if (this.bytesInflight + cost > forwardBytesInflightMax) return busy;
     this.bytesInflight += cost;
-    let out: RequestOutcome<ForwardResponse>;
     try {
-      out = await this.peers.request(node, {
-        build: (requestId, tagBytes) => forwardRequestFrame(requestId, message, tagBytes),
-        // The payload is a view of the connection's buffer: the Data-In is copied out of it.
-        decode: (frame) => {
-          const d = decodeForwardResponse(frame.payload);
-          return d.ok ? { ok: true, value: { ...d.value, data: d.value.data.slice() } } : d;
-        },
-        responseType: messageType.scsiCommand,
-        timeoutMs: forwardTimeoutMs,
-      });
+      const start = performance.now();
+      const holdUntil = start + (this.options.unreachableHoldMs ?? unreachableHoldMsDefault);
+      for (;;) {
+        // Every try within the one bound: the command settles within forwardTimeoutMs in all.
+        const r = await this.forwardOnce(coordinator(), message, Math.max(1_000, start + forwardTimeoutMs - performance.now()));
+        if (!isTransition(r) || performance.now() + unreachableRetryMs > holdUntil) return r;
+        await Bun.sleep(unreachableRetryMs);
+      }
     } finally {
       this.bytesInflight -= cost;
       assert(this.bytesInflight >= 0);
     }
+  }
+
+  /** One try at the coordinator named now. */
+  private async forwardOnce(coordinator: string, message: ForwardMessage, timeoutMs: number): Promise<ScsiResult> {
+    const node = this.directory.get(coordinator);
+    if (this.peers === null || node === undefined) return unreachable;
+    const out: RequestOutcome<ForwardResponse> = await this.peers.request(node, {
+      build: (requestId, tagBytes) => forwardRequestFrame(requestId, message, tagBytes),
+      // The payload is a view of the connection's buffer: the Data-In is copied out of it.
+      decode: (frame) => {
+        const d = decodeForwardResponse(frame.payload);
+        return d.ok ? { ok: true, value: { ...d.value, data: d.value.data.slice() } } : d;
+      },
+      responseType: messageType.scsiCommand,
+      timeoutMs,
+    });
     if (out.ok) {
       const r = out.value;
       return { status: r.status, ...(r.sense === undefined ? {} : { sense: r.sense }), ...(r.data.length === 0 ? {} : { data: r.data }), ...(r.scsiBytes === undefined ? {} : { scsiBytes: r.scsiBytes }) };
@@ -187,8 +216,10 @@ export class LunForwarder {
     };
     const lunStates = this.lunStates;
     const lun = m.lunId.byteLength === volumeIdBytes ? this.local?.localLun(bytesToUuid(m.lunId)) : undefined;
-    // Not (or no longer) coordinated here: as for an absent LUN (its record moved or is gone).
-    if (lun === undefined || lunStates === null) return answer(illegalRequest(Asc.logicalUnitNotSupported));
+    // Not (or not yet, or no longer) coordinated here: its record moved (a takeover the records
+    // mirror here has not seen yet) or is gone; retryable, as for an unreachable coordinator (a
+    // deleted LUN leaves the sender's inventory at its next refresh).
+    if (lun === undefined || lunStates === null) return answer(unreachable);
     const port = { targetName: lun.targetName, relativePortId: m.relativePortId, lunNumbers: lun.lunNumbers, portGroups: () => this.groups };
     // Data-Out is a view of the frame, valid during this call: the SCSI layer copies what it keeps
     // past an await (logical-unit.ts), as for an iSCSI PDU's immediate data.

@@ -18,6 +18,7 @@ import type { Archive, SegmentUnit } from "../archive/archive.ts";
 import { FailoverDriver } from "../cluster/failover-driver.ts";
 import { defaultManagerConfig } from "../cluster/failover.ts";
 import { placeSegment, usableDomains, type PlacementCluster, type UnitPlacementRole } from "../cluster/placement.ts";
+import { chooseCoordinator, takeoverDue } from "../cluster/takeover.ts";
 import type { PoolDef } from "../cluster/membership.ts";
 import type { MetaStore } from "../meta/store.ts";
 import { metaKeys } from "../meta/schema.ts";
@@ -68,11 +69,11 @@ export interface PlacementRecord {
  * heartbeated for `holdAfterMs` (`silentMs` Infinity: no heartbeat at all; null: not a member).
  * Pure.
  */
-export function coordinatorHold(o: { placement: PlacementRecord | undefined; primaryNode: string | undefined; coordinatorName: string; silentMs: number | null; holdAfterMs: number }): string | null {
-  const c = o.placement?.coordinator;
+export function coordinatorHold(o: { segment: string; coordinator: string | undefined; primaryNode: string | undefined; coordinatorName: string; silentMs: number | null; holdAfterMs: number }): string | null {
+  const c = o.coordinator;
   if (c === undefined || o.primaryNode !== c || o.silentMs === null || o.silentMs < o.holdAfterMs) return null;
   const since = Number.isFinite(o.silentMs) ? `has not heartbeated for ${Math.round(o.silentMs / 100) / 10} s` : "has no live heartbeat";
-  return `segment ${o.placement?.segment}: its LUN's coordinator node ${o.coordinatorName}, which holds the primary, ${since}; no portal can serve the LUN without it, so the primary waits there for its return`;
+  return `segment ${o.segment}: its LUN's coordinator node ${o.coordinatorName}, which holds the primary, ${since}; the primary waits there for its return, or for the LUN to be taken over by another node`;
 }
 
 const notStarted: IoResult<never> = { ok: false, code: "METADATA_UNAVAILABLE", message: "replication is starting" };
@@ -88,6 +89,12 @@ export const failoverResumeWithinMs = 10_000;
 /** See coordinatorHold: 1.5 heartbeat intervals of the default, under the manager's 3 s failover delay. */
 export const holdAfterMsDefault = 1_500;
 
+/**
+ * A replicated LUN's coordinator node silent this long is replaced (core/cluster/takeover.ts):
+ * longer than a daemon's restart, so a restart or an upgrade keeps its LUNs.
+ */
+export const takeoverAfterMsDefault = 5_000;
+
 export function segmentIdOf(volumeId: string, index: number): string {
   return `${volumeId}/${index}`;
 }
@@ -102,6 +109,12 @@ export class ReplicaHost {
   private readonly placements = new Map<string, PlacementRecord>();
   private readonly unitNode = new Map<string, string>();
   private readonly nodes = new Map<string, NodeRecord>();
+  /** The replicated LUNs' records as last read, with their revisions (the takeover's compare-and-swap). */
+  private readonly luns = new Map<string, { rec: LunRecord; modRevision: number }>();
+  private readonly startedAt = performance.now();
+  /** When this node last became the manager (performance.now()). */
+  private managerSince = 0;
+  private takingOver = false;
   private managerNode: string | null = null;
   private readonly hosted = new Set<string>();
   /** The membership records as last read (for status; the drivers read the store themselves). */
@@ -132,6 +145,8 @@ export class ReplicaHost {
       nodeSilentMs?: (nodeId: string) => number | null;
       /** A coordinator's node silent this long holds its primaries' failover (coordinatorHold). */
       holdAfterMs?: number;
+      /** A replicated LUN's coordinator node silent this long is replaced by another (the manager does it). */
+      takeoverAfterMs?: number;
     },
   ) {
     this.store = new MetaMembershipStore(options.meta);
@@ -144,10 +159,11 @@ export class ReplicaHost {
     this.driver = new UnitDriver({ router: this.router, store: this.store, stateDir: this.options.stateDir, logger: this.options.logger.child("units") });
     await this.refresh().catch((e: unknown) => this.options.logger.warn("replica directory not read", { error: String(e) }));
     await this.sweepOrphans().catch((e: unknown) => this.options.logger.warn("orphan units not swept", { error: String(e) }));
-    this.watches = watchPrefixes(this.options.meta, [metaKeys.segments, membershipPrefix, metaKeys.nodes, metaKeys.manager, segmentHealthPrefix], () => this.kick());
+    this.watches = watchPrefixes(this.options.meta, [metaKeys.segments, membershipPrefix, metaKeys.nodes, metaKeys.luns, metaKeys.manager, segmentHealthPrefix], () => this.kick());
     this.timer = setInterval(() => this.kick(), refreshMs);
     this.publishTimer = setInterval(() => {
       if (this.failover !== null) this.publish().catch((e: unknown) => this.options.logger.debug("segment states not published", { error: String(e) }));
+      if (this.managerRole) this.takeOver().catch((e: unknown) => this.options.logger.warn("LUN takeover failed", { error: String(e) }));
     }, publishMs);
   }
 
@@ -170,6 +186,7 @@ export class ReplicaHost {
 
   /** The cluster manager role started or stopped on this node. */
   setManager(on: boolean): void {
+    if (on && !this.managerRole) this.managerSince = performance.now();
     this.managerRole = on;
     this.syncFailover();
   }
@@ -189,8 +206,13 @@ export class ReplicaHost {
 
   private async refresh(): Promise<void> {
     const { meta } = this.options;
-    const [nodes, segs, mgr, records, published] = await Promise.all([meta.list(metaKeys.nodes), meta.list(metaKeys.segments), readManager(meta), meta.list(membershipPrefix), meta.get(segmentHealthKey)]);
+    const [nodes, segs, mgr, records, published, luns] = await Promise.all([meta.list(metaKeys.nodes), meta.list(metaKeys.segments), readManager(meta), meta.list(membershipPrefix), meta.get(segmentHealthKey), meta.list(metaKeys.luns)]);
     this.published = parsePublished(published?.value);
+    this.luns.clear();
+    for (const kv of luns) {
+      const rec = JSON.parse(kv.value) as LunRecord;
+      if (rec.redundancy !== "none") this.luns.set(rec.uuid, { rec, modRevision: kv.modRevision });
+    }
     for (const kv of records) {
       const m = JSON.parse(kv.value) as Membership;
       this.recorded.set(m.segment, m);
@@ -359,7 +381,7 @@ export class ReplicaHost {
       return;
     }
     this.failover?.stop();
-    this.failover = new FailoverDriver({ router: this.router, store: this.store, segments, holdReason: (segment) => this.holdReason(segment), primaryNodeDown: (segment) => this.primaryNodeDown(segment) });
+    this.failover = new FailoverDriver({ router: this.router, store: this.store, segments, holdReason: (segment) => this.holdReason(segment), primaryNodeDown: (segment) => this.primaryNodeDown(segment), coordinatorOf: (segment) => this.moveOf(segment) });
     this.failoverSegments = key;
   }
 
@@ -371,16 +393,82 @@ export class ReplicaHost {
     return m !== undefined && silent !== null && silent >= defaultManagerConfig.failoverAfterMs ? m.primary : null;
   }
 
-  private holdReason(segment: string): string | null {
+  /**
+   * How long `nodeId` has not heartbeated: no heartbeat at all (its lease ran out, after
+   * down_after_ms) is as silent as can be while the node is still a member; null for a removed
+   * node (nothing is held for it, nothing waits for it) or without a liveness view.
+   */
+  private silentFor(nodeId: string): number | null {
     const silentMs = this.options.nodeSilentMs;
+    if (silentMs === undefined) return null;
+    return silentMs(nodeId) ?? (this.nodes.has(nodeId) ? Infinity : null);
+  }
+
+  /** The node coordinating the segment's LUN now (its LUN record), else the one that placed it. */
+  private lunCoordinator(p: PlacementRecord): string | undefined {
+    return this.luns.get(p.volumeId)?.rec.nodeId ?? p.coordinator;
+  }
+
+  /** The node a membership lets send to the segment: its own field, else the placing node (older records). */
+  private recordCoordinator(segment: string, m: Membership): string | undefined {
+    return m.coordinator ?? this.placements.get(segment)?.coordinator;
+  }
+
+  private holdReason(segment: string): string | null {
     const p = this.placements.get(segment);
     const m = this.recorded.get(segment);
-    if (silentMs === undefined || p?.coordinator === undefined || m === undefined) return null;
-    // No heartbeat at all (its lease ran out, after down_after_ms) is as silent as can be while
-    // the node is still a member; a removed node holds nothing (its copies take over).
-    const node = this.nodes.get(p.coordinator);
-    const silent = silentMs(p.coordinator) ?? (node === undefined ? null : Infinity);
-    return coordinatorHold({ placement: p, primaryNode: this.unitNode.get(m.primary), coordinatorName: node?.name ?? p.coordinator, silentMs: silent, holdAfterMs: this.options.holdAfterMs ?? holdAfterMsDefault });
+    const c = p === undefined ? undefined : this.lunCoordinator(p);
+    if (c === undefined || m === undefined) return null;
+    return coordinatorHold({ segment, coordinator: c, primaryNode: this.unitNode.get(m.primary), coordinatorName: this.nodes.get(c)?.name ?? c, silentMs: this.silentFor(c), holdAfterMs: this.options.holdAfterMs ?? holdAfterMsDefault });
+  }
+
+  /** The LUN's coordinator node when the segment's record names another one (the failover machine's "move"), else null. */
+  private moveOf(segment: string): string | null {
+    const p = this.placements.get(segment);
+    const m = this.recorded.get(segment);
+    if (p === undefined || m === undefined) return null;
+    const lun = this.luns.get(p.volumeId)?.rec.nodeId;
+    return lun !== undefined && lun !== this.recordCoordinator(segment, m) ? lun : null;
+  }
+
+  /**
+   * On the manager: gives each replicated LUN whose coordinator node has been silent for
+   * `takeoverAfterMs` to another node (chooseCoordinator), by a compare-and-swap of its LUN
+   * record. Every node's records mirror then moves the LUN's logical unit there, and the failover
+   * machine fences the old coordinator segment by segment ("move"). Never risks a write: the old
+   * coordinator can acknowledge nothing once its segments' epochs moved on.
+   */
+  private async takeOver(): Promise<void> {
+    if (this.takingOver) return;
+    this.takingOver = true;
+    try {
+      const afterMs = this.options.takeoverAfterMs ?? takeoverAfterMsDefault;
+      const watchedMs = performance.now() - Math.max(this.startedAt, this.managerSince);
+      const coordinated = new Map<string, number>();
+      for (const { rec } of this.luns.values()) if (rec.nodeId !== undefined) coordinated.set(rec.nodeId, (coordinated.get(rec.nodeId) ?? 0) + 1);
+      for (const { rec, modRevision } of [...this.luns.values()]) {
+        const from = rec.nodeId;
+        if (from === undefined || from === this.options.nodeId || !takeoverDue({ silentMs: this.silentFor(from), watchedMs, afterMs })) continue;
+        const units = new Map<string, number>();
+        for (const p of this.segmentsOf(rec.uuid)) for (const u of p.units) if (u.role !== "arbiter") units.set(u.node, (units.get(u.node) ?? 0) + 1);
+        const to = chooseCoordinator(
+          [...this.nodes.values()].filter((n) => n.id !== from).map((n) => {
+            const silent = this.silentFor(n.id);
+            return { id: n.id, live: silent !== null && silent < (this.options.holdAfterMs ?? holdAfterMsDefault), draining: n.draining === true, reachable: this.peerOf(n.id) !== undefined, lunUnits: units.get(n.id) ?? 0, coordinated: coordinated.get(n.id) ?? 0 };
+          }),
+        );
+        if (to === null) continue;
+        const key = metaKeys.lun(rec.uuid);
+        const moved: LunRecord = { ...rec, nodeId: to };
+        const r = await this.options.meta.txn({ compare: [{ key, target: "MOD", result: "EQUAL", value: modRevision }], success: [{ put: { key, value: JSON.stringify(moved) } }], failure: [] });
+        if (!r.succeeded) continue; // changed meanwhile: the next refresh sees it
+        this.luns.set(rec.uuid, { rec: moved, modRevision: Number.MAX_SAFE_INTEGER });
+        coordinated.set(to, (coordinated.get(to) ?? 0) + 1);
+        this.options.logger.warn("LUN taken over: its coordinator node is silent", { lun: rec.uuid, name: rec.name, from: this.nodes.get(from)?.name ?? from, to: this.nodes.get(to)?.name ?? to });
+      }
+    } finally {
+      this.takingOver = false;
+    }
   }
 
   /**
@@ -408,7 +496,13 @@ export class ReplicaHost {
     let c = this.coordinators.get(p.segment);
     if (c === undefined) {
       if (this.router === null) throw new Error("replication not started");
-      c = new ReplicatedSegment({ router: this.router, store: this.store, segment: p.segment, client: `client:${this.options.nodeId}/${p.segment}` });
+      const segment = p.segment;
+      // A record naming another coordinator node (the LUN moved) is not acted on here.
+      const owns = (m: Membership): boolean => {
+        const c = this.recordCoordinator(segment, m);
+        return c === undefined || c === this.options.nodeId;
+      };
+      c = new ReplicatedSegment({ router: this.router, store: this.store, segment, client: `client:${this.options.nodeId}/${segment}`, owns });
       this.coordinators.set(p.segment, c);
     }
     return c;
@@ -466,6 +560,7 @@ export class ReplicaHost {
       secondaries: chosen.units.filter((u) => u.role === "secondary").map((u) => u.unitId),
       inactive: [],
       arbiter: chosen.units.find((u) => u.role === "arbiter")?.unitId ?? null,
+      coordinator: chosen.coordinator ?? this.options.nodeId,
     };
     const existing = await this.store.load(segment);
     if (existing === null) {

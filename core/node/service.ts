@@ -221,6 +221,10 @@ export class NodeService implements LocalLuns {
         for (const kv of luns) {
           const rec = parseRecord<LunRecord>(kv.value);
           if (!this.coordinatedHere(rec)) this.forwardedLuns.set(rec.uuid, rec);
+          // A replicated LUN taken over by the manager (core/cluster/takeover.ts): to or from here.
+          if (rec.redundancy === "none") continue;
+          if (this.coordinatedHere(rec) && !this.luns.has(rec.uuid)) await this.adoptLun(rec);
+          else if (!this.coordinatedHere(rec) && this.luns.has(rec.uuid)) this.releaseLun(rec);
         }
       }
       const nodeRecords = nodes.map((kv) => parseRecord<NodeRecord>(kv.value));
@@ -231,6 +235,27 @@ export class NodeService implements LocalLuns {
       const after = this.inventory();
       for (const iqn of new Set([...before.keys(), ...after.keys()])) if (before.get(iqn) !== after.get(iqn)) this.onLunsChanged(iqn);
     });
+  }
+
+  /** Runs a replicated LUN's logical unit here from now on: the manager gave it to this node. */
+  private async adoptLun(rec: LunRecord): Promise<void> {
+    this.volumes.set(rec.uuid, this.newVolume(rec, await readPool(this.meta, rec.pool)));
+    this.luns.set(rec.uuid, rec);
+    this.logger.warn("LUN taken over: this node coordinates it now", { lun: rec.uuid, name: rec.name, target: rec.target });
+  }
+
+  /**
+   * Stops running a replicated LUN's logical unit here: it was given to another node while this
+   * one was silent. Its coordinators here act on no record naming the other node, so they could
+   * not have acknowledged anything since; this portal forwards to the new node from now on.
+   */
+  private releaseLun(rec: LunRecord): void {
+    const volume = this.volumes.get(rec.uuid);
+    if (volume !== undefined) this.addRetired(volume.counters);
+    this.volumes.delete(rec.uuid);
+    this.luns.delete(rec.uuid);
+    this.onLunsChanged(rec.target, volume);
+    this.logger.warn("LUN given to another node while this one was silent: forwarded there now", { lun: rec.uuid, name: rec.name, to: rec.nodeId });
   }
 
   /** Each target's LUN numbers as one string (to see which inventories a refresh changed). */

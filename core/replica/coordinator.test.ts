@@ -53,4 +53,35 @@ describe("ReplicatedSegment", () => {
     expect(sent.map((d) => d.buffer === owned.buffer)).toEqual([true, false]);
     expect(sent[1]).toEqual(borrowed);
   });
+
+  test("a membership naming another coordinator node is never sent under: it waits for one naming its own, or fails MOVED", async () => {
+    const sentEpochs: number[] = [];
+    const router = {
+      request: async (_from: string, _to: string, msg: ClientRequest): Promise<{ ok: true; reply: ClientReply }> => {
+        sentEpochs.push(msg.epoch);
+        // The unit is at epoch 2 (which names node b): an older epoch is turned away with it.
+        if (msg.epoch < 2) return { ok: true, reply: { type: "rejected", epoch: 2, reqId: msg.reqId, reason: "stale-epoch", membership: { ...membership, epoch: 2, coordinator: "b" } } };
+        return { ok: true, reply: { type: "write-done", epoch: msg.epoch, reqId: msg.reqId } };
+      },
+    } as unknown as ReplicaRouter;
+    const owns = (node: string) => (m: Membership) => m.coordinator === undefined || m.coordinator === node;
+    // Node a, the old coordinator: its epoch is turned away, and it never uses the newer one.
+    const storeA = new MemoryMembershipStore();
+    expect(await storeA.cas(0, { ...membership, coordinator: "a" })).toEqual({ outcome: "applied" });
+    const a = new ReplicatedSegment({ router, store: storeA, segment: "s", client: "client:a/s", owns: owns("a"), limits: { opTimeoutMs: 300 } });
+    const failed = await a.write(0, new Uint8Array(4096));
+    expect(failed.ok === false && failed.code).toBe("MOVED");
+    expect(sentEpochs).toEqual([1]);
+    // Node b, the new one: it waits while the record still names a, and sends once it names b.
+    sentEpochs.length = 0;
+    const storeB = new MemoryMembershipStore();
+    expect(await storeB.cas(0, { ...membership, coordinator: "a" })).toEqual({ outcome: "applied" });
+    const b = new ReplicatedSegment({ router, store: storeB, segment: "s", client: "client:b/s", owns: owns("b"), limits: { opTimeoutMs: 5_000 } });
+    const done = b.write(0, new Uint8Array(4096));
+    await Bun.sleep(250);
+    expect(sentEpochs).toEqual([]);
+    b.learn({ ...membership, epoch: 2, coordinator: "b" });
+    expect(await done).toEqual({ ok: true, value: undefined });
+    expect(sentEpochs).toEqual([2]);
+  });
 });

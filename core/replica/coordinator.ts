@@ -8,7 +8,9 @@
 // lost connection are retried after a short pause, the same request id each time (the primary
 // deduplicates), until the operation's deadline. It never acknowledges a write the primary did
 // not acknowledge, keeps at most `inflightMax` requests out and `waitersMax` queued behind them
-// (more fail at once), and never waits without a deadline. Page-aligned I/O only: the segment
+// (more fail at once), and never waits without a deadline. It never sends under a membership
+// that names another coordinator node (its LUN moved, Membership.coordinator): it waits for one
+// naming its own, and fails with MOVED (retryable) when none came in time. Page-aligned I/O only: the segment
 // units replicate whole 4 KiB pages (a Volume of 4096-byte blocks sends nothing else).
 import { assert } from "../util/assert.ts";
 import { isHandedOver } from "../util/handover.ts";
@@ -39,6 +41,10 @@ export const coordinatorLimitsDefault: CoordinatorLimits = {
   opTimeoutMs: 30_000,
   retryMs: 25,
 };
+
+/** While the membership names another coordinator: the pause between looks, and between store reads. */
+const movedPollMs = 100;
+const movedReadMs = 500;
 
 const OK_VOID: IoResult<void> = { ok: true, value: undefined };
 
@@ -81,6 +87,8 @@ export class ReplicatedSegment {
       limits?: Partial<CoordinatorLimits>;
       /** Its first request id (firstRequestId of its start time by default). */
       firstReqId?: number;
+      /** Whether a membership lets this coordinator send (its coordinator node is this one); absent: every one. */
+      owns?: (m: Membership) => boolean;
     },
   ) {
     assert(options.client.startsWith("client:"), "a coordinator's address starts with client:");
@@ -191,6 +199,15 @@ export class ReplicatedSegment {
     assert(this.inflight >= 0);
   }
 
+  private lastReadAt = -Infinity;
+
+  /** A store read at most every movedReadMs (many requests may wait for a move at once). */
+  private async refreshSometimes(): Promise<void> {
+    if (performance.now() - this.lastReadAt < movedReadMs) return;
+    this.lastReadAt = performance.now();
+    await this.refresh();
+  }
+
   private async refresh(): Promise<void> {
     try {
       const m = await this.options.store.load(this.options.segment);
@@ -206,6 +223,8 @@ export class ReplicatedSegment {
     this.outstanding.add(reqId);
     const deadline = performance.now() + this.limits.opTimeoutMs;
     let lastProblem = "no membership recorded";
+    let moved = false;
+    const owns = this.options.owns ?? (() => true);
     try {
       while (performance.now() < deadline) {
         if (this.membership === null) await this.refresh();
@@ -214,6 +233,15 @@ export class ReplicatedSegment {
           await sleep(this.limits.retryMs);
           continue;
         }
+        if (!owns(m)) {
+          // The LUN moved: to this node (the manager is recording an epoch naming it) or away.
+          moved = true;
+          lastProblem = `epoch ${m.epoch} is coordinated by node ${m.coordinator ?? "(placement)"}`;
+          await sleep(movedPollMs);
+          await this.refreshSometimes();
+          continue;
+        }
+        moved = false;
         const out = await this.options.router.request(this.options.client, m.primary, build(m.epoch, reqId, this.completeBelow()), this.limits.requestTimeoutMs);
         if (out.ok && out.reply.type !== "rejected") return { ok: true, value: out.reply };
         if (out.ok && out.reply.type === "rejected") {
@@ -241,7 +269,7 @@ export class ReplicatedSegment {
         this.retries.paused++;
         await sleep(this.limits.retryMs);
       }
-      return { ok: false, code: "IO_ERROR", message: `segment ${this.options.segment}: no answer within ${this.limits.opTimeoutMs} ms (last: ${lastProblem})` };
+      return { ok: false, code: moved ? "MOVED" : "IO_ERROR", message: `segment ${this.options.segment}: no answer within ${this.limits.opTimeoutMs} ms (last: ${lastProblem})` };
     } finally {
       this.outstanding.delete(reqId);
       this.release();

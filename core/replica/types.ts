@@ -31,6 +31,14 @@ export interface Membership {
   readonly secondaries: readonly UnitId[];
   readonly inactive: readonly UnitId[];
   readonly arbiter: UnitId | null;
+  /**
+   * The node whose coordinators may send this segment requests (its LUN's coordinator when
+   * the record was made). Units ignore it; a coordinator on another node does not act on the
+   * record (ReplicatedSegment), so recording a new epoch that names another node fences the old
+   * coordinator: the units turn away its older epoch, and it never uses the newer one. Absent
+   * in records made before 2026-12-02: the node of the segment's placement record.
+   */
+  readonly coordinator?: string;
 }
 
 /** Every unit of a membership, primary first: the voters of its leases. */
@@ -51,6 +59,7 @@ export function sameMembership(a: Membership, b: Membership): boolean {
     a.policy === b.policy &&
     a.primary === b.primary &&
     a.arbiter === b.arbiter &&
+    a.coordinator === b.coordinator &&
     a.secondaries.join() === b.secondaries.join() &&
     a.inactive.join() === b.inactive.join()
   );

@@ -55,7 +55,8 @@ export function isMembership(v: unknown): v is Membership {
     isStr(v.primary) &&
     ids(v.secondaries) &&
     ids(v.inactive) &&
-    (v.arbiter === null || isStr(v.arbiter))
+    (v.arbiter === null || isStr(v.arbiter)) &&
+    (v.coordinator === undefined || isStr(v.coordinator))
   );
 }
 

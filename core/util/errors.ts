@@ -32,6 +32,8 @@ export const errorTable = {
   UNAUTHENTICATED: { exit: 14, http: 401, summary: "the request carried no valid credentials" },
   METADATA_UNAVAILABLE: { exit: 15, http: 503, summary: "the metadata store is not reachable" },
   TIMEOUT: { exit: 16, http: 504, summary: "the operation timed out" },
+  // NOT READY, ASYMMETRIC ACCESS STATE TRANSITION (SPC-4 §5.15.2.6): initiators retry it.
+  MOVED: { exit: 17, http: 409, summary: "the LUN is coordinated by another node now", sense: { key: 0x02, asc: 0x04, ascq: 0x0a } },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorTable;
