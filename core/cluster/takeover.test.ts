@@ -11,10 +11,10 @@ test("chooseCoordinator() takes a live, reachable node not draining: most of the
   expect(chooseCoordinator([node("b", { live: false })])).toBeNull();
 });
 
-test("takeoverDue() only after the node was silent, and watched by this manager, for the whole delay", () => {
+test("takeoverDue() only after the node was silent, and watched by this node, for the whole delay", () => {
   expect(takeoverDue({ silentMs: 6000, watchedMs: 6000, afterMs: 5000 })).toBe(true);
   expect(takeoverDue({ silentMs: Infinity, watchedMs: 5000, afterMs: 5000 })).toBe(true);
-  // A manager that just started (a whole cluster starting again) gives every node the delay.
+  // A daemon that just started (a whole cluster starting again) gives every node the delay.
   expect(takeoverDue({ silentMs: 60_000, watchedMs: 1000, afterMs: 5000 })).toBe(false);
   expect(takeoverDue({ silentMs: 4000, watchedMs: 60_000, afterMs: 5000 })).toBe(false);
   expect(takeoverDue({ silentMs: null, watchedMs: 60_000, afterMs: 5000 })).toBe(false);

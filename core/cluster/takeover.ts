@@ -32,7 +32,7 @@ export function chooseCoordinator(candidates: readonly TakeoverCandidate[]): str
 /**
  * Whether a LUN's coordinator node is gone long enough to give its LUNs away: silent for
  * `afterMs` (Infinity: no heartbeat at all while a member; null: not known, never taken over) and
- * watched for that long by this manager (a manager that just started, or a whole cluster starting
+ * watched for that long by this node (a daemon that just started, as when a whole cluster starts
  * again, gives every node the full delay to come back).
  */
 export function takeoverDue(o: { silentMs: number | null; watchedMs: number; afterMs: number }): boolean {

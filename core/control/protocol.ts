@@ -37,6 +37,8 @@ export interface LunView {
   redundancy: string;
   /** The storage pool its units are placed in ("default": every archive). */
   pool: string;
+  /** The node that runs its logical unit (every other portal forwards there): where it was created, or the node that took it over. */
+  coordinator?: string;
   /** Replicated LUNs: each placed segment, as the manager sees it when this node is the manager. */
   segments?: Array<{ index: number; units: string[]; state: string; epoch: number; primary: string | null; inactive: string[]; reason: string | null }>;
   writeCache: boolean;

@@ -16,7 +16,7 @@ export interface NodeConfig {
   cluster: { listen: string };
   peer: { listen: string };
   log: { level: LogLevelName };
-  health: { heartbeat_interval_ms: number; suspect_after_ms: number; down_after_ms: number; archive_nearfull_ratio: number; archive_full_ratio: number };
+  health: { heartbeat_interval_ms: number; suspect_after_ms: number; down_after_ms: number; takeover_after_ms: number; archive_nearfull_ratio: number; archive_full_ratio: number };
 }
 
 export const portDefaults = { portal: 3260, api: 7325, cluster: 7326, metadata: 7327, peer: 7328 } as const;
@@ -58,6 +58,7 @@ export const configKeys: readonly ConfigKey[] = [
   { path: "health.heartbeat_interval_ms", description: "How often this node writes its heartbeat to the metadata store.", check: isMs },
   { path: "health.suspect_after_ms", description: "A node whose heartbeat has not changed for this long is shown suspect (NODE_SUSPECT).", check: isMs },
   { path: "health.down_after_ms", description: "A node whose heartbeat has not changed for this long is shown down (NODE_DOWN); also sets this node's heartbeat lease.", check: isMs },
+  { path: "health.takeover_after_ms", description: "On the manager: a replicated LUN whose coordinator node's heartbeat has not changed for this long is given to another node (0: never).", check: (v) => (v === 0 ? null : isMs(v)) },
   { path: "health.archive_nearfull_ratio", description: "Used fraction of an archive above which ARCHIVE_NEARFULL warns.", check: isRatio },
   { path: "health.archive_full_ratio", description: "Used fraction of an archive above which ARCHIVE_FULL is an error.", check: isRatio },
   { path: "log.level", description: 'Least severity written to qstora.log: "debug", "info", "warn" or "error".', check: oneOf("debug", "info", "warn", "error") },
@@ -83,7 +84,7 @@ export function defaultConfig(options: { name: string; address?: string }): Node
     cluster: { listen: `${address}:${portDefaults.cluster}` },
     peer: { listen: `${address}:${portDefaults.peer}` },
     log: { level: "info" },
-    health: { heartbeat_interval_ms: 1000, suspect_after_ms: 3000, down_after_ms: 10_000, archive_nearfull_ratio: 0.85, archive_full_ratio: 0.97 },
+    health: { heartbeat_interval_ms: 1000, suspect_after_ms: 3000, down_after_ms: 10_000, takeover_after_ms: 5_000, archive_nearfull_ratio: 0.85, archive_full_ratio: 0.97 },
   };
 }
 

@@ -197,6 +197,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       // The cluster view (made below) folds every node's heartbeats each interval.
       nodeSilentMs: (nodeId) => livenessView.silentMs(nodeId),
       holdAfterMs: Math.max(holdAfterMsDefault, Math.round(1.5 * config.health.heartbeat_interval_ms)),
+      takeoverAfterMs: config.health.takeover_after_ms === 0 ? Infinity : config.health.takeover_after_ms,
     });
     service.replicas = replicas;
     // This node's target port number (portal group tag), unique in the cluster: other nodes'

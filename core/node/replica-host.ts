@@ -93,7 +93,7 @@ export const holdAfterMsDefault = 1_500;
  * A replicated LUN's coordinator node silent this long is replaced (core/cluster/takeover.ts):
  * longer than a daemon's restart, so a restart or an upgrade keeps its LUNs.
  */
-export const takeoverAfterMsDefault = 5_000;
+export const takeoverAfterMsDefault = 5_000; // health.takeover_after_ms
 
 export function segmentIdOf(volumeId: string, index: number): string {
   return `${volumeId}/${index}`;
@@ -112,8 +112,6 @@ export class ReplicaHost {
   /** The replicated LUNs' records as last read, with their revisions (the takeover's compare-and-swap). */
   private readonly luns = new Map<string, { rec: LunRecord; modRevision: number }>();
   private readonly startedAt = performance.now();
-  /** When this node last became the manager (performance.now()). */
-  private managerSince = 0;
   private takingOver = false;
   private managerNode: string | null = null;
   private readonly hosted = new Set<string>();
@@ -145,7 +143,7 @@ export class ReplicaHost {
       nodeSilentMs?: (nodeId: string) => number | null;
       /** A coordinator's node silent this long holds its primaries' failover (coordinatorHold). */
       holdAfterMs?: number;
-      /** A replicated LUN's coordinator node silent this long is replaced by another (the manager does it). */
+      /** A replicated LUN's coordinator node silent this long is replaced by another (the manager does it; Infinity: never). */
       takeoverAfterMs?: number;
     },
   ) {
@@ -186,7 +184,6 @@ export class ReplicaHost {
 
   /** The cluster manager role started or stopped on this node. */
   setManager(on: boolean): void {
-    if (on && !this.managerRole) this.managerSince = performance.now();
     this.managerRole = on;
     this.syncFailover();
   }
@@ -443,7 +440,10 @@ export class ReplicaHost {
     this.takingOver = true;
     try {
       const afterMs = this.options.takeoverAfterMs ?? takeoverAfterMsDefault;
-      const watchedMs = performance.now() - Math.max(this.startedAt, this.managerSince);
+      // The daemon's liveness view has watched every node since its start, manager or not: a node
+      // taking over the role from a killed manager acts at once, a whole cluster starting again
+      // gives every node the delay.
+      const watchedMs = performance.now() - this.startedAt;
       const coordinated = new Map<string, number>();
       for (const { rec } of this.luns.values()) if (rec.nodeId !== undefined) coordinated.set(rec.nodeId, (coordinated.get(rec.nodeId) ?? 0) + 1);
       for (const { rec, modRevision } of [...this.luns.values()]) {
@@ -498,11 +498,15 @@ export class ReplicaHost {
       if (this.router === null) throw new Error("replication not started");
       const segment = p.segment;
       // A record naming another coordinator node (the LUN moved) is not acted on here.
-      const owns = (m: Membership): boolean => {
+      const self = this.options.nodeId;
+      const volumeId = p.volumeId;
+      const standing = (m: Membership): "send" | "wait" | "moved" => {
         const c = this.recordCoordinator(segment, m);
-        return c === undefined || c === this.options.nodeId;
+        if (c === undefined || c === self) return "send";
+        const lun = this.luns.get(volumeId)?.rec.nodeId;
+        return lun === self || lun === undefined ? "wait" : "moved";
       };
-      c = new ReplicatedSegment({ router: this.router, store: this.store, segment, client: `client:${this.options.nodeId}/${segment}`, owns });
+      c = new ReplicatedSegment({ router: this.router, store: this.store, segment, client: `client:${self}/${segment}`, standing });
       this.coordinators.set(p.segment, c);
     }
     return c;

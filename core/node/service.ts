@@ -169,10 +169,23 @@ export class NodeService implements LocalLuns {
     return { uuid: rec.uuid, name: rec.name, sizeBytes: rec.sizeBytes, blockBytes: rec.blockBytes, layout: rec.layout, writeCache: rec.writeCache };
   }
 
+  /**
+   * Rebuilds each target's LUN maps. A target's entry stays the same object, refilled: sessions
+   * hold it, so a LUN that moved (taken over: local here now, or forwarded from now on), appeared
+   * or went is seen by the sessions already logged in at their next command.
+   */
   private rebuildTargetCache(): void {
+    const before = new Map(this.targetCache);
     this.targetCache.clear();
     for (const t of this.targets.values()) {
-      this.targetCache.set(t.iqn, { iqn: t.iqn, ...(t.alias === undefined ? {} : { alias: t.alias }), ...(t.chap === undefined ? {} : { chap: t.chap }), luns: new Map(), forwarded: new Map() });
+      const entry: TargetEntry = before.get(t.iqn) ?? { iqn: t.iqn, luns: new Map(), forwarded: new Map() };
+      entry.luns.clear();
+      entry.forwarded.clear();
+      if (t.alias === undefined) delete entry.alias;
+      else entry.alias = t.alias;
+      if (t.chap === undefined) delete entry.chap;
+      else entry.chap = t.chap;
+      this.targetCache.set(t.iqn, entry);
     }
     for (const l of this.luns.values()) {
       const volume = this.volumes.get(l.uuid);
@@ -474,6 +487,7 @@ export class NodeService implements LocalLuns {
       segmentBytes: rec.layout.segmentBytes,
       redundancy: rec.redundancy,
       pool: rec.pool ?? defaultPoolName,
+      ...(rec.nodeId === undefined ? {} : { coordinator: this.nodeNames.get(rec.nodeId) ?? rec.nodeId }),
       ...(rec.redundancy === "none" ? {} : { segments: this.segmentViews(rec.uuid) }),
       writeCache: rec.writeCache,
       writtenBytes: this.units.writtenBytesOf(rec.uuid),

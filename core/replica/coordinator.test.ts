@@ -64,19 +64,22 @@ describe("ReplicatedSegment", () => {
         return { ok: true, reply: { type: "write-done", epoch: msg.epoch, reqId: msg.reqId } };
       },
     } as unknown as ReplicaRouter;
-    const owns = (node: string) => (m: Membership) => m.coordinator === undefined || m.coordinator === node;
+    // The LUN is given to b: a's coordinator sees that (moved), b's waits for the record.
+    const standing = (node: string) => (m: Membership) => (m.coordinator === undefined || m.coordinator === node ? "send" : node === "b" ? "wait" : "moved");
     // Node a, the old coordinator: its epoch is turned away, and it never uses the newer one.
     const storeA = new MemoryMembershipStore();
     expect(await storeA.cas(0, { ...membership, coordinator: "a" })).toEqual({ outcome: "applied" });
-    const a = new ReplicatedSegment({ router, store: storeA, segment: "s", client: "client:a/s", owns: owns("a"), limits: { opTimeoutMs: 300 } });
+    const a = new ReplicatedSegment({ router, store: storeA, segment: "s", client: "client:a/s", standing: standing("a"), limits: { opTimeoutMs: 5_000 } });
+    const started = performance.now();
     const failed = await a.write(0, new Uint8Array(4096));
     expect(failed.ok === false && failed.code).toBe("MOVED");
+    expect(performance.now() - started).toBeLessThan(1_000);
     expect(sentEpochs).toEqual([1]);
     // Node b, the new one: it waits while the record still names a, and sends once it names b.
     sentEpochs.length = 0;
     const storeB = new MemoryMembershipStore();
     expect(await storeB.cas(0, { ...membership, coordinator: "a" })).toEqual({ outcome: "applied" });
-    const b = new ReplicatedSegment({ router, store: storeB, segment: "s", client: "client:b/s", owns: owns("b"), limits: { opTimeoutMs: 5_000 } });
+    const b = new ReplicatedSegment({ router, store: storeB, segment: "s", client: "client:b/s", standing: standing("b"), limits: { opTimeoutMs: 5_000 } });
     const done = b.write(0, new Uint8Array(4096));
     await Bun.sleep(250);
     expect(sentEpochs).toEqual([]);

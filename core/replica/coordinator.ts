@@ -10,7 +10,8 @@
 // not acknowledge, keeps at most `inflightMax` requests out and `waitersMax` queued behind them
 // (more fail at once), and never waits without a deadline. It never sends under a membership
 // that names another coordinator node (its LUN moved, Membership.coordinator): it waits for one
-// naming its own, and fails with MOVED (retryable) when none came in time. Page-aligned I/O only: the segment
+// naming its own while its LUN is coordinated here (a takeover under way), and fails with MOVED
+// (retryable: NOT READY, ASYMMETRIC ACCESS STATE TRANSITION) once it is not, or out of time. Page-aligned I/O only: the segment
 // units replicate whole 4 KiB pages (a Volume of 4096-byte blocks sends nothing else).
 import { assert } from "../util/assert.ts";
 import { isHandedOver } from "../util/handover.ts";
@@ -87,8 +88,12 @@ export class ReplicatedSegment {
       limits?: Partial<CoordinatorLimits>;
       /** Its first request id (firstRequestId of its start time by default). */
       firstReqId?: number;
-      /** Whether a membership lets this coordinator send (its coordinator node is this one); absent: every one. */
-      owns?: (m: Membership) => boolean;
+      /**
+       * What a membership lets this coordinator do: "send" (it names this node), "wait" (it names
+       * another, while the LUN is given to this one) or "moved" (the LUN is coordinated elsewhere:
+       * fail at once). Absent: "send" for every one.
+       */
+      standing?: (m: Membership) => "send" | "wait" | "moved";
     },
   ) {
     assert(options.client.startsWith("client:"), "a coordinator's address starts with client:");
@@ -224,7 +229,7 @@ export class ReplicatedSegment {
     const deadline = performance.now() + this.limits.opTimeoutMs;
     let lastProblem = "no membership recorded";
     let moved = false;
-    const owns = this.options.owns ?? (() => true);
+    const standing = this.options.standing ?? (() => "send");
     try {
       while (performance.now() < deadline) {
         if (this.membership === null) await this.refresh();
@@ -233,10 +238,12 @@ export class ReplicatedSegment {
           await sleep(this.limits.retryMs);
           continue;
         }
-        if (!owns(m)) {
+        const may = standing(m);
+        if (may !== "send") {
           // The LUN moved: to this node (the manager is recording an epoch naming it) or away.
           moved = true;
           lastProblem = `epoch ${m.epoch} is coordinated by node ${m.coordinator ?? "(placement)"}`;
+          if (may === "moved") break;
           await sleep(movedPollMs);
           await this.refreshSometimes();
           continue;
@@ -269,7 +276,8 @@ export class ReplicatedSegment {
         this.retries.paused++;
         await sleep(this.limits.retryMs);
       }
-      return { ok: false, code: moved ? "MOVED" : "IO_ERROR", message: `segment ${this.options.segment}: no answer within ${this.limits.opTimeoutMs} ms (last: ${lastProblem})` };
+      if (moved) return { ok: false, code: "MOVED", message: `segment ${this.options.segment}: not sent from this node (${lastProblem})` };
+      return { ok: false, code: "IO_ERROR", message: `segment ${this.options.segment}: no answer within ${this.limits.opTimeoutMs} ms (last: ${lastProblem})` };
     } finally {
       this.outstanding.delete(reqId);
       this.release();

@@ -12,15 +12,15 @@ function segmentsCell(l: LunView): string {
 }
 
 export default defineCommand({
-  meta: { name: "list", description: "List LUNs with size, space written, redundancy, pool, placed segments and iscsi:// URL" },
+  meta: { name: "list", description: "List LUNs with size, space written, redundancy, pool, coordinating node, placed segments and iscsi:// URL" },
   args: { ...commonArgs, target: { type: "string", description: "Only this target's LUNs", valueHint: "IQN" } },
   async run({ args }) {
     const { luns } = await clientFrom(args).call<{ luns: LunView[] }>("GET", "/v1/luns");
     const shown = args.target === undefined ? luns : luns.filter((l) => l.target === args.target?.toLowerCase());
     if (args.json) return printJson(shown);
     printTable(
-      ["TARGET", "LUN", "NAME", "SIZE", "WRITTEN", "BLOCK", "REDUNDANCY", "POOL", "SEGMENTS", "URL"],
-      shown.map((l) => [l.target, String(l.lun), l.name, formatSize(l.sizeBytes), formatSize(l.writtenBytes), String(l.blockBytes), l.redundancy, l.pool, segmentsCell(l), l.url]),
+      ["TARGET", "LUN", "NAME", "SIZE", "WRITTEN", "BLOCK", "REDUNDANCY", "POOL", "NODE", "SEGMENTS", "URL"],
+      shown.map((l) => [l.target, String(l.lun), l.name, formatSize(l.sizeBytes), formatSize(l.writtenBytes), String(l.blockBytes), l.redundancy, l.pool, l.coordinator ?? "-", segmentsCell(l), l.url]),
       "no LUNs",
     );
   },
