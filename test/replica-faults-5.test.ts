@@ -108,6 +108,7 @@ describe("a replica:3 LUN on five daemons, its coordinators' node in a network n
     // The pause that spans the heal began at the initiator's last completion after the cut.
     const cutPause = p.pauses.find((x) => x.at < healAt && x.at + x.ms > healAt - 1_000);
     console.log(`cut of a for ${healAt - cutAt} ms: last completion ${cutPause === undefined ? "?" : cutPause.at - cutAt} ms after the cut, I/O again ${cutPause === undefined ? "?" : cutPause.at + cutPause.ms - healAt} ms after healing; the probe read (primary on a, sent ${leaseMs + 1_000} ms after the cut) ${probeAnsweredWhileCut ? "was ANSWERED while cut" : "waited"} and then exited ${r.code}; load: ${res.ios} I/Os, ${res.errors} errors, ${res.verify_failures} verify failures, ${res.checked} reads checked; ${describePauses(p)}`);
+    if (res.errors !== 0) console.log(`iscsi-load's failed I/Os: ${load.stderr()}`);
     expect(probeAnsweredWhileCut).toBe(false);
     expect(r.code).toBe(0);
     expect(res.errors).toBe(0);

@@ -7,7 +7,7 @@
 // promise hop (the design's data-path finding). It never keeps a decoded PDU past its handler
 // (PDUs are views into the receive buffer): data that must outlive it is copied, and says so.
 import { assert } from "../util/assert.ts";
-import { handOver } from "../util/handover.ts";
+import { handOver, isHandedOver } from "../util/handover.ts";
 import type { Logger } from "../util/log.ts";
 import type { BlockDevice, MaybePromise } from "../volume/block-device.ts";
 import { decodeCdb, type Command } from "../scsi/cdb.ts";
@@ -15,7 +15,7 @@ import { executeCommand, type ScsiPort } from "../scsi/logical-unit.ts";
 import type { TargetPortGroups } from "../scsi/commands/reports.ts";
 import { UnitAttention, type LunStateTable, type Nexus, type NexusTasks } from "../scsi/lun-state.ts";
 import { decodeLun, encodeLun } from "../scsi/commands/report-luns.ts";
-import { Asc, SenseKey, Status, checkCondition, fixedSenseBytes, encodeFixedSense, senseForErrorCode, type ScsiResult } from "../scsi/sense.ts";
+import { Asc, SenseKey, Status, checkCondition, fixedSenseBytes, encodeFixedSense, isAccessStateTransition, senseForErrorCode, type ScsiResult } from "../scsi/sense.ts";
 import { ResponseBatch } from "./batch.ts";
 import { encodeKeys, loginStep, type ChapSecrets, loginTextBytesMax, LoginStatus, newLoginState, parseKeys, type KeyValue, type LoginFailure, type LoginState, type TargetLimits } from "./login.ts";
 import { Bhs, Flag, Op, PduDecoder, RejectReason, bhsBytes, put16, put32, reservedTag, u16, u32, type Pdu, type PduSink } from "./pdu.ts";
@@ -747,7 +747,7 @@ export class IscsiConnection implements PduSink {
     if (lunsChanged !== null) return this.answer(itt, edtl, lunsChanged);
     if (!writing || edtl === immediate.length) {
       if (forwarded !== undefined) return this.forward(itt, edtl, cdb, forwarded, lun, writing ? immediate : null);
-      return this.execute(itt, edtl, command, device, lun, writing ? immediate : null);
+      return this.execute(itt, edtl, command, device, lun, writing ? immediate : null, cdb);
     }
     // More Data-Out to come: gather it (unsolicited, then R2Ts), then run.
     if (edtl > transferBytesMax) return this.answer(itt, edtl, checkCondition(SenseKey.illegalRequest, Asc.invalidFieldInCdb));
@@ -865,7 +865,7 @@ export class IscsiConnection implements PduSink {
     // The connection has forgotten the task: nothing writes its buffer again (core/util/handover.ts).
     handOver(task.buffer);
     if (forwarded !== undefined) return this.forward(task.itt, task.edtl, task.cdb, forwarded, task.lun, task.buffer);
-    this.execute(task.itt, task.edtl, task.command, device, task.lun, task.buffer);
+    this.execute(task.itt, task.edtl, task.command, device, task.lun, task.buffer, task.cdb);
   }
 
   private failWrite(task: WriteTask, sense: { asc: number; ascq: number }, why: string): void {
@@ -874,10 +874,18 @@ export class IscsiConnection implements PduSink {
     this.answer(task.itt, task.edtl, checkCondition(SenseKey.abortedCommand, sense));
   }
 
-  /** Runs a command whose Data-Out (if any) is complete; answers now, or when the device does. */
-  private execute(itt: number, edtl: number, command: Command, device: BlockDevice | undefined, lun: number, dataOut: Uint8Array | null): void {
+  /**
+   * Runs a command whose Data-Out (if any) is complete; answers now, or when the device does. A
+   * command to a LUN that can move (BlockDevice.movable) is kept whole, its Data-Out copied and
+   * handed over to the device (which then keeps it without a copy of its own): if the device
+   * answers that the LUN is served elsewhere now and the target forwards it from here, the
+   * command, not yet answered, goes there instead (a LUN taken over while this node was cut off).
+   */
+  private execute(itt: number, edtl: number, command: Command, device: BlockDevice | undefined, lun: number, dataOut: Uint8Array | null, cdb: Uint8Array): void {
     let result: MaybePromise<ScsiResult>;
     const entry = { lun, aborted: false };
+    const whole = device?.movable === true ? { cdb: cdb.slice(), dataOut: dataOut === null || isHandedOver(dataOut) ? dataOut : handOver(dataOut.slice()) } : null;
+    if (whole !== null) dataOut = whole.dataOut;
     try {
       result = executeCommand({ command, device, port: this.port, dataOut, dataInBytesMax: edtl, nexus: this.nexus, lunStates: this.options.lunStates, aborted: () => entry.aborted });
     } catch (e) {
@@ -887,7 +895,11 @@ export class IscsiConnection implements PduSink {
     if (!(result instanceof Promise)) return this.answer(itt, edtl, result);
     this.running.set(itt, entry);
     result.then(
-      (r) => this.finishAsync(itt, edtl, entry, r),
+      (r) => {
+        const moved = whole !== null && !entry.aborted && isAccessStateTransition(r) ? this.forwardedNow(lun, device) : undefined;
+        if (whole !== null && moved !== undefined) return this.forward(itt, edtl, whole.cdb, moved, lun, whole.dataOut);
+        this.finishAsync(itt, edtl, entry, r);
+      },
       (e: unknown) => {
         this.options.logger.error("device call failed with an exception (a bug)", { error: String(e) });
         this.finishAsync(itt, edtl, entry, senseForErrorCode("INTERNAL"));
@@ -910,6 +922,12 @@ export class IscsiConnection implements PduSink {
         this.finishAsync(itt, edtl, entry, senseForErrorCode("INTERNAL"));
       },
     );
+  }
+
+  /** The forwarding unit that serves `lun` now in place of `device`, if the LUN moved away from here. */
+  private forwardedNow(lun: number, device: BlockDevice | undefined): ForwardedUnit | undefined {
+    const t = this.target;
+    return t === undefined || t.luns.get(lun) === device ? undefined : t.forwarded?.get(lun);
   }
 
   private finishAsync(itt: number, edtl: number, entry: { aborted: boolean }, result: ScsiResult): void {

@@ -39,7 +39,7 @@ import { availableEcKernels } from "../ec/engine.ts";
 import { setCrc32cScratchDir } from "../util/crc32c.ts";
 import { caPath, joinPath, type JoinRequest } from "../cluster/join.ts";
 import { answerJoin } from "./join-member.ts";
-import { loadReservations, reservationPersistence } from "./reservations.ts";
+import { loadReservations, reloadReservation, reservationPersistence } from "./reservations.ts";
 import { LunStateTable, type CopyTargetResolver } from "../scsi/lun-state.ts";
 import type { BlockDevice } from "../volume/block-device.ts";
 import { startPeers, type Peers } from "../net/peers.ts";
@@ -198,6 +198,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       nodeSilentMs: (nodeId) => livenessView.silentMs(nodeId),
       holdAfterMs: Math.max(holdAfterMsDefault, Math.round(1.5 * config.health.heartbeat_interval_ms)),
       takeoverAfterMs: config.health.takeover_after_ms === 0 ? Infinity : config.health.takeover_after_ms,
+      lunForwarded: (uuid) => service?.forwardsLun(uuid) ?? false,
     });
     service.replicas = replicas;
     // This node's target port number (portal group tag), unique in the cluster: other nodes'
@@ -257,6 +258,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
       return out;
     };
     const lunStates = new LunStateTable(reservationPersistence(meta, reservations, logger.child("reservations")), { copyTargets });
+    service.beforeAdopt = (uuid) => reloadReservation(metaNow, reservations, uuid, logger.child("reservations"));
     try {
       const ping = { idleMs: config.portal.nop_interval_s * 1000, timeoutMs: config.portal.nop_timeout_s * 1000 };
       iscsi = await startIscsiServer({ host: portalAddr.host, port: portalAddr.port, extraPortals, registry: service, logger: logger.child("iscsi"), lunStates, ping, portalGroupTag: portId, portGroups: () => forwarder.portGroups(), otherPortals: () => forwarder.otherPortals() });
@@ -265,6 +267,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     }
     const svc = service;
     const portal = iscsi;
+    svc.onDeviceGone = (device) => portal.lunStates.delete(device);
     svc.onLunsChanged = (iqn, removed) => {
       if (removed !== undefined) portal.lunStates.delete(removed);
       portal.lunStates.lunInventoryChanged(iqn);

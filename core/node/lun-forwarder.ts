@@ -25,7 +25,7 @@ import { decodeCdb } from "../scsi/cdb.ts";
 import type { TargetPortGroups } from "../scsi/commands/reports.ts";
 import { executeCommand } from "../scsi/logical-unit.ts";
 import type { LunStateTable } from "../scsi/lun-state.ts";
-import { Asc, SenseKey, Status, checkCondition, illegalRequest, senseForErrorCode, type ScsiResult } from "../scsi/sense.ts";
+import { Asc, SenseKey, Status, checkCondition, illegalRequest, isAccessStateTransition, senseForErrorCode, type ScsiResult } from "../scsi/sense.ts";
 import type { BlockDevice, MaybePromise } from "../volume/block-device.ts";
 import { assert } from "../util/assert.ts";
 import type { Logger } from "../util/log.ts";
@@ -56,12 +56,6 @@ export interface LocalLuns {
 }
 
 type ForwardMessage = Parameters<typeof forwardRequestFrame>[1];
-
-/** NOT READY, ASYMMETRIC ACCESS STATE TRANSITION: from here (unreachable) or from the coordinator (not, or no longer, coordinated there). */
-function isTransition(r: ScsiResult): boolean {
-  const s = r.sense;
-  return r.status === Status.checkCondition && s !== undefined && s.key === SenseKey.notReady && s.asc === Asc.asymmetricAccessStateTransition.asc && s.ascq === Asc.asymmetricAccessStateTransition.ascq;
-}
 
 function isidHex(isid: Uint8Array): string {
   return Array.from(isid, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -159,7 +153,8 @@ export class LunForwarder {
       for (;;) {
         // Every try within the one bound: the command settles within forwardTimeoutMs in all.
         const r = await this.forwardOnce(coordinator(), message, Math.max(1_000, start + forwardTimeoutMs - performance.now()));
-        if (!isTransition(r) || performance.now() + unreachableRetryMs > holdUntil) return r;
+        // From here (unreachable) or from the coordinator (not, or no longer, coordinated there).
+        if (!isAccessStateTransition(r) || performance.now() + unreachableRetryMs > holdUntil) return r;
         await Bun.sleep(unreachableRetryMs);
       }
     } finally {

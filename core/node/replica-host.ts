@@ -32,6 +32,7 @@ import { createEpoch } from "../replica/unit.ts";
 import type { IoResult } from "../volume/block-device.ts";
 import type { SegmentStore, UnitProvider } from "../volume/volume.ts";
 import { coalescing } from "../util/coalesce.ts";
+import { isHandedOver } from "../util/handover.ts";
 import type { Logger } from "../util/log.ts";
 import { readManager } from "./manager.ts";
 import { keys, type ArchiveRecord, type LunRecord, type NodeRecord } from "./records.ts";
@@ -145,6 +146,12 @@ export class ReplicaHost {
       holdAfterMs?: number;
       /** A replicated LUN's coordinator node silent this long is replaced by another (the manager does it; Infinity: never). */
       takeoverAfterMs?: number;
+      /**
+       * Whether this node's portal forwards the LUN elsewhere now (it was taken over): its
+       * coordinators here then fail at once, and the sessions send the command on
+       * (core/iscsi/connection.ts). Absent: as the LUN records read here say.
+       */
+      lunForwarded?: (volumeId: string) => boolean;
     },
   ) {
     this.store = new MetaMembershipStore(options.meta);
@@ -453,11 +460,16 @@ export class ReplicaHost {
         for (const p of this.segmentsOf(rec.uuid)) for (const u of p.units) if (u.role !== "arbiter") units.set(u.node, (units.get(u.node) ?? 0) + 1);
         const to = chooseCoordinator(
           [...this.nodes.values()].filter((n) => n.id !== from).map((n) => {
+            // Live: heard within half the delay (this node's own reads of the heartbeats may lag
+            // while a metadata endpoint times out); this node is live, it is running this.
             const silent = this.silentFor(n.id);
-            return { id: n.id, live: silent !== null && silent < (this.options.holdAfterMs ?? holdAfterMsDefault), draining: n.draining === true, reachable: this.peerOf(n.id) !== undefined, lunUnits: units.get(n.id) ?? 0, coordinated: coordinated.get(n.id) ?? 0 };
+            return { id: n.id, live: n.id === this.options.nodeId || (silent !== null && silent < afterMs / 2), draining: n.draining === true, reachable: this.peerOf(n.id) !== undefined, lunUnits: units.get(n.id) ?? 0, coordinated: coordinated.get(n.id) ?? 0 };
           }),
         );
-        if (to === null) continue;
+        if (to === null) {
+          this.options.logger.debug("LUN takeover due, but no live node can take it", { lun: rec.uuid, from });
+          continue;
+        }
         const key = metaKeys.lun(rec.uuid);
         const moved: LunRecord = { ...rec, nodeId: to };
         const r = await this.options.meta.txn({ compare: [{ key, target: "MOD", result: "EQUAL", value: modRevision }], success: [{ put: { key, value: JSON.stringify(moved) } }], failure: [] });
@@ -503,8 +515,8 @@ export class ReplicaHost {
       const standing = (m: Membership): "send" | "wait" | "moved" => {
         const c = this.recordCoordinator(segment, m);
         if (c === undefined || c === self) return "send";
-        const lun = this.luns.get(volumeId)?.rec.nodeId;
-        return lun === self || lun === undefined ? "wait" : "moved";
+        const forwarded = this.options.lunForwarded?.(volumeId) ?? (this.luns.get(volumeId)?.rec.nodeId ?? self) !== self;
+        return forwarded ? "moved" : "wait";
       };
       c = new ReplicatedSegment({ router: this.router, store: this.store, segment, client: `client:${self}/${segment}`, standing });
       this.coordinators.set(p.segment, c);
@@ -599,7 +611,8 @@ export class ReplicaHost {
           return c.ok ? c.value.read(o, l, into) : c;
         },
         write: async (o, d) => {
-          const copy = d.slice();
+          // Borrowed bytes are good only until the first await (a handed-over buffer is kept as it is).
+          const copy = isHandedOver(d) ? d : d.slice();
           const c = await p;
           return c.ok ? c.value.write(o, copy) : c;
         },

@@ -45,6 +45,21 @@ export async function loadReservations(meta: MetaStore, logger: Logger): Promise
   return out;
 }
 
+/**
+ * Reads one LUN's stored snapshot again into `loaded` (a LUN taken over by this node: the map was
+ * read at this daemon's start, the LUN's reservations may have changed on its old node since).
+ */
+export async function reloadReservation(meta: MetaStore, loaded: Map<string, ReservationSnapshot>, uuid: string, logger: Logger): Promise<void> {
+  const kv = await meta.get(keys.reservation(uuid));
+  loaded.delete(uuid);
+  if (kv === undefined) return;
+  try {
+    loaded.set(uuid, decodeSnapshot(kv.value));
+  } catch (e) {
+    logger.error("a stored reservation is damaged; ignored", { key: kv.key, error: e instanceof Error ? e.message : String(e) });
+  }
+}
+
 export function reservationPersistence(meta: MetaStore, loaded: Map<string, ReservationSnapshot>, logger: Logger): LunStatePersistence {
   return {
     loadReservations: (device: BlockDevice) => loaded.get(device.info().uuid),

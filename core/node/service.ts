@@ -162,11 +162,14 @@ export class NodeService implements LocalLuns {
     return { find: (v, i) => units.find(v, i), allocate: (v, i, bytes) => units.allocate(v, i, bytes, inPool), flush: (v) => units.flush(v) };
   }
 
+  /** Told when a device stops being served here while its LUN number stays (taken over by another node). */
+  onDeviceGone: (device: BlockDevice) => void = () => {};
+
   /** Told when a target's LUN inventory changes (REPORTED LUNS DATA HAS CHANGED), with the device removed if any. */
   onLunsChanged: (iqn: string, removed?: BlockDevice) => void = () => {};
 
   private volumeSpec(rec: LunRecord): ConstructorParameters<typeof Volume>[0] {
-    return { uuid: rec.uuid, name: rec.name, sizeBytes: rec.sizeBytes, blockBytes: rec.blockBytes, layout: rec.layout, writeCache: rec.writeCache };
+    return { uuid: rec.uuid, name: rec.name, sizeBytes: rec.sizeBytes, blockBytes: rec.blockBytes, layout: rec.layout, writeCache: rec.writeCache, movable: rec.redundancy !== "none" };
   }
 
   /**
@@ -250,8 +253,12 @@ export class NodeService implements LocalLuns {
     });
   }
 
+  /** Asked before a LUN taken over is run here (the daemon re-reads its stored persistent reservations). */
+  beforeAdopt: (uuid: string) => Promise<void> = async () => {};
+
   /** Runs a replicated LUN's logical unit here from now on: the manager gave it to this node. */
   private async adoptLun(rec: LunRecord): Promise<void> {
+    await this.beforeAdopt(rec.uuid);
     this.volumes.set(rec.uuid, this.newVolume(rec, await readPool(this.meta, rec.pool)));
     this.luns.set(rec.uuid, rec);
     this.logger.warn("LUN taken over: this node coordinates it now", { lun: rec.uuid, name: rec.name, target: rec.target });
@@ -267,7 +274,8 @@ export class NodeService implements LocalLuns {
     if (volume !== undefined) this.addRetired(volume.counters);
     this.volumes.delete(rec.uuid);
     this.luns.delete(rec.uuid);
-    this.onLunsChanged(rec.target, volume);
+    // The same LUN numbers (now forwarded): no REPORTED LUNS DATA HAS CHANGED, only its state here goes.
+    if (volume !== undefined) this.onDeviceGone(volume);
     this.logger.warn("LUN given to another node while this one was silent: forwarded there now", { lun: rec.uuid, name: rec.name, to: rec.nodeId });
   }
 
@@ -276,6 +284,11 @@ export class NodeService implements LocalLuns {
     const out = new Map<string, string>();
     for (const t of this.targetCache.values()) out.set(t.iqn, [...t.luns.keys(), ...t.forwarded.keys()].sort((a, b) => a - b).join(","));
     return out;
+  }
+
+  /** Whether this node's portal forwards the LUN to another node now (its target's sessions send its commands there). */
+  forwardsLun(uuid: string): boolean {
+    return !this.luns.has(uuid) && this.forwardedUnits.has(uuid);
   }
 
   /** LocalLuns: a LUN this node coordinates, for commands forwarded from other nodes' portals. */

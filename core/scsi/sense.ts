@@ -132,6 +132,12 @@ export function illegalField(additional: AdditionalSense, pointer: { inCdb: bool
 export const illegalRequest = (additional: AdditionalSense): ScsiResult => checkCondition(SenseKey.illegalRequest, additional);
 
 /** A CHECK CONDITION for a qstora error code, with the sense from the one error table. */
+/** NOT READY, ASYMMETRIC ACCESS STATE TRANSITION: the LUN is (for a moment) served elsewhere; initiators retry it. */
+export function isAccessStateTransition(r: ScsiResult): boolean {
+  const s = r.sense;
+  return r.status === Status.checkCondition && s !== undefined && s.key === SenseKey.notReady && s.asc === Asc.asymmetricAccessStateTransition.asc && s.ascq === Asc.asymmetricAccessStateTransition.ascq;
+}
+
 export function senseForErrorCode(code: ErrorCode, information?: number): ScsiResult {
   const spec: ErrorSpec = errorTable[code];
   const sense = spec.sense ?? errorTable.INTERNAL.sense;

@@ -40,6 +40,13 @@ export interface BlockDeviceInfo {
 export interface BlockDevice {
   info(): BlockDeviceInfo;
   /**
+   * The LUN can be given to another node while a command runs (a replicated LUN taken over,
+   * core/cluster/takeover.ts): the session then hands the command whole (a copy of its Data-Out,
+   * handed over) so that it can send it there if the device answers NOT READY, ASYMMETRIC ACCESS
+   * STATE TRANSITION. Absent: false.
+   */
+  readonly movable?: boolean;
+  /**
    * Reads `lengthBytes` at `offsetBytes` (both multiples of blockBytes, inside the device).
    * The returned buffer is owned by the caller until the next call on this device.
    */

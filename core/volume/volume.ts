@@ -37,6 +37,8 @@ export interface VolumeSpec {
   readonly blockBytes: number;
   readonly layout: VolumeLayout;
   readonly writeCache: boolean;
+  /** A replicated LUN (BlockDevice.movable). */
+  readonly movable?: boolean;
 }
 
 export interface IoCounters {
@@ -76,7 +78,10 @@ export class Volume implements BlockDevice {
   ) {
     assert(capacityOf(spec.layout) >= spec.sizeBytes, "layout smaller than the volume");
     this.spec = spec;
+    this.movable = spec.movable === true;
   }
+
+  readonly movable: boolean;
 
   /** MODE SELECT's WCE: takes effect at once, and is kept per LUN across restarts. */
   setWriteCache(enabled: boolean): MaybePromise<IoResult<void>> {

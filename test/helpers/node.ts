@@ -56,11 +56,11 @@ export function randomLoopback(): string {
  */
 const loadEndGraceMs = 15_000;
 
-export function spawnLoad(args: string[], outFile: string, options: { wrap?: string[] } = {}): { pid: number; finished(): Promise<void>; output(): string } {
+export function spawnLoad(args: string[], outFile: string, options: { wrap?: string[] } = {}): { pid: number; finished(): Promise<void>; output(): string; stderr(): string } {
   const quoted = [...(options.wrap ?? []), iscsiLoadBin, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
-  // Output goes to a file, stderr nowhere: a stalled target makes iscsi-load print a line per
-  // failed I/O, and an unread pipe would block it.
-  const p = Bun.spawn(["sh", "-c", `trap '' PIPE; exec ${quoted} > '${outFile}' 2>/dev/null`], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+  // Output and stderr go to files: a stalled target makes iscsi-load print a line per failed I/O
+  // (at most 20), and an unread pipe would block it.
+  const p = Bun.spawn(["sh", "-c", `trap '' PIPE; exec ${quoted} > '${outFile}' 2>'${outFile}.err'`], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
   // When the run is due to end (-t SECS, default 10): the grace below counts from then, so that
   // finished() may be called before it.
   const t = args.indexOf("-t");
@@ -76,6 +76,14 @@ export function spawnLoad(args: string[], outFile: string, options: { wrap?: str
       clearTimeout(guard);
     },
     output: () => readFileSync(outFile, "utf8"),
+    /** What it printed of its failed I/Os. */
+    stderr: () => {
+      try {
+        return readFileSync(`${outFile}.err`, "utf8");
+      } catch {
+        return "";
+      }
+    },
   };
 }
 
