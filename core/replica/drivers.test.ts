@@ -4,12 +4,13 @@
 // the authenticated transport; the copies are compared page by page in the archives.
 import { afterAll, describe, expect, test } from "bun:test";
 import { pageBytes } from "../archive/format.ts";
-import type { FailoverDriver } from "../cluster/failover-driver.ts";
+import { FailoverDriver } from "../cluster/failover-driver.ts";
 import { defaultManagerConfig } from "../cluster/failover.ts";
 import type { IoResult } from "../volume/block-device.ts";
 import { createLayout } from "../volume/layout.ts";
 import { Volume, type UnitProvider } from "../volume/volume.ts";
-import type { ReplicatedSegment } from "./coordinator.ts";
+import { ReplicatedSegment } from "./coordinator.ts";
+import type { Membership } from "./types.ts";
 import { TestReplicaCluster, type SegmentPlan } from "./test-cluster.ts";
 import { until } from "../../test/helpers/wait.ts";
 
@@ -249,5 +250,46 @@ describe("replication drivers on loopback with real archives", () => {
     expect(c.store.records.get(plan.segment)?.primary).not.toBe(before?.primary);
     victim.start();
     await allHealthy(c);
+  }, 120_000);
+
+  test("the LUN given to another coordinator node: the manager re-elects the serving segment under it; the old coordinator is turned away, every acknowledged write reads back through the new one", async () => {
+    const plan = r3;
+    await allHealthy(c);
+    // The LUN's coordinator node as its record would say; the membership names it, or (older records) node x placed it.
+    let lunNode = "x";
+    const recorded = (m: Membership): string => m.coordinator ?? "x";
+    const standing = (node: string) => (m: Membership) => (recorded(m) === node ? "send" : lunNode === node ? "wait" : "moved");
+    const segOn = (node: string) => new ReplicatedSegment({ router: c.client.router, store: c.store, segment: plan.segment, client: `client:${node}/${plan.segment}`, standing: standing(node), limits: { opTimeoutMs: 20_000 } });
+    c.client.manager?.stop();
+    c.client.manager = new FailoverDriver({
+      router: c.client.router,
+      store: c.store,
+      segments: [r3.segment, r2.segment],
+      coordinatorOf: (segment) => {
+        const m = c.store.records.get(segment);
+        return segment === plan.segment && m !== undefined && recorded(m) !== lunNode ? lunNode : null;
+      },
+    });
+    const old = segOn("x");
+    const next = segOn("y");
+    const acked = new Map<number, number>();
+    await writeMany(old, 50_000, 100, acked, 4);
+    const before = c.store.records.get(plan.segment);
+    // The LUN record names y now: y's writes wait until the manager records an epoch naming y.
+    const moved = performance.now();
+    lunNode = "y";
+    const pauseMs = await writeMany(next, 60_000, 40, acked, 4);
+    console.log(`move of ${plan.segment} to node y: recorded, and y's first writes through, within ${Math.round(performance.now() - moved)} ms; longest write ${Math.round(pauseMs)} ms`);
+    const after = c.store.records.get(plan.segment);
+    expect(after?.coordinator).toBe("y");
+    expect(after?.epoch ?? 0).toBeGreaterThan(before?.epoch ?? 0);
+    // Equal logs: the election kept the primary.
+    expect(after?.primary).toBe(before?.primary);
+    const refused = await old.write(0, pageOf(1));
+    expect(refused.ok === false && refused.code).toBe("MOVED");
+    await expectReadsBack(next, acked);
+    await allHealthy(c);
+    expect(await next.flush()).toEqual({ ok: true, value: undefined });
+    expect(copiesDiffer(c, plan)).toBeNull();
   }, 120_000);
 });
