@@ -18,7 +18,7 @@ import type { Archive, SegmentUnit } from "../archive/archive.ts";
 import { FailoverDriver } from "../cluster/failover-driver.ts";
 import { defaultManagerConfig } from "../cluster/failover.ts";
 import { placeSegment, usableDomains, type PlacementCluster, type UnitPlacementRole } from "../cluster/placement.ts";
-import { chooseCoordinator, takeoverDue } from "../cluster/takeover.ts";
+import { chooseCoordinator, takeoverDue, type TakeoverCandidate } from "../cluster/takeover.ts";
 import type { PoolDef } from "../cluster/membership.ts";
 import type { MetaStore } from "../meta/store.ts";
 import { metaKeys } from "../meta/schema.ts";
@@ -113,7 +113,6 @@ export class ReplicaHost {
   /** The replicated LUNs' records as last read, with their revisions (the takeover's compare-and-swap). */
   private readonly luns = new Map<string, { rec: LunRecord; modRevision: number }>();
   private readonly startedAt = performance.now();
-  private takingOver = false;
   private managerNode: string | null = null;
   private readonly hosted = new Set<string>();
   /** The membership records as last read (for status; the drivers read the store themselves). */
@@ -168,7 +167,7 @@ export class ReplicaHost {
     this.timer = setInterval(() => this.kick(), refreshMs);
     this.publishTimer = setInterval(() => {
       if (this.failover !== null) this.publish().catch((e: unknown) => this.options.logger.debug("segment states not published", { error: String(e) }));
-      if (this.managerRole) this.takeOver().catch((e: unknown) => this.options.logger.warn("LUN takeover failed", { error: String(e) }));
+      if (this.managerRole) this.takeOver();
     }, publishMs);
   }
 
@@ -442,45 +441,51 @@ export class ReplicaHost {
    * machine fences the old coordinator segment by segment ("move"). Never risks a write: the old
    * coordinator can acknowledge nothing once its segments' epochs moved on.
    */
-  private async takeOver(): Promise<void> {
-    if (this.takingOver) return;
-    this.takingOver = true;
-    try {
-      const afterMs = this.options.takeoverAfterMs ?? takeoverAfterMsDefault;
-      // The daemon's liveness view has watched every node since its start, manager or not: a node
-      // taking over the role from a killed manager acts at once, a whole cluster starting again
-      // gives every node the delay.
-      const watchedMs = performance.now() - this.startedAt;
-      const coordinated = new Map<string, number>();
-      for (const { rec } of this.luns.values()) if (rec.nodeId !== undefined) coordinated.set(rec.nodeId, (coordinated.get(rec.nodeId) ?? 0) + 1);
-      for (const { rec, modRevision } of [...this.luns.values()]) {
-        const from = rec.nodeId;
-        if (from === undefined || from === this.options.nodeId || !takeoverDue({ silentMs: this.silentFor(from), watchedMs, afterMs })) continue;
-        const units = new Map<string, number>();
-        for (const p of this.segmentsOf(rec.uuid)) for (const u of p.units) if (u.role !== "arbiter") units.set(u.node, (units.get(u.node) ?? 0) + 1);
-        const to = chooseCoordinator(
-          [...this.nodes.values()].filter((n) => n.id !== from).map((n) => {
-            // Live: heard within half the delay (this node's own reads of the heartbeats may lag
-            // while a metadata endpoint times out); this node is live, it is running this.
-            const silent = this.silentFor(n.id);
-            return { id: n.id, live: n.id === this.options.nodeId || (silent !== null && silent < afterMs / 2), draining: n.draining === true, reachable: this.peerOf(n.id) !== undefined, lunUnits: units.get(n.id) ?? 0, coordinated: coordinated.get(n.id) ?? 0 };
-          }),
-        );
-        if (to === null) {
-          this.options.logger.debug("LUN takeover due, but no live node can take it", { lun: rec.uuid, from });
-          continue;
-        }
-        const key = metaKeys.lun(rec.uuid);
-        const moved: LunRecord = { ...rec, nodeId: to };
-        const r = await this.options.meta.txn({ compare: [{ key, target: "MOD", result: "EQUAL", value: modRevision }], success: [{ put: { key, value: JSON.stringify(moved) } }], failure: [] });
-        if (!r.succeeded) continue; // changed meanwhile: the next refresh sees it
-        this.luns.set(rec.uuid, { rec: moved, modRevision: Number.MAX_SAFE_INTEGER });
-        coordinated.set(to, (coordinated.get(to) ?? 0) + 1);
-        this.options.logger.warn("LUN taken over: its coordinator node is silent", { lun: rec.uuid, name: rec.name, from: this.nodes.get(from)?.name ?? from, to: this.nodes.get(to)?.name ?? to });
+  // One pass at a time (coalesced): a pass awaits its compare-and-swaps.
+  private readonly takeOver = coalescing(
+    () => this.takeOverNow(),
+    (e) => this.options.logger.warn("LUN takeover failed", { error: String(e) }),
+  );
+
+  private async takeOverNow(): Promise<void> {
+    const afterMs = this.options.takeoverAfterMs ?? takeoverAfterMsDefault;
+    // The daemon's liveness view has watched every node since its start, manager or not: a node
+    // taking over the role from a killed manager acts at once, a whole cluster starting again
+    // gives every node the delay.
+    const watchedMs = performance.now() - this.startedAt;
+    const coordinated = new Map<string, number>();
+    for (const { rec } of this.luns.values()) if (rec.nodeId !== undefined) coordinated.set(rec.nodeId, (coordinated.get(rec.nodeId) ?? 0) + 1);
+    for (const { rec, modRevision } of [...this.luns.values()]) {
+      const from = rec.nodeId;
+      if (from === undefined || from === this.options.nodeId || !takeoverDue({ silentMs: this.silentFor(from), watchedMs, afterMs })) continue;
+      const to = chooseCoordinator(this.takeoverCandidates(rec.uuid, from, coordinated, afterMs));
+      if (to === null) {
+        this.options.logger.debug("LUN takeover due, but no live node can take it", { lun: rec.uuid, from });
+        continue;
       }
-    } finally {
-      this.takingOver = false;
+      const key = metaKeys.lun(rec.uuid);
+      const moved: LunRecord = { ...rec, nodeId: to };
+      const r = await this.options.meta.txn({ compare: [{ key, target: "MOD", result: "EQUAL", value: modRevision }], success: [{ put: { key, value: JSON.stringify(moved) } }], failure: [] });
+      if (!r.succeeded) continue; // changed meanwhile: the next refresh sees it
+      this.luns.set(rec.uuid, { rec: moved, modRevision: r.revision });
+      coordinated.set(to, (coordinated.get(to) ?? 0) + 1);
+      this.options.logger.warn("LUN taken over: its coordinator node is silent", { lun: rec.uuid, name: rec.name, from: this.nodes.get(from)?.name ?? from, to: this.nodes.get(to)?.name ?? to });
     }
+  }
+
+  /** Every node but `from` as a candidate to take the LUN over (chooseCoordinator). */
+  private takeoverCandidates(volumeId: string, from: string, coordinated: ReadonlyMap<string, number>, afterMs: number): TakeoverCandidate[] {
+    const units = new Map<string, number>();
+    for (const p of this.segmentsOf(volumeId)) for (const u of p.units) if (u.role !== "arbiter") units.set(u.node, (units.get(u.node) ?? 0) + 1);
+    return [...this.nodes.values()]
+      .filter((n) => n.id !== from)
+      .map((n) => {
+        // Live: heard within half the delay (this node's own reads of the heartbeats may lag
+        // while a metadata endpoint times out); this node is live, it is running this.
+        const silent = this.silentFor(n.id);
+        const live = n.id === this.options.nodeId || (silent !== null && silent < afterMs / 2);
+        return { id: n.id, live, draining: n.draining === true, reachable: this.peerOf(n.id) !== undefined, lunUnits: units.get(n.id) ?? 0, coordinated: coordinated.get(n.id) ?? 0 };
+      });
   }
 
   /**

@@ -11,8 +11,9 @@
 // (more fail at once), and never waits without a deadline. It never sends under a membership
 // that names another coordinator node (its LUN moved, Membership.coordinator): it waits for one
 // naming its own while its LUN is coordinated here (a takeover under way), and fails with MOVED
-// (retryable: NOT READY, ASYMMETRIC ACCESS STATE TRANSITION) once it is not, or out of time. Page-aligned I/O only: the segment
-// units replicate whole 4 KiB pages (a Volume of 4096-byte blocks sends nothing else).
+// (retryable: NOT READY, ASYMMETRIC ACCESS STATE TRANSITION) once it is not, or out of time.
+// Page-aligned I/O only: the segment units replicate whole 4 KiB pages (a Volume of 4096-byte
+// blocks sends nothing else).
 import { assert } from "../util/assert.ts";
 import { isHandedOver } from "../util/handover.ts";
 import type { IoFailure, IoResult } from "../volume/block-device.ts";
