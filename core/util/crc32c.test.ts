@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { crc32c, crc32cImplementation, crc32cPortable } from "./crc32c.ts";
+import { crc32c, crc32cImplementation, crc32cPortable, crc32cStreamBytes } from "./crc32c.ts";
 
 test("crc32c() gives the standard check value for 123456789", () => {
   const data = new TextEncoder().encode("123456789");
@@ -10,6 +10,13 @@ test("crc32c() gives the standard check value for 123456789", () => {
 test("crc32c() matches the portable oracle at every length and alignment", () => {
   const buf = new Uint8Array(300).map((_, i) => (i * 131 + 17) & 0xff);
   for (let off = 0; off < 9; off++) for (let len = 0; len < 200; len += 7) expect(crc32c(buf.subarray(off, off + len), 99)).toBe(crc32cPortable(buf.subarray(off, off + len), 99));
+});
+
+test("crc32c() matches the oracle where the three interleaved streams begin, join and end", () => {
+  const three = 3 * crc32cStreamBytes;
+  const buf = new Uint8Array(4 * three + 200).map((_, i) => (i * 197 + 3) & 0xff);
+  for (const len of [three - 8, three - 1, three, three + 1, three + 64, 2 * three, 2 * three + 99, 4096, 1 << 16, 4 * three + 191])
+    for (const off of [0, 5]) expect(crc32c(buf.subarray(off, off + len), 7)).toBe(crc32cPortable(buf.subarray(off, off + len), 7));
 });
 
 test("crc32c() continues a CRC across chunks", () => {
