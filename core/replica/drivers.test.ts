@@ -50,10 +50,18 @@ function copiesDiffer(c: TestReplicaCluster, plan: SegmentPlan): string | null {
   return null;
 }
 
-/** Writes `count` pages at queue depth `qd`; returns the longest a write took (ms). */
-async function writeMany(seg: ReplicatedSegment, from: number, count: number, acked: Map<number, number>, qd = 8): Promise<number> {
+/** Something to do once `afterAcks` writes of a writeMany() were acknowledged (a node killed). */
+type Midway = { afterAcks: number; run: () => void };
+
+/**
+ * Writes `count` pages at queue depth `qd`; returns the longest a write took (ms). `midway` runs
+ * after so many acknowledgements, so that the rest of the writes meet what it did however fast
+ * the first ones went (a fixed sleep lets a fast machine finish them all first).
+ */
+async function writeMany(seg: ReplicatedSegment, from: number, count: number, acked: Map<number, number>, qd = 8, midway?: Midway): Promise<number> {
   let next = from;
   let longestMs = 0;
+  let acks = 0;
   const worker = async () => {
     while (next < from + count) {
       const tag = next++;
@@ -64,6 +72,7 @@ async function writeMany(seg: ReplicatedSegment, from: number, count: number, ac
       expect(r).toEqual({ ok: true, value: undefined });
       // The last acknowledged write of a page is what it must read back (writes to one page never overlap in time here).
       acked.set(page, tag);
+      if (++acks === midway?.afterAcks) midway.run();
     }
   };
   await Promise.all(Array.from({ length: qd }, worker));
@@ -182,9 +191,7 @@ describe("replication drivers on loopback with real archives", () => {
       await allHealthy(c);
       const victim = secondaryOnlyNode(c, plan);
       const lost = c.store.records.get(plan.segment)?.secondaries.find((u) => c.nodeOfUnit(u) === victim) as string;
-      const writing = writeMany(seg, 10_000, 300, acked, 4);
-      await Bun.sleep(50);
-      victim.kill();
+      const writing = writeMany(seg, 10_000, 300, acked, 4, { afterAcks: 20, run: () => victim.kill() });
       console.log(`${plan.policy}: longest write across the secondary's loss ${Math.round(await writing)} ms`);
       await expectReadsBack(seg, acked);
       // replica:2 could only go on by recording the degradation under a new epoch; replica:3
@@ -208,9 +215,7 @@ describe("replication drivers on loopback with real archives", () => {
       const before = c.store.records.get(plan.segment);
       const primary = before?.primary as string;
       const victim = c.nodeOfUnit(primary);
-      const writing = writeMany(seg, 40_000, 200, acked, 4);
-      await Bun.sleep(30);
-      victim.kill();
+      const writing = writeMany(seg, 40_000, 200, acked, 4, { afterAcks: 20, run: () => victim.kill() });
       const pauseMs = await writing;
       console.log(`${plan.policy}: longest write across the primary's failover ${Math.round(pauseMs)} ms`);
       const after = c.store.records.get(plan.segment);
