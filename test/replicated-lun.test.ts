@@ -53,8 +53,11 @@ describe("a replica:3 LUN on three daemons", () => {
   }, 120_000);
 
   test("a node killed under writes: writes go on, read back; restarted, it serves again", async () => {
-    const load = Bun.spawn(["qemu-io", "-f", "raw", "-c", "write -P 0x22 0 32M", a.url(iqn)], { stdout: "pipe", stderr: "pipe" });
+    // Eight passes over the LUN: one 32 MiB write can finish inside the 300 ms before the kill.
+    const passes = Array.from({ length: 8 }, () => ["-c", "write -P 0x22 0 32M"]).flat();
+    const load = Bun.spawn(["qemu-io", "-f", "raw", ...passes, a.url(iqn)], { stdout: "pipe", stderr: "pipe" });
     await Bun.sleep(300);
+    expect(load.exitCode).toBeNull();
     b.kill9();
     const code = await load.exited;
     const out = `${await new Response(load.stdout).text()}${await new Response(load.stderr).text()}`;
