@@ -24,6 +24,22 @@ test("crc32c() continues a CRC across chunks", () => {
   expect(crc32c(buf.subarray(1000), crc32c(buf.subarray(0, 1000)))).toBe(crc32c(buf));
 });
 
+test("crc32c() takes every seed, with its top bit set or not, at any heat of the call site", () => {
+  // Bun's FFI passed a u32 argument of 2^31 or more as 0 (and at times smaller ones): half of
+  // the frame and page-metadata checksums came out as if unseeded, depending on the JIT tier.
+  const buf = new Uint8Array(5000).map((_, i) => (i * 89 + 11) & 0xff);
+  let x = 0x2545f491;
+  let mismatches = 0;
+  for (let i = 0; i < 60_000; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    const seed = i % 5 === 0 ? i % 3 : x;
+    const v = buf.subarray(i % 13, (i % 13) + (x % 4500));
+    if (crc32c(v, seed) !== crc32cPortable(v, seed)) mismatches++;
+  }
+  expect(mismatches).toBe(0);
+  for (const seed of [1, 0x7fffffff, 0x80000000, 0xffffffff]) expect(crc32c(buf, seed)).toBe(crc32cPortable(buf, seed));
+});
+
 test("the SSE4.2 path is used on this machine", () => {
   // The machines qstora runs on here have SSE4.2; the portable path is the fallback only.
   expect(crc32cImplementation()).toBe("sse4.2");
