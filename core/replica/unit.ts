@@ -959,6 +959,15 @@ function pumpCatchup(st: UnitState, u: UnitId, peer: Peer, effects: UnitEffect[]
   }
 }
 
+const noUnits: readonly UnitId[] = [];
+
+/** The peers being promoted to secondary (they must hold what is acknowledged); mostly none. */
+function promotingUnits(pri: PrimaryState): readonly UnitId[] {
+  let out: UnitId[] | null = null;
+  for (const [u, p] of pri.peers) if (p.mode === "promoting") (out ??= []).push(u);
+  return out ?? noUnits;
+}
+
 /** Advance the commit point by the policy; answer writes, waiting reads and flushes it covers. */
 function advance(st: UnitState, now: number, effects: UnitEffect[]): void {
   const pri = st.pri;
@@ -966,7 +975,7 @@ function advance(st: UnitState, now: number, effects: UnitEffect[]): void {
   const m = membership(st);
   const rule = (st.cfg.ackRuleForTest ?? ackRuleOf)(m.policy);
   const acked = (u: UnitId) => pri.peers.get(u)?.ackedLsn ?? 0;
-  const promoting = [...pri.peers].filter(([, p]) => p.mode === "promoting").map(([u]) => u);
+  const promoting = promotingUnits(pri);
   const commitUnder = (x: Membership) => advanceCommit({ rule, commitLsn: pri.commitLsn, primaryLsn: pri.persistedLsn, secondaries: x.secondaries.map(acked), required: promoting.map(acked) });
   // While a record is pending either membership may be the one in force (now or after a
   // failover that reads the store): a write is acknowledged only when both rules hold. So
@@ -980,7 +989,7 @@ function advance(st: UnitState, now: number, effects: UnitEffect[]): void {
       pri.writers.delete(lsn);
     }
     pri.commitLsn = commit;
-    for (const [page, lsn] of [...pri.uncommitted]) if (lsn <= commit) pri.uncommitted.delete(page);
+    for (const [page, lsn] of pri.uncommitted) if (lsn <= commit) pri.uncommitted.delete(page); // deleting while iterating a Map is defined
     const still: WaitingRead[] = [];
     for (const r of pri.readsWaiting) {
       if (anyUncommitted(pri, r.page, r.pages)) still.push(r);
@@ -1017,7 +1026,7 @@ function commitHeldUnder(st: UnitState, m: Membership): number {
   assert(pri !== null);
   const rule = (st.cfg.ackRuleForTest ?? ackRuleOf)(m.policy);
   const acked = (u: UnitId) => pri.peers.get(u)?.ackedLsn ?? 0;
-  const promoting = [...pri.peers].filter(([, p]) => p.mode === "promoting").map(([u]) => u);
+  const promoting = promotingUnits(pri);
   return advanceCommit({ rule, commitLsn: 0, primaryLsn: pri.persistedLsn, secondaries: m.secondaries.map(acked), required: promoting.map(acked) });
 }
 
@@ -1040,9 +1049,9 @@ function propose(st: UnitState, next: Membership, effects: UnitEffect[]): boolea
 
 function checkFlushes(st: UnitState, now: number, effects: UnitEffect[]): void {
   const pri = st.pri;
-  if (pri === null) return;
+  if (pri === null || pri.flushes.length === 0) return; // every tick of every primary comes here
   const m = membership(st);
-  const holders = [...m.secondaries, ...[...pri.peers].filter(([, p]) => p.mode === "promoting").map(([u]) => u)];
+  const holders = [...m.secondaries, ...promotingUnits(pri)];
   const remaining: PendingFlush[] = [];
   let need = 0;
   for (const f of pri.flushes) {
