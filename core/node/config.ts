@@ -4,6 +4,12 @@
 import { parse, stringify } from "smol-toml";
 import { QstoraError } from "../util/errors.ts";
 
+/**
+ * A replicated LUN's coordinator node silent this long is replaced (core/cluster/takeover.ts):
+ * longer than a daemon's restart, so a restart or an upgrade keeps its LUNs.
+ */
+export const takeoverAfterMsDefault = 5_000;
+
 export type LogLevelName = "debug" | "info" | "warn" | "error";
 
 export interface NodeConfig {
@@ -84,7 +90,7 @@ export function defaultConfig(options: { name: string; address?: string }): Node
     cluster: { listen: `${address}:${portDefaults.cluster}` },
     peer: { listen: `${address}:${portDefaults.peer}` },
     log: { level: "info" },
-    health: { heartbeat_interval_ms: 1000, suspect_after_ms: 3000, down_after_ms: 10_000, takeover_after_ms: 5_000, archive_nearfull_ratio: 0.85, archive_full_ratio: 0.97 },
+    health: { heartbeat_interval_ms: 1000, suspect_after_ms: 3000, down_after_ms: 10_000, takeover_after_ms: takeoverAfterMsDefault, archive_nearfull_ratio: 0.85, archive_full_ratio: 0.97 },
   };
 }
 

@@ -207,12 +207,12 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     const portId = await whileElecting(() => claimPortId(store, identity.nodeId), Date.now() + metadataStartWaitMs, logger);
     const forwarder = new LunForwarder({ nodeId: identity.nodeId, portId, logger: logger.child("forward") });
     service.forwarder = forwarder;
-    const svcToLoad = service;
-    await whileElecting(() => svcToLoad.load(), Date.now() + metadataStartWaitMs, logger);
+    const svc = service;
+    await whileElecting(() => svc.load(), Date.now() + metadataStartWaitMs, logger);
     let boot: Bootstrap | undefined;
     if (existsSync(paths.bootstrap)) {
       boot = JSON.parse(readFileSync(paths.bootstrap, "utf8")) as Bootstrap;
-      for (const path of boot.archives) await service.adoptArchive(path);
+      for (const path of boot.archives) await whileElecting(() => svc.adoptArchive(path), Date.now() + metadataStartWaitMs, logger);
     }
     // The record keeps what others set on it (group, labels, drain flag); the rest is this start's.
     // metadataUrl: where this node's gate would serve as a metadata member (the manager promotes
@@ -265,7 +265,6 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     } catch (e) {
       throw bindError(e, "iSCSI portal", (e as { address?: string } | null)?.address ?? config.portal.listen);
     }
-    const svc = service;
     const portal = iscsi;
     svc.onDeviceGone = (device) => portal.lunStates.delete(device);
     svc.onLunsChanged = (iqn, removed) => {

@@ -34,6 +34,7 @@ import type { SegmentStore, UnitProvider } from "../volume/volume.ts";
 import { coalescing } from "../util/coalesce.ts";
 import { isHandedOver } from "../util/handover.ts";
 import type { Logger } from "../util/log.ts";
+import { takeoverAfterMsDefault } from "./config.ts";
 import { readManager } from "./manager.ts";
 import { keys, type ArchiveRecord, type LunRecord, type NodeRecord } from "./records.ts";
 import { archivesInPool, deletedLunsPrefix, membershipPrefix, orphanVolumes, vanishedSegments } from "./replica-lifecycle.ts";
@@ -89,12 +90,6 @@ export const failoverResumeWithinMs = 10_000;
 
 /** See coordinatorHold: 1.5 heartbeat intervals of the default, under the manager's 3 s failover delay. */
 export const holdAfterMsDefault = 1_500;
-
-/**
- * A replicated LUN's coordinator node silent this long is replaced (core/cluster/takeover.ts):
- * longer than a daemon's restart, so a restart or an upgrade keeps its LUNs.
- */
-export const takeoverAfterMsDefault = 5_000; // health.takeover_after_ms
 
 export function segmentIdOf(volumeId: string, index: number): string {
   return `${volumeId}/${index}`;
@@ -392,7 +387,7 @@ export class ReplicaHost {
   private primaryNodeDown(segment: string): string | null {
     const m = this.recorded.get(segment);
     const node = m === undefined ? undefined : this.unitNode.get(m.primary);
-    const silent = node === undefined ? null : (this.options.nodeSilentMs?.(node) ?? null);
+    const silent = node === undefined ? null : this.silentFor(node);
     return m !== undefined && silent !== null && silent >= defaultManagerConfig.failoverAfterMs ? m.primary : null;
   }
 

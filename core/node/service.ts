@@ -370,7 +370,12 @@ export class NodeService implements LocalLuns {
     const archive = Archive.open(path, { clusterId: this.identity.clusterId });
     const info = archive.info();
     const rec: ArchiveRecord = { id: archive.id, nodeId: this.identity.nodeId, path, kind: info.kind, media: detectMedia(path), sizeBytes: info.sizeBytes, addedAt: now() };
-    await this.meta.put(keys.archive(rec.id), JSON.stringify(rec));
+    try {
+      await this.meta.put(keys.archive(rec.id), JSON.stringify(rec));
+    } catch (e) {
+      archive.close(); // the caller may try again (a metadata store electing): nothing held open
+      throw e;
+    }
     if (this.units.archive(rec.id) === undefined) this.units.addArchive(archive);
     else archive.close();
     this.archiveRecords.set(rec.id, rec);
