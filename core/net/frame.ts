@@ -107,9 +107,13 @@ export function buildFrame(head: FrameHead, spec: FrameSpec): Uint8Array {
   view.setUint32(offsets.payloadBytes, payloadBytes);
   const payload = out.subarray(frameHeaderBytes, frameHeaderBytes + payloadBytes);
   spec.fill(payload);
-  const sum = crc32c(payload, crc32c(out.subarray(0, offsets.checksum)));
-  view.setUint32(offsets.checksum, sum);
+  view.setUint32(offsets.checksum, frameChecksum(out.subarray(0, offsets.checksum), payload));
   return out;
+}
+
+/** The header's checksum field: CRC-32C of its first 16 bytes, continued over the payload. */
+function frameChecksum(head: Uint8Array, payload: Uint8Array): number {
+  return crc32c(payload, crc32c(head));
 }
 
 /** A frame whose payload is given whole (control messages). */
@@ -305,8 +309,7 @@ export class FrameDecoder {
     const requestId = view.getUint32(offsets.requestId);
     const payloadEnd = at + frameHeaderBytes + payloadBytes;
     const payload = buf.subarray(at + frameHeaderBytes, payloadEnd);
-    const sum = crc32c(payload, crc32c(buf.subarray(at, at + offsets.checksum)));
-    if (sum !== view.getUint32(offsets.checksum)) return { reason: "bad-checksum", type, requestId };
+    if (frameChecksum(buf.subarray(at, at + offsets.checksum), payload) !== view.getUint32(offsets.checksum)) return { reason: "bad-checksum", type, requestId };
     return { type, flags: view.getUint16(offsets.flags), requestId, payload, tag: buf.subarray(payloadEnd, payloadEnd + this.tagBytes), bytes: buf.subarray(at, payloadEnd) };
   }
 

@@ -97,8 +97,9 @@ async function waitForMetadata(meta: MetaStore, logger: Logger): Promise<Awaited
   }
 }
 
-/** Runs `fn` again while the store answers METADATA_UNAVAILABLE (a Raft group electing), until `deadline`. */
-async function whileElecting<T>(fn: () => Promise<T>, deadline: number, logger: Logger): Promise<T> {
+/** Runs `fn` again while the store answers METADATA_UNAVAILABLE (a Raft group electing), for metadataStartWaitMs at most. */
+async function whileElecting<T>(fn: () => Promise<T>, logger: Logger): Promise<T> {
+  const deadline = Date.now() + metadataStartWaitMs;
   for (;;) {
     try {
       return await fn();
@@ -204,15 +205,15 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     // This node's target port number (portal group tag), unique in the cluster: other nodes'
     // LUNs are served here too, through it, forwarded to their coordinators.
     const store = meta;
-    const portId = await whileElecting(() => claimPortId(store, identity.nodeId), Date.now() + metadataStartWaitMs, logger);
+    const portId = await whileElecting(() => claimPortId(store, identity.nodeId), logger);
     const forwarder = new LunForwarder({ nodeId: identity.nodeId, portId, logger: logger.child("forward") });
     service.forwarder = forwarder;
     const svc = service;
-    await whileElecting(() => svc.load(), Date.now() + metadataStartWaitMs, logger);
+    await whileElecting(() => svc.load(), logger);
     let boot: Bootstrap | undefined;
     if (existsSync(paths.bootstrap)) {
       boot = JSON.parse(readFileSync(paths.bootstrap, "utf8")) as Bootstrap;
-      for (const path of boot.archives) await whileElecting(() => svc.adoptArchive(path), Date.now() + metadataStartWaitMs, logger);
+      for (const path of boot.archives) await whileElecting(() => svc.adoptArchive(path), logger);
     }
     // The record keeps what others set on it (group, labels, drain flag); the rest is this start's.
     // metadataUrl: where this node's gate would serve as a metadata member (the manager promotes
@@ -230,7 +231,6 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
           const kept = cur ?? { id: identity.nodeId, name: identity.name, portal: "", api: "", version: "", startedAt: "" };
           return { kind: "put", value: { ...kept, ...started, group: cur?.group ?? bootNow?.group ?? identity.name } };
         }),
-      Date.now() + metadataStartWaitMs,
       logger,
     );
     if (written.outcome === "kept") throw new QstoraError("NOT_FOUND", `node ${identity.name} was removed from the cluster (its record is gone)`, "Remove this data directory; to bring the server back, `qstora join` it with a new --data-dir.");
@@ -243,7 +243,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     meta.follow();
 
     // Persistent reservations with APTPL come back from the metadata store.
-    const reservations = await whileElecting(() => loadReservations(metaNow, logger), Date.now() + metadataStartWaitMs, logger);
+    const reservations = await whileElecting(() => loadReservations(metaNow, logger), logger);
     // EXTENDED COPY may reach the LUNs of the target the command came through, and those of any
     // other target this initiator could log in to without a secret (its ACL admits it, no CHAP):
     // never a LUN the initiator could not reach itself.
@@ -375,7 +375,7 @@ export async function runDaemon(options: { dataDir: string; foreground: boolean 
     // The first beat is a transaction like any other: a node that has just joined the embedded
     // group may start while the group takes it in (no quorum for a moment), so it waits as the
     // reads above do instead of failing the start.
-    await whileElecting(() => beats.beatNow(), Date.now() + metadataStartWaitMs, logger);
+    await whileElecting(() => beats.beatNow(), logger);
     // Exactly one node runs the cluster manager role (core/cluster/manager-election.ts).
     const managerLog = logger.child("manager");
     let duties: { stop(): void } | undefined;

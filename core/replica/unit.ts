@@ -973,10 +973,7 @@ function advance(st: UnitState, now: number, effects: UnitEffect[]): void {
   const pri = st.pri;
   if (pri === null) return;
   const m = membership(st);
-  const rule = (st.cfg.ackRuleForTest ?? ackRuleOf)(m.policy);
-  const acked = (u: UnitId) => pri.peers.get(u)?.ackedLsn ?? 0;
-  const promoting = promotingUnits(pri);
-  const commitUnder = (x: Membership) => advanceCommit({ rule, commitLsn: pri.commitLsn, primaryLsn: pri.persistedLsn, secondaries: x.secondaries.map(acked), required: promoting.map(acked) });
+  const commitUnder = (x: Membership) => commitBy(st, pri, m.policy, x.secondaries, pri.commitLsn);
   // While a record is pending either membership may be the one in force (now or after a
   // failover that reads the store): a write is acknowledged only when both rules hold. So
   // replica:3 never counts a secondary it is dropping, and no policy counts a dropped one early.
@@ -1024,10 +1021,14 @@ function maybePromote(st: UnitState, now: number, effects: UnitEffect[]): void {
 function commitHeldUnder(st: UnitState, m: Membership): number {
   const pri = st.pri;
   assert(pri !== null);
-  const rule = (st.cfg.ackRuleForTest ?? ackRuleOf)(m.policy);
+  return commitBy(st, pri, m.policy, m.secondaries, 0);
+}
+
+/** The commit point `policy`'s rule allows from `commitLsn`, counting `secondaries` and every peer being promoted. */
+function commitBy(st: UnitState, pri: PrimaryState, policy: Policy, secondaries: readonly UnitId[], commitLsn: number): number {
+  const rule = (st.cfg.ackRuleForTest ?? ackRuleOf)(policy);
   const acked = (u: UnitId) => pri.peers.get(u)?.ackedLsn ?? 0;
-  const promoting = promotingUnits(pri);
-  return advanceCommit({ rule, commitLsn: 0, primaryLsn: pri.persistedLsn, secondaries: m.secondaries.map(acked), required: promoting.map(acked) });
+  return advanceCommit({ rule, commitLsn, primaryLsn: pri.persistedLsn, secondaries: secondaries.map(acked), required: promotingUnits(pri).map(acked) });
 }
 
 function propose(st: UnitState, next: Membership, effects: UnitEffect[]): boolean {
