@@ -2,13 +2,17 @@
 // and the metadata store, driven by a discrete-event loop with a simulated clock. Faults: node
 // crashes and restarts (a crash loses everything a unit had not persisted), partitions (also
 // between a node and the metadata store), lost, delayed, duplicated and reordered messages,
-// clock offsets and rate drift, lease expiry. After every event the checker asserts:
+// clock offsets and rate drift, lease expiry; optionally coordinator takeovers (the LUN moves
+// between the two coordinators, as when the manager gives it away from a silent node). After
+// every event the checker asserts:
 // - no acknowledged write is lost: the recorded membership's primary (and, by policy, its
 //   active secondaries) persistently hold the latest acknowledged value of every page;
 // - no two units accept or acknowledge writes in one epoch;
 // - every read is linearizable per page: never older than a write acknowledged before it
 //   began, nor than a value an earlier completed read returned, and never a value not written;
 // - every answered flush has the writes acknowledged before it durable on every active copy;
+// - with takeovers, a primary orders a coordinator's write only in an epoch whose record names
+//   that coordinator (a write ordered earlier may be acknowledged later, under a newer epoch);
 // and at the end, after healing every fault, that the segment serves again and every page reads
 // back its latest acknowledged value.
 // Test support only: never imported by the daemon. Same seed, same run (no Math.random, no clock).
@@ -36,6 +40,15 @@ export interface SimOptions {
    * secondary's starts at 9 s, the primary's at 16 s.
    */
   readonly faults?: "random" | "primary-cut-off" | "split-brain";
+  /**
+   * Coordinator takeovers among the random faults: now and then the LUN moves from one
+   * coordinator to the other ("c" and "d"). The manager gets the "move" input, as from
+   * ReplicaHost; the old coordinator's commands fail (MOVED) and are sent again through the new
+   * one; each coordinator sends only under a record naming it (ReplicatedSegment's `standing`).
+   */
+  readonly takeovers?: boolean;
+  /** Tests only: coordinators that send under any record, naming them or not (to prove the checker sees it). */
+  readonly ignoreStandingForTest?: boolean;
   /** Tests only: unit settings to break on purpose (a lease that outlives its voters' promises). */
   readonly unitConfigForTest?: Partial<UnitConfig>;
   /** Keep the last events for the failure report. */
@@ -54,6 +67,10 @@ export interface SimStats {
   crashes: number;
   partitions: number;
   failovers: number;
+  /** Takeovers: the LUN given to the other coordinator. */
+  takeovers: number;
+  /** Records that name another coordinator than the record before them (a takeover done). */
+  moves: number;
   maxEpoch: number;
 }
 
@@ -103,8 +120,9 @@ interface WriteRec {
 
 /** A coordinator. "c" refreshes its membership often; "d" only when turned away or unanswered,
  * so it keeps talking to an old primary for as long as that one answers (a second portal). */
+type ClientName = "c" | "d";
 interface Client {
-  readonly name: "c" | "d";
+  readonly name: ClientName;
   readonly eager: boolean;
   membership: Membership | null;
 }
@@ -204,12 +222,20 @@ class Simulation {
   private healed = false;
   private readonly trace: string[] = [];
   private readonly traceMax: number;
-  private readonly stats: SimStats = { unavailableReasons: [], longestAckGapMs: 0, events: 0, writesAcked: 0, readsDone: 0, flushesDone: 0, crashes: 0, partitions: 0, failovers: 0, maxEpoch: 1 };
+  private readonly stats: SimStats = { unavailableReasons: [], longestAckGapMs: 0, events: 0, writesAcked: 0, readsDone: 0, flushesDone: 0, crashes: 0, partitions: 0, failovers: 0, takeovers: 0, moves: 0, maxEpoch: 1 };
   // the coordinator
   private readonly clients: Client[] = [
     { name: "c", eager: true, membership: null },
     { name: "d", eager: false, membership: null },
   ];
+  /** The coordinator its LUN record names (takeovers move it). */
+  private lunCoordinator: ClientName = "c";
+  /** The last "move" input fed to this manager (undefined: none yet). */
+  private moveFed: string | null | undefined = undefined;
+  /** The coordinator each recorded epoch names (absent from a record: "c", which placed it). */
+  private readonly coordinatorOfEpoch = new Map<number, string>([[1, "c"]]);
+  /** The coordinator whose write the unit being fed now handles (null: not a coordinator's write). */
+  private writeFrom: string | null = null;
   private nextReqId = 1;
   private nextWriteId = 1;
   private readonly ops = new Map<number, Op>();
@@ -373,7 +399,11 @@ class Simulation {
           u.disk.meta = e.meta;
           break;
         case "persist":
-          if (st?.pri !== null && st?.pri !== undefined && e.write !== null && e.log !== null) this.noteAccept(u, st.meta.membership?.epoch ?? 0, "accepts a write");
+          if (st?.pri !== null && st?.pri !== undefined && e.write !== null && e.log !== null) {
+            const epoch = st.meta.membership?.epoch ?? 0;
+            this.noteAccept(u, epoch, "accepts a write");
+            if (this.writeFrom !== null) this.checkStanding(u, epoch, this.writeFrom);
+          }
           u.queue.push(e);
           break;
         case "read":
@@ -444,14 +474,24 @@ class Simulation {
     if (node === undefined) throw new Error("node");
     const r = initManager([this.segment], this.localNow("m"), this.managerCfg);
     this.manager = r.state;
+    this.moveFed = undefined;
     this.managerEffects(r.effects);
     const inc = node.incarnation;
     const tick = () => {
       if (!node.up || node.incarnation !== inc) return;
+      this.feedMove();
       this.feedManager({ kind: "tick" });
       this.at(40 + this.rand() * 20, tick);
     };
     this.at(this.rand() * 50, tick);
+  }
+
+  /** As ReplicaHost.moveOf through the FailoverDriver: the LUN's coordinator while the record names another, fed when it changes. */
+  private feedMove(): void {
+    const to = this.lunCoordinator !== coordinatorOf(this.meta) ? this.lunCoordinator : null;
+    if (to === this.moveFed) return;
+    this.moveFed = to;
+    this.feedManager({ kind: "move", segment: this.segment, to });
   }
 
   private feedManager(input: ManagerInput): void {
@@ -499,8 +539,10 @@ class Simulation {
       let result: { outcome: "applied" } | { outcome: "conflict"; current: Membership };
       if (this.meta.epoch === expectEpoch) {
         if (m.epoch <= this.meta.epoch) throw new Violation(`record of epoch ${m.epoch} over ${this.meta.epoch}`);
-        this.log(`META records epoch ${m.epoch}: primary ${m.primary} active [${m.secondaries}] inactive [${m.inactive}] (from ${from})`);
+        this.log(`META records epoch ${m.epoch}: primary ${m.primary} active [${m.secondaries}] inactive [${m.inactive}] coordinator ${coordinatorOf(m)} (from ${from})`);
         if (from === "m") this.stats.failovers++;
+        if (coordinatorOf(m) !== coordinatorOf(this.meta)) this.stats.moves++;
+        this.coordinatorOfEpoch.set(m.epoch, coordinatorOf(m));
         this.meta = m;
         this.dirty = true;
         this.stats.maxEpoch = Math.max(this.stats.maxEpoch, m.epoch);
@@ -558,7 +600,9 @@ class Simulation {
     else if (toNode === "c" || toNode === "d") this.clientReceive(toNode === "c" ? this.clients[0] : this.clients[1], msg);
     else {
       if (this.traceMax > 0) this.log(`${from} -> ${to} ${describe(msg)}`);
+      this.writeFrom = msg.type === "write" && from.startsWith("client:") ? from.slice("client:".length) : null;
       this.feedUnit(this.unitOf(to), { kind: "message", from, msg });
+      this.writeFrom = null;
     }
   }
 
@@ -602,7 +646,34 @@ class Simulation {
         this.log(`HEAL ${pairs.join(" ")}`);
       });
     }
+    if (this.opts.takeovers === true && this.rand() < 0.01 * k) this.takeOver();
     this.at(100, () => this.faultTick());
+  }
+
+  /**
+   * The LUN moves to the other coordinator (its LUN record changes). The portals forward to the
+   * new one from now on, and the old one's commands fail with MOVED: the initiator sends them
+   * again, through the new coordinator. Whatever the old one sent is still on the wire.
+   */
+  private takeOver(): void {
+    const from = this.client(this.lunCoordinator);
+    this.lunCoordinator = this.lunCoordinator === "c" ? "d" : "c";
+    const to = this.client(this.lunCoordinator);
+    this.stats.takeovers++;
+    this.log(`TAKEOVER the LUN moves from ${from.name} to ${to.name}`);
+    this.handOver(from, to);
+  }
+
+  /** `from`'s commands fail with MOVED and the initiator sends them again, through `to`. */
+  private handOver(from: Client, to: Client): void {
+    for (const op of [...this.ops.values()]) {
+      if (op.client !== from) continue;
+      this.ops.delete(op.reqId);
+      const again: Op = { ...op, client: to, reqId: this.nextReqId++, sentAt: -Infinity, attempts: 0 };
+      this.ops.set(again.reqId, again);
+      if (this.finalReqIds.delete(op.reqId)) this.finalReqIds.add(again.reqId);
+      this.sendOp(again);
+    }
   }
 
   private splitBrain(): void {
@@ -687,7 +758,11 @@ class Simulation {
       const page = Math.floor(this.rand() * this.pages);
       // Mostly one page; sometimes a few, as a stripe's piece spans several.
       const pages = Math.min(this.pages - page, this.rand() < 0.7 ? 1 : 2 + Math.floor(this.rand() * 3));
-      const client = this.rand() < 0.7 ? this.clients[0] : this.clients[1];
+      const drawn = this.rand() < 0.7 ? this.clients[0] : this.clients[1];
+      // With takeovers the portals forward every command to the LUN's coordinator; some still
+      // reach the old one, through a portal that has not seen the move yet (its own, cut off
+      // from the store), and it sends them while its record names it.
+      const client = this.opts.takeovers !== true ? drawn : this.rand() < 0.8 ? this.client(this.lunCoordinator) : this.client(this.lunCoordinator === "c" ? "d" : "c");
       if (client === undefined) throw new Error("client");
       let free = true;
       for (let p = page; p < page + pages; p++) if (this.pageBusy.has(p)) free = false;
@@ -698,11 +773,19 @@ class Simulation {
     this.at(5 + this.rand() * 10, () => this.clientTick());
   }
 
-  private clientLearn(c: Client, m: Membership): void {
-    if (c.membership === null || m.epoch > c.membership.epoch) c.membership = m;
+  private client(name: ClientName): Client {
+    const c = this.clients.find((x) => x.name === name);
+    if (c === undefined) throw new Error(`client ${name}`);
+    return c;
   }
 
-  private issue(kind: Op["kind"], page: number, pages: number, client: Client = this.clients[0] as Client): number {
+  private clientLearn(c: Client, m: Membership): void {
+    if (c.membership === null || m.epoch > c.membership.epoch) c.membership = m;
+    // A record naming the other coordinator: this one no longer runs the LUN (MOVED).
+    if (this.opts.takeovers === true && coordinatorOf(c.membership) !== c.name && c.name !== this.lunCoordinator) this.handOver(c, this.client(this.lunCoordinator));
+  }
+
+  private issue(kind: Op["kind"], page: number, pages: number, client: Client = this.client(this.lunCoordinator)): number {
     const reqId = this.nextReqId++;
     const writes: WriteRec[] = [];
     if (kind === "write") {
@@ -726,6 +809,8 @@ class Simulation {
     const m = op.client.membership;
     op.sentAt = this.now;
     if (m === null) return;
+    // A coordinator never sends under a record naming another (it waits for a newer record).
+    if (this.opts.takeovers === true && this.opts.ignoreStandingForTest !== true && coordinatorOf(m) !== op.client.name) return;
     let completeBelow = this.nextReqId;
     for (const o of this.ops.values()) if (o.client === op.client) completeBelow = Math.min(completeBelow, o.reqId);
     const base = { epoch: m.epoch, reqId: op.reqId, completeBelow };
@@ -836,6 +921,13 @@ class Simulation {
     this.acceptors.set(epoch, u.id);
   }
 
+  /** A primary orders a coordinator's write only in an epoch whose record names that coordinator. */
+  private checkStanding(u: SimUnit, epoch: number, client: string): void {
+    if (this.opts.takeovers !== true) return;
+    const named = this.coordinatorOfEpoch.get(epoch);
+    if (named !== client) throw new Violation(`${u.id} ordered a write of coordinator ${client} in epoch ${epoch}, whose record names ${named ?? "(not recorded)"}`);
+  }
+
   private checkSend(u: SimUnit, msg: Message): void {
     if (msg.type === "write-done") this.noteAccept(u, msg.epoch, "acknowledges a write");
     if (msg.type === "read-done" && msg.epoch < this.meta.epoch) this.log(`${u.id} answers a read in epoch ${msg.epoch} < recorded ${this.meta.epoch}`);
@@ -869,6 +961,11 @@ class Simulation {
       }
     }
   }
+}
+
+/** The coordinator a record names; a record without one names "c", the placing coordinator. */
+function coordinatorOf(m: Membership): string {
+  return m.coordinator ?? "c";
 }
 
 function describe(msg: Message): string {
