@@ -8,6 +8,7 @@
 // (PDUs are views into the receive buffer): data that must outlive it is copied, and says so.
 import { assert } from "../util/assert.ts";
 import { handOver, isHandedOver } from "../util/handover.ts";
+import { uninitialized } from "../util/bytes.ts";
 import type { Logger } from "../util/log.ts";
 import type { BlockDevice, MaybePromise } from "../volume/block-device.ts";
 import { decodeCdb, type Command } from "../scsi/cdb.ts";
@@ -755,7 +756,9 @@ export class IscsiConnection implements PduSink {
       return this.answer(itt, edtl, { status: Status.taskSetFull });
     }
     const keepBytes = Math.min(edtl, this.dataOutBytesWanted(command, device?.info().blockBytes ?? forwarded?.blockBytes, edtl));
-    const buffer = new Uint8Array(keepBytes);
+    // Not zeroed: Data-Out arrives in order (DataPDUInOrder) and the command runs only once all
+    // of EDTL has arrived, so every byte is written before it is read.
+    const buffer = uninitialized(keepBytes);
     if (immediate.length > 0) buffer.set(immediate.subarray(0, Math.min(immediate.length, keepBytes)));
     const p = this.login.params;
     const unsolicitedEnd = p.initialR2T ? immediate.length : Math.min(Math.max(p.firstBurstBytes, immediate.length), edtl);

@@ -16,6 +16,7 @@
 import { assert } from "../util/assert.ts";
 import { handOver } from "../util/handover.ts";
 import { crc32c } from "../util/crc32c.ts";
+import { uninitialized } from "../util/bytes.ts";
 
 export const frameMagic = 0x51534e54;
 export const frameVersion = 1;
@@ -174,12 +175,6 @@ export function releaseFrame(frame: Uint8Array): void {
   pool.set(cls, list);
   idleBuffers.add(buffer);
   poolBytes += cls;
-}
-
-/** A buffer the allocator does not zero (see buildFrame); the caller writes before reading. */
-function uninitialized(bytes: number): Uint8Array {
-  const raw = Buffer.allocUnsafeSlow(bytes);
-  return new Uint8Array(raw.buffer, raw.byteOffset, bytes);
 }
 
 export type FrameError =
