@@ -53,14 +53,25 @@ describe("a replica:3 LUN on three daemons", () => {
   }, 120_000);
 
   test("a node killed under writes: writes go on, read back; restarted, it serves again", async () => {
-    // Eight passes over the LUN: one 32 MiB write can finish inside the 300 ms before the kill.
+    // Eight passes over the LUN; b is killed once the first has been acknowledged (qemu-io
+    // reports each command as it ends, line-buffered by stdbuf), so under writes, not after them.
     const passes = Array.from({ length: 8 }, () => ["-c", "write -P 0x22 0 32M"]).flat();
-    const load = Bun.spawn(["qemu-io", "-f", "raw", ...passes, a.url(iqn)], { stdout: "pipe", stderr: "pipe" });
-    await Bun.sleep(300);
+    const load = Bun.spawn(["stdbuf", "-oL", "qemu-io", "-f", "raw", ...passes, a.url(iqn)], { stdout: "pipe", stderr: "pipe" });
+    const reader = load.stdout.getReader();
+    const decoder = new TextDecoder();
+    let out = "";
+    while (!out.includes("wrote ")) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      out += decoder.decode(chunk.value, { stream: true });
+    }
+    expect(out).toContain("wrote 33554432/33554432 bytes");
     expect(load.exitCode).toBeNull();
     b.kill9();
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) out += decoder.decode(chunk.value, { stream: true });
     const code = await load.exited;
-    const out = `${await new Response(load.stdout).text()}${await new Response(load.stderr).text()}`;
+    out += await new Response(load.stderr).text();
+    expect(out.match(/wrote 33554432\/33554432 bytes/g)?.length).toBe(8);
     expect(out).not.toContain("error");
     expect(code).toBe(0);
     expectPattern(a.url(iqn), 0x22, 0, 32 * MiB);
