@@ -2,7 +2,7 @@
 // keys; a sealed frame verifies once, in order, and not after any change.
 import { describe, expect, test } from "bun:test";
 import { randomBytes, X509Certificate } from "node:crypto";
-import { FrameDecoder, type Frame } from "./frame.ts";
+import { FrameDecoder, frameHeaderBytes, type Frame } from "./frame.ts";
 import { decodeHello, deriveSessionKeys, frameTagBytes, macAlgorithms, macFrameAuth, type Hello } from "./frame-auth.ts";
 import { controlFrame, encodeCbor, messageType } from "./messages.ts";
 import { testCluster, testNodeTls } from "./test-certs.ts";
@@ -78,6 +78,16 @@ for (const mac of macAlgorithms) {
       const altered = decodeOne(f1);
       altered.tag[0] = (altered.tag[0] as number) ^ 1;
       expect(macFrameAuth(mac, { sendKey: key2, receiveKey: key1 }).verify(altered)).toBe(false);
+    });
+
+    test("a payload altered at any byte still decodes (the checksum covers the header alone) and fails its tag", () => {
+      const f = build(1);
+      macFrameAuth(mac, { sendKey: key1, receiveKey: key2 }).seal(f);
+      for (let i = frameHeaderBytes; i < f.byteLength - frameTagBytes; i++) {
+        const bad = f.slice();
+        bad[i] = (bad[i] as number) ^ 0x20;
+        expect(macFrameAuth(mac, { sendKey: key2, receiveKey: key1 }).verify(decodeOne(bad))).toBe(false);
+      }
     });
   });
 }

@@ -2,6 +2,7 @@
 // at a time, truncated, corrupted at every byte, and fed seeded random bytes and mutations.
 import { describe, expect, test } from "bun:test";
 import { seededRng } from "../../test/helpers/rng.ts";
+import { crc32c } from "../util/crc32c.ts";
 import { isHandedOver } from "../util/handover.ts";
 import { FrameDecoder, buildFrame, encodeFrame, frameFlags, frameHeaderBytes, pooledFrameBytesMin, releaseFrame, type Frame, type FrameError } from "./frame.ts";
 import { controlFrame, errorFrame, messageType, readRequestFrame, readResponseFrame, uuidToBytes, writeRequestFrame, writeResponseFrame, dataStatus } from "./messages.ts";
@@ -121,7 +122,7 @@ describe("FrameDecoder", () => {
       return b;
     };
     expect(feed(new FrameDecoder(), [at(0, 0)]).error?.reason).toBe("bad-magic");
-    expect(feed(new FrameDecoder(), [at(4, 2)]).error?.reason).toBe("bad-version");
+    expect(feed(new FrameDecoder(), [at(4, 99)]).error?.reason).toBe("bad-version");
     expect(feed(new FrameDecoder(), [at(6, 0x80)]).error?.reason).toBe("bad-flags");
     expect(feed(new FrameDecoder(), [at(frameHeaderBytes, (f[frameHeaderBytes] as number) ^ 1)]).error).toEqual({ reason: "bad-checksum", type: messageType.ping, requestId: 1 });
   });
@@ -147,10 +148,12 @@ describe("FrameDecoder", () => {
   });
 
   test("with tagBytes, each frame's tag follows its payload, split anywhere", () => {
+    // A tagged frame's checksum covers its header alone (the tag covers the rest).
     const tagged = all.map((f, i) => {
       const t = new Uint8Array(f.byteLength + 16);
       t.set(f);
       t.fill(i + 1, f.byteLength);
+      new DataView(t.buffer).setUint32(16, crc32c(t.subarray(0, 16)));
       return t;
     });
     const s = stream(tagged);
