@@ -118,9 +118,11 @@ interface WriteRec {
   ackedAt: number | null;
 }
 
+type ClientName = "c" | "d";
+const otherClient = (name: ClientName): ClientName => (name === "c" ? "d" : "c");
+
 /** A coordinator. "c" refreshes its membership often; "d" only when turned away or unanswered,
  * so it keeps talking to an old primary for as long as that one answers (a second portal). */
-type ClientName = "c" | "d";
 interface Client {
   readonly name: ClientName;
   readonly eager: boolean;
@@ -657,7 +659,7 @@ class Simulation {
    */
   private takeOver(): void {
     const from = this.client(this.lunCoordinator);
-    this.lunCoordinator = this.lunCoordinator === "c" ? "d" : "c";
+    this.lunCoordinator = otherClient(this.lunCoordinator);
     const to = this.client(this.lunCoordinator);
     this.stats.takeovers++;
     this.log(`TAKEOVER the LUN moves from ${from.name} to ${to.name}`);
@@ -762,7 +764,7 @@ class Simulation {
       // With takeovers the portals forward every command to the LUN's coordinator; some still
       // reach the old one, through a portal that has not seen the move yet (its own, cut off
       // from the store), and it sends them while its record names it.
-      const client = this.opts.takeovers !== true ? drawn : this.rand() < 0.8 ? this.client(this.lunCoordinator) : this.client(this.lunCoordinator === "c" ? "d" : "c");
+      const client = this.opts.takeovers !== true ? drawn : this.rand() < 0.8 ? this.client(this.lunCoordinator) : this.client(otherClient(this.lunCoordinator));
       if (client === undefined) throw new Error("client");
       let free = true;
       for (let p = page; p < page + pages; p++) if (this.pageBusy.has(p)) free = false;
