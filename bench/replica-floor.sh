@@ -7,17 +7,18 @@
 #   bash bench/replica-floor.sh            SECS=8 ROUNDS=2 by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 SECS=${SECS:-8}
 ROUNDS=${ROUNDS:-2}
 DIR=$(mktemp -d /tmp/qstora-floor.XXXXXX)
 trap 'rm -rf "$DIR"' EXIT
 gcc -O2 -o "$DIR/replica-floor" bench/replica-floor.c
-floor() { "$DIR/replica-floor" $((46000 + RANDOM % 3000)) "$SECS" "$DIR" | grep -o '"floor_iops":[0-9]*' | cut -d: -f2; }
+floor() { load_field floor_iops "$("$DIR/replica-floor" $((46000 + RANDOM % 3000)) "$SECS" "$DIR")"; }
 f1=$(floor)
 echo "bench/replica-floor.sh: floor $f1 IOPS (1 MiB, 8 in flight)" >&2
 r=$(ONLY=replica bash bench/replica.sh -t "$SECS" -r "$ROUNDS" -w seqwrite1m | grep '"seqwrite1m"')
-ours=$(grep -o '"ours":[0-9.]*' <<<"$r" | cut -d: -f2)
-tgt=$(grep -o '"tgt":[0-9.]*' <<<"$r" | cut -d: -f2)
+ours=$(load_field ours "$r")
+tgt=$(load_field tgt "$r")
 f2=$(floor)
 echo "bench/replica-floor.sh: floor $f2 IOPS" >&2
 awk -v f1="$f1" -v f2="$f2" -v o="$ours" -v t="$tgt" 'BEGIN {

@@ -17,8 +17,8 @@
 // A tagged frame's tag (GMAC or HMAC, frame-auth.ts) covers header and payload already, and a
 // frame is used only after its tag was verified (connection.ts): there the checksum covers the
 // header alone, so that the decoder still refuses a torn header before reading a length from it.
-// A second pass over every byte bought nothing (three per MiB on a replicated write's primary
-// node, one on each secondary).
+// A second pass over every byte bought nothing (one per frame built and one per frame received:
+// two per MiB on a replicated write's primary node, for its forwards, one on each secondary).
 import { assert } from "../util/assert.ts";
 import { handOver } from "../util/handover.ts";
 import { crc32c } from "../util/crc32c.ts";

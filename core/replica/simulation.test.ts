@@ -22,6 +22,9 @@ const takeoverSeeds = Number(process.env.QSTORA_SIM_TAKEOVER_SEEDS ?? 150);
 const takeoversAlways = process.env.QSTORA_SIM_TAKEOVERS === "1";
 const budgetMs = 600_000;
 
+/** `count` seeds from QSTORA_SIM_FIRST, or the one QSTORA_SIM_SEED being replayed. */
+const seedsOf = (count: number): number[] => (oneSeed === null ? Array.from({ length: count }, (_, i) => firstSeed + i) : [oneSeed]);
+
 function report(r: Extract<SimResult, { ok: false }>, takeovers = takeoversAlways): string {
   const replay = `QSTORA_SIM_SEED=${r.seed} QSTORA_SIM_POLICY=${r.policy}${durationMs === 20_000 ? "" : ` QSTORA_SIM_MS=${durationMs}`}${takeovers ? " QSTORA_SIM_TAKEOVERS=1" : ""} node_modules/.bin/bun test core/replica/simulation.test.ts`;
   const traced = runSimulation({ seed: r.seed, policy: r.policy, durationMs, takeovers, traceMax: 300 });
@@ -31,7 +34,7 @@ function report(r: Extract<SimResult, { ok: false }>, takeovers = takeoversAlway
 
 for (const policy of policies) {
   if (onePolicy !== null && onePolicy !== policy) continue;
-  const seeds = oneSeed === null ? Array.from({ length: seedsPerPolicy }, (_, i) => firstSeed + i) : [oneSeed];
+  const seeds = seedsOf(seedsPerPolicy);
   test(
     `${policy}: ${seeds.length} seeded runs never lose an acknowledged write, never have two primaries in an epoch, never read stale, and settle once faults heal`,
     () => {
@@ -59,7 +62,8 @@ test(`coordinator takeovers: ${takeoverSeeds} seeded runs per policy with the LU
     let takeovers = 0;
     let moves = 0;
     let acked = 0;
-    for (let seed = firstSeed; seed < firstSeed + takeoverSeeds; seed++) {
+    const seeds = seedsOf(takeoverSeeds);
+    for (const seed of seeds) {
       const r = runSimulation({ seed, policy, durationMs, takeovers: true });
       if (!r.ok) throw new Error(report(r, true));
       takeovers += r.stats.takeovers;
@@ -67,9 +71,11 @@ test(`coordinator takeovers: ${takeoverSeeds} seeded runs per policy with the LU
       acked += r.stats.writesAcked;
     }
     // Takeovers happen and the manager records them (a move undone before it is recorded counts once).
-    expect(takeovers).toBeGreaterThan(takeoverSeeds);
-    expect(moves).toBeGreaterThan(takeoverSeeds);
-    expect(acked).toBeGreaterThan(takeoverSeeds * 20);
+    if (seeds.length >= 50) {
+      expect(takeovers).toBeGreaterThan(seeds.length);
+      expect(moves).toBeGreaterThan(seeds.length);
+      expect(acked).toBeGreaterThan(seeds.length * 20);
+    }
   }
 }, budgetMs);
 

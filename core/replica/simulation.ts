@@ -599,7 +599,7 @@ class Simulation {
     const n = this.nodes.get(toNode);
     if (n === undefined || !n.up) return;
     if (toNode === "m") this.feedManager({ kind: "message", from, msg });
-    else if (toNode === "c" || toNode === "d") this.clientReceive(toNode === "c" ? this.clients[0] : this.clients[1], msg);
+    else if (toNode === "c" || toNode === "d") this.clientReceive(this.client(toNode), msg);
     else {
       if (this.traceMax > 0) this.log(`${from} -> ${to} ${describe(msg)}`);
       this.writeFrom = msg.type === "write" && from.startsWith("client:") ? from.slice("client:".length) : null;
@@ -823,8 +823,7 @@ class Simulation {
     this.send(op.client.name, m.primary, `client:${op.client.name}`, msg);
   }
 
-  private clientReceive(c: Client | undefined, msg: Message): void {
-    if (c === undefined) throw new Error("client");
+  private clientReceive(c: Client, msg: Message): void {
     switch (msg.type) {
       case "rejected": {
         if (msg.membership !== null) this.clientLearn(c, msg.membership);
